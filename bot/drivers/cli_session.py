@@ -1,0 +1,139 @@
+"""A persistent netmiko session to a Cisco-like CLI (IOS, or FRR's vtysh).
+
+netmiko's `is_alive()` does not reliably notice a dead session, so a dead
+session is found by the call that fails on it: reads are then retried once on
+a fresh connection; configuration is never retried blindly (the caller reads
+the device again and decides).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from bot.drivers.base import DeviceSpec, Transcript
+from bot.drivers.errors import CommandRejected, ConnectError, DriverError
+from bot.drivers.ssh import netmiko_params, translate_connect_error, translated
+
+T = TypeVar("T")
+
+# Both IOS and vtysh start an error reply with '%' ("% Invalid input", "%No matching route").
+ERROR_PATTERN = r"^\s*%.*$"
+
+
+class CliSession:
+    def __init__(self, spec: DeviceSpec, device_type: str = "cisco_ios") -> None:
+        self.spec = spec
+        self.device_type = device_type
+        self._conn: Any = None
+        self.lock = threading.RLock()
+
+    def _connected(self) -> Any:
+        if self._conn is None:
+            from netmiko import ConnectHandler  # imported late: it is slow to import
+
+            try:
+                self._conn = ConnectHandler(**netmiko_params(self.spec, self.device_type))
+            except DriverError:
+                raise
+            except Exception as e:  # netmiko wraps paramiko's errors; unwrap to one line
+                raise translate_connect_error(self.spec, e) from None
+        return self._conn
+
+    def _with_retry(self, what: str, call: Callable[[Any], T]) -> T:
+        with self.lock:
+            fresh = self._conn is None
+            try:
+                with translated(self.spec, what):
+                    return call(self._connected())
+            except ConnectError:
+                self.close()
+                if fresh:
+                    raise
+            with translated(self.spec, what):
+                return call(self._connected())
+
+    def show(self, command: str, transcript: Transcript | None = None) -> str:
+        """Run a read-only command; retried once on a fresh session if the old one died."""
+        start = time.monotonic()
+        out: str = self._with_retry(
+            command,
+            lambda c: c.send_command(command, read_timeout=self.spec.command_timeout),
+        )
+        if transcript is not None:
+            transcript.add(command, out, time.monotonic() - start)
+        if re.search(ERROR_PATTERN, out, flags=re.M):
+            raise CommandRejected(self.spec.name, command, out)
+        return out
+
+    def configure(
+        self,
+        lines: Sequence[str],
+        transcript: Transcript,
+        *,
+        enter: str = "configure terminal",
+    ) -> None:
+        """Send config lines one at a time; the first '%' reply stops the rest.
+
+        Not retried: after a failure the device state is unknown until read again.
+        """
+        with self.lock:
+            conn = self._connected()
+            start = time.monotonic()
+            with translated(self.spec, enter):
+                reply = conn.config_mode(config_command=enter)
+            transcript.add(enter, reply, time.monotonic() - start)
+            if re.search(ERROR_PATTERN, reply, flags=re.M):
+                self._leave_config(conn, transcript)
+                raise CommandRejected(self.spec.name, enter, reply)
+            try:
+                for line in lines:
+                    start = time.monotonic()
+                    with translated(self.spec, line):
+                        reply = conn.send_config_set(
+                            [line],
+                            enter_config_mode=False,
+                            exit_config_mode=False,
+                            read_timeout=self.spec.command_timeout,
+                        )
+                    transcript.add(line, reply, time.monotonic() - start)
+                    if re.search(ERROR_PATTERN, reply, flags=re.M):
+                        raise CommandRejected(self.spec.name, line, reply)
+            except DriverError:
+                self._leave_config(conn, transcript)
+                raise
+            self._leave_config(conn, transcript)
+
+    def _leave_config(self, conn: Any, transcript: Transcript) -> None:
+        start = time.monotonic()
+        try:
+            with translated(self.spec, "end"):
+                reply = conn.exit_config_mode()
+        except DriverError:
+            # A session stuck in config mode must not be reused for the next change.
+            self.close()
+            raise
+        transcript.add("end", reply, time.monotonic() - start)
+
+    def exec_line(self, command: str, transcript: Transcript, expect: str | None = None) -> str:
+        """An exec-mode command that changes state (save, confirm): not retried."""
+        with self.lock:
+            conn = self._connected()
+            start = time.monotonic()
+            with translated(self.spec, command):
+                out: str = conn.send_command_timing(command, read_timeout=self.spec.command_timeout)
+            transcript.add(command, out, time.monotonic() - start)
+            if re.search(ERROR_PATTERN, out, flags=re.M) or (expect and expect not in out):
+                raise CommandRejected(self.spec.name, command, out)
+            return out
+
+    def close(self) -> None:
+        with self.lock:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                with contextlib.suppress(Exception):  # the session is being dropped anyway
+                    conn.disconnect()

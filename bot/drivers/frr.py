@@ -1,0 +1,43 @@
+"""FRRouting over SSH, with vtysh as the login shell.
+
+Reads use FRR's JSON (`show ip route ... json`), so nothing is screen-scraped.
+Routes are changed only through staticd: a route written into the kernel
+behind zebra's back is imported as a kernel route that beats the static one.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Network
+
+from bot.drivers.base import StaticRoute, Transcript
+from bot.drivers.cli_router import CliRouterDriver
+from bot.drivers.parsers.frr import fib_next_hops_json, parse_routes_json
+
+
+def route_line(prefix: IPv4Network, next_hop: IPv4Address) -> str:
+    # FRR takes a word after the prefix as an interface name and saves it silently,
+    # so only an address object may ever stand there.
+    if not isinstance(prefix, IPv4Network) or not isinstance(next_hop, IPv4Address):
+        raise TypeError("route_line takes an IPv4Network and an IPv4Address")
+    return f"ip route {prefix.with_prefixlen} {next_hop}"
+
+
+class FrrDriver(CliRouterDriver):
+    kind = "frr"
+    supports_save = True
+
+    def route_line(self, prefix: IPv4Network, next_hop: IPv4Address) -> str:
+        return route_line(prefix, next_hop)
+
+    def get_static_routes(self) -> list[StaticRoute]:
+        out = self.cli.show("show ip route static json")
+        return [r for r in parse_routes_json(self.name, out) if r.protocol == "static"]
+
+    def fib_next_hops(self, prefix: IPv4Network) -> set[IPv4Address]:
+        out = self.cli.show(f"show ip route {prefix.with_prefixlen} json")
+        return fib_next_hops_json(self.name, out, prefix)
+
+    def save_config(self) -> Transcript:
+        transcript = Transcript(self.name)
+        self.cli.exec_line("write memory", transcript, expect="[OK]")
+        return transcript

@@ -1,0 +1,103 @@
+"""Pure logic of the driver interface: move validation and FIB polling."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+
+import pytest
+
+from bot.drivers.base import DeviceSpec, RouteMove, RouterDriver, StaticRoute, Transcript
+from bot.drivers.errors import DriverError, VerifyTimeout
+
+P = IPv4Network("198.51.100.32/27")
+WEB1, WEB2 = IPv4Address("192.0.2.2"), IPv4Address("192.0.2.3")
+SPEC = DeviceSpec(name="r1", address="198.18.7.11", username="ops", known_hosts=Path("/nonexistent"))
+
+
+class ScriptedDriver(RouterDriver):
+    """FIB answers come from a script, one per poll; the last repeats."""
+
+    kind = "scripted"
+
+    def __init__(self, answers: list[set[IPv4Address]]) -> None:
+        super().__init__(SPEC)
+        self.answers = answers
+        self.polls = 0
+        self.applied: list[RouteMove] = []
+
+    def get_static_routes(self) -> list[StaticRoute]:
+        return []
+
+    def fib_next_hops(self, prefix: IPv4Network) -> set[IPv4Address]:
+        answer = self.answers[min(self.polls, len(self.answers) - 1)]
+        self.polls += 1
+        return answer
+
+    def _apply(self, moves: Sequence[RouteMove], transcript: Transcript, confirm_timeout: float) -> None:
+        self.applied.extend(moves)
+
+    def close(self) -> None:
+        pass
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_route_move_refuses_strings_so_no_text_reaches_a_command() -> None:
+    with pytest.raises(TypeError):
+        RouteMove(P, WEB1, "192.0.2.3; reload")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        RouteMove("198.51.100.32/27", WEB1, WEB2)  # type: ignore[arg-type]
+
+
+def test_reversed_move_swaps_next_hops_and_refuses_a_fresh_route() -> None:
+    assert RouteMove(P, WEB1, WEB2).reversed() == RouteMove(P, WEB2, WEB1)
+    with pytest.raises(ValueError):
+        RouteMove(P, None, WEB2).reversed()
+
+
+def test_wait_for_fib_returns_once_the_fib_shows_the_new_hop() -> None:
+    clock = FakeClock()
+    d = ScriptedDriver([{WEB1}, {WEB1}, {WEB2}])
+    assert d.wait_for_fib(P, WEB2, timeout=5, interval=0.1, clock=clock, sleep=clock.sleep) == {WEB2}
+    assert d.polls == 3
+
+
+def test_wait_for_fib_exact_does_not_accept_ecmp_but_subset_does() -> None:
+    clock = FakeClock()
+    d = ScriptedDriver([{WEB1, WEB2}])
+    assert d.wait_for_fib(P, WEB2, exact=False, clock=clock, sleep=clock.sleep) == {WEB1, WEB2}
+    with pytest.raises(VerifyTimeout, match=r"r1: 198\.51\.100\.32/27 still points at 192\.0\.2\.2, 192\.0\.2\.3"):
+        d.wait_for_fib(P, WEB2, timeout=1, clock=clock, sleep=clock.sleep)
+
+
+def test_wait_for_fib_times_out_naming_prefix_and_expectation() -> None:
+    clock = FakeClock()
+    d = ScriptedDriver([set()])
+    with pytest.raises(VerifyTimeout, match=r"no route after 2s \(expected 192\.0\.2\.3\)"):
+        d.wait_for_fib(P, WEB2, timeout=2, interval=0.5, clock=clock, sleep=clock.sleep)
+    assert clock.now >= 2
+
+
+def test_move_rejects_duplicate_prefixes_and_unarmed_revert() -> None:
+    d = ScriptedDriver([set()])
+    with pytest.raises(ValueError, match="twice"):
+        d.move([RouteMove(P, WEB1, WEB2), RouteMove(P, WEB2, WEB1)])
+    with pytest.raises(DriverError, match="no device-side revert"):
+        d.move([RouteMove(P, WEB1, WEB2)], revert_minutes=5)
+    assert d.applied == []
+
+
+def test_device_spec_repr_hides_the_password() -> None:
+    spec = DeviceSpec("r9", "198.18.7.19", "ops", Path("kh"), password="s3cret-Pa55")
+    assert "s3cret-Pa55" not in repr(spec)
