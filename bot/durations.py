@@ -1,0 +1,62 @@
+"""Durations as people write them in a config file: `500ms`, `5s`, `1m`, `1h30m`, or bare seconds."""
+
+from __future__ import annotations
+
+import math
+import re
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_WHOLE = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h))+")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+HINT = "use e.g. 500ms, 5s, 1m, 1h or a number of seconds"
+
+
+def parse_duration(value: object) -> float:
+    """Seconds, as a float. Raises ValueError with a message fit to show to the person who wrote it.
+
+    The sign and the range are the caller's business (zero is fine for a hold-down,
+    meaningless for a timeout); here a duration is only ever written without a sign,
+    so a `-` is refused with a clearer message than "not a duration".
+    """
+    # bool is an int: `interval: yes` is a mistake, not one second.
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"must be a duration: {HINT}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+        if not math.isfinite(seconds):
+            raise ValueError(f"must be a finite duration: {HINT}")
+        return seconds
+    if not isinstance(value, str):
+        raise ValueError(f"must be a duration: {HINT}")
+    text = value.strip().lower().replace(" ", "")
+    if text.startswith("-"):
+        raise ValueError(f"{_show(value)} is negative: a duration must be greater than zero")
+    if _NUMBER.fullmatch(text):
+        return float(text)
+    if not _WHOLE.fullmatch(text):
+        raise ValueError(f"{_show(value)} is not a duration: {HINT}")
+    return sum(float(n) * _UNITS[unit] for n, unit in _PART.findall(text))
+
+
+def format_duration(seconds: float) -> str:
+    """The shortest of the forms `parse_duration` reads back to the same value (for summaries)."""
+    if seconds < 1 and seconds != 0:
+        return f"{seconds * 1000:g}ms"
+    whole = round(seconds)
+    if whole != seconds:
+        return f"{seconds:g}s"
+    if whole and whole % 3600 == 0:
+        return f"{whole // 3600}h"
+    if whole and whole % 60 == 0:
+        return f"{whole // 60}m"
+    if whole > 60:
+        minutes, rest = divmod(whole, 60)
+        return f"{minutes}m{rest}s"
+    return f"{whole}s"
+
+
+def _show(value: str) -> str:
+    # A config value can hold anything, a newline included: keep an error to one line.
+    return repr(value if len(value) <= 40 else value[:37] + "...")

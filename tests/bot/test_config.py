@@ -1,0 +1,635 @@
+"""Loading the inventory file: every kind of mistake is reported, in words, with its path and line."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, ConfigIssue, load_inventory, redact_url
+from bot.durations import format_duration, parse_duration
+
+DATA = Path(__file__).parent / "data" / "config"
+
+# A valid file; every case below is this with one mistake. Line numbers in the
+# table count from the first line of each text.
+BASE = """\
+defaults: {username: lasthop, key_file: id_test, known_hosts: known_hosts}
+routers:
+  r1: {driver: frr, address: 198.18.0.11, lan: [192.0.2.0/27]}
+hosts:
+  web1: {address: 192.0.2.2}
+  web2: {address: 192.0.2.3}
+services:
+  www-a: {prefix: 198.51.100.32/27, router: r1, hosts: [web1, web2], vips: [198.51.100.33]}
+"""
+
+PYDANTIC_NOISE = ("Traceback", "validation error", "For further information", "input_value", "pydantic")
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    # The key and known_hosts files the texts name, relative to the config file.
+    (tmp_path / "id_test").write_text("not a real key\n")
+    (tmp_path / "known_hosts").write_text("")
+    path = tmp_path / "lasthop.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def load_error(path: Path | None, env: dict[str, str] | None = None) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        load_inventory(path, env or {})
+    return info.value
+
+
+# (id, yaml text, expected path, expected line, fragment of the message)
+MISTAKES: list[tuple[str, str, str, int | None, str]] = [
+    (
+        "unknown key with a suggestion",
+        """\
+        defaults: {username: lasthop, key_file: id_test, known_hosts: known_hosts}
+        routers:
+          r1: {driver: frr, address: 198.18.0.11, lan: [192.0.2.0/27]}
+        hosts:
+          web1: {address: 192.0.2.2}
+          web2:
+            address: 192.0.2.3
+            tag: [rack1]
+        services:
+          www-a: {prefix: 198.51.100.32/27, router: r1, hosts: [web1, web2], vips: [198.51.100.33]}
+        """,
+        "hosts.web2", 8, "unknown key 'tag' (did you mean 'tags'?)",
+    ),
+    (
+        "unknown top-level key",
+        BASE + "polcy: {two_person_rule: false}\n",
+        "", 9, "unknown key 'polcy' (did you mean 'policy'?)",
+    ),
+    (
+        "missing required key",
+        """\
+        defaults: {username: lasthop, key_file: id_test, known_hosts: known_hosts}
+        routers:
+          r1: {driver: frr, address: 198.18.0.11, lan: [192.0.2.0/27]}
+        hosts:
+          web1: {address: 192.0.2.2}
+          web2: {address: 192.0.2.3}
+        services:
+          www-a:
+            router: r1
+            hosts: [web1, web2]
+            vips: [198.51.100.33]
+        """,
+        "services.www-a", 8, "missing required key 'prefix'",
+    ),
+    (
+        "wrong type: text for a number",
+        """\
+        defaults: {username: lasthop, key_file: id_test, known_hosts: known_hosts}
+        routers:
+          r1:
+            driver: frr
+            address: 198.18.0.11
+            port: twenty-two
+            lan: [192.0.2.0/27]
+        hosts:
+          web1: {address: 192.0.2.2}
+          web2: {address: 192.0.2.3}
+        services:
+          www-a: {prefix: 198.51.100.32/27, router: r1, hosts: [web1, web2], vips: [198.51.100.33]}
+        """,
+        "routers.r1.port", 6, "must be a whole number",
+    ),
+    (
+        "wrong type: text for a list",
+        """\
+        defaults: {username: lasthop, key_file: id_test, known_hosts: known_hosts}
+        routers:
+          r1: {driver: frr, address: 198.18.0.11, lan: [192.0.2.0/27]}
+        hosts:
+          web1: {address: 192.0.2.2}
+          web2: {address: 192.0.2.3}
+        services:
+          www-a:
+            prefix: 198.51.100.32/27
+            router: r1
+            hosts: web1
+            vips: [198.51.100.33]
+        """,
+        "services.www-a.hosts", 11, "must be a list",
+    ),
+    (
+        "wrong type: not true or false",
+        BASE.replace("vips: [198.51.100.33]}", "vips: [198.51.100.33], auto_failover: maybe}"),
+        "services.www-a.auto_failover", 8, "must be true or false",
+    ),
+    (
+        "unknown driver",
+        BASE.replace("driver: frr", "driver: cisco"),
+        "routers.r1.driver", 3, "must be one of frr, cisco_ios, linux (did you mean 'cisco_ios'?)",
+    ),
+    (
+        "bad duration",
+        """\
+        defaults:
+          username: lasthop
+          key_file: id_test
+          known_hosts: known_hosts
+          connect_timeout: 5 sec
+        routers:
+          r1: {driver: frr, address: 198.18.0.11, lan: [192.0.2.0/27]}
+        hosts:
+          web1: {address: 192.0.2.2}
+          web2: {address: 192.0.2.3}
+        services:
+          www-a: {prefix: 198.51.100.32/27, router: r1, hosts: [web1, web2], vips: [198.51.100.33]}
+        """,
+        "defaults.connect_timeout", 5, "'5 sec' is not a duration: use e.g. 500ms, 5s",
+    ),
+    (
+        "zero duration",
+        BASE.replace("vips: [198.51.100.33]}", "vips: [198.51.100.33], check: {interval: 0}}"),
+        "services.www-a.check.interval", 8, "must be greater than zero",
+    ),
+    (
+        "bad IP address",
+        BASE.replace("192.0.2.3}", "192.0.2.300}"),
+        "hosts.web2.address", 6, "'192.0.2.300' is not an IPv4 address",
+    ),
+    (
+        "IPv6 VIP",
+        BASE.replace("vips: [198.51.100.33]", "vips: ['2001:db8::1']"),
+        "services.www-a.vips[0]", 8, "2001:db8::1 is an IPv6 address: only IPv4 is supported",
+    ),
+    (
+        "prefix with host bits set",
+        BASE.replace("prefix: 198.51.100.32/27", "prefix: 198.51.100.33/27"),
+        "services.www-a.prefix", 8, "198.51.100.33/27 has host bits set; did you mean 198.51.100.32/27?",
+    ),
+    (
+        "VIP outside the prefix",
+        """\
+        defaults: {username: lasthop, key_file: id_test, known_hosts: known_hosts}
+        routers:
+          r1: {driver: frr, address: 198.18.0.11, lan: [192.0.2.0/27]}
+        hosts:
+          web1: {address: 192.0.2.2}
+          web2: {address: 192.0.2.3}
+        services:
+          www-a:
+            prefix: 198.51.100.32/27
+            router: r1
+            hosts: [web1, web2]
+            vips:
+              - 198.51.100.33
+              - 198.51.100.99
+        """,
+        "services.www-a.vips[1]", 14, "198.51.100.99 is outside the prefix 198.51.100.32/27",
+    ),
+    (
+        "VIPs missing for a /27",
+        BASE.replace(", vips: [198.51.100.33]", ""),
+        "services.www-a", 8, "missing required key 'vips' (only a /32 prefix may leave it out)",
+    ),
+    (
+        "overlapping prefixes",
+        BASE + "  www-b: {prefix: 198.51.100.48/28, router: r1, hosts: [web2, web1], vips: [198.51.100.49]}\n",
+        "services.www-b.prefix", 9, "198.51.100.48/28 overlaps 198.51.100.32/27 of service www-a",
+    ),
+    (
+        "unknown router",
+        BASE.replace("router: r1", "router: r9"),
+        "services.www-a.router", 8, "unknown router 'r9' (known: r1)",
+    ),
+    (
+        "unknown host",
+        """\
+        defaults: {username: lasthop, key_file: id_test, known_hosts: known_hosts}
+        routers:
+          r1: {driver: frr, address: 198.18.0.11, lan: [192.0.2.0/27]}
+        hosts:
+          web1: {address: 192.0.2.2}
+          web2: {address: 192.0.2.3}
+        services:
+          www-a:
+            prefix: 198.51.100.32/27
+            router: r1
+            hosts:
+              - web1
+              - db1
+            vips: [198.51.100.33]
+        """,
+        "services.www-a.hosts[1]", 13, "unknown host 'db1' (known: web1, web2)",
+    ),
+    (
+        "host listed twice in a service",
+        BASE.replace("hosts: [web1, web2]", "hosts: [web1, web2, web1]"),
+        "services.www-a.hosts[2]", 8, "web1 is listed twice (also hosts[0])",
+    ),
+    (
+        "duplicate YAML key",
+        """\
+        defaults: {username: lasthop, key_file: id_test, known_hosts: known_hosts}
+        routers:
+          r1: {driver: frr, address: 198.18.0.11, lan: [192.0.2.0/27]}
+        hosts:
+          web1:
+            address: 192.0.2.2
+            address: 192.0.2.4
+          web2: {address: 192.0.2.3}
+        services:
+          www-a: {prefix: 198.51.100.32/27, router: r1, hosts: [web1, web2], vips: [198.51.100.33]}
+        """,
+        "hosts.web1", 7, "duplicate key 'address' (first at line 6)",
+    ),
+    (
+        "two hosts with the same address",
+        BASE.replace("192.0.2.3}", "192.0.2.2}"),
+        "hosts.web2.address", 6, "192.0.2.2 is also the address of web1",
+    ),
+    (
+        "plain password",
+        BASE.replace("lan: [192.0.2.0/27]}", "lan: [192.0.2.0/27], password: hunter2}"),
+        "routers.r1.password", 3, "plain secrets are not allowed in the config: use ${VAR} or password_file",
+    ),
+    (
+        "password from a missing environment variable",
+        BASE.replace("lan: [192.0.2.0/27]}", "lan: [192.0.2.0/27], password: '${R1_PASSWORD}'}"),
+        "routers.r1.password", 3, "environment variable R1_PASSWORD is not set",
+    ),
+    (
+        "password written inside state_url",
+        "state_url: postgresql+psycopg://lasthop:hunter2@db.example.net/lasthop\n" + BASE,
+        "state_url", 1, "a password written inside state_url is not allowed",
+    ),
+    (
+        "check timeout not shorter than interval",
+        BASE.replace("vips: [198.51.100.33]}", "vips: [198.51.100.33], check: {interval: 2s, timeout: 2s}}"),
+        "services.www-a.check.timeout", 8, "timeout 2s must be shorter than interval 2s",
+    ),
+    (
+        "fast_interval longer than interval",
+        BASE.replace("vips: [198.51.100.33]}", "vips: [198.51.100.33], check: {fast_interval: 10s}}"),
+        "services.www-a.check.fast_interval", 8, "fast_interval 10s must not be longer than interval 5s",
+    ),
+    (
+        "next hop outside the router's lan",
+        BASE.replace("192.0.2.3}", "192.0.2.40}"),
+        "services.www-a.hosts[1]", 8,
+        "next hop 192.0.2.40 of web2 is outside r1's lan 192.0.2.0/27: the router cannot reach it",
+    ),
+    (
+        "revert_timer on an frr router",
+        BASE.replace("lan: [192.0.2.0/27]}", "lan: [192.0.2.0/27], revert_timer: 5m}"),
+        "routers.r1.revert_timer", 3, "revert_timer is only for cisco_ios routers, not frr",
+    ),
+    (
+        "revert_timer not in whole minutes",
+        BASE.replace("driver: frr", "driver: cisco_ios").replace(
+            "lan: [192.0.2.0/27]}", "lan: [192.0.2.0/27], revert_timer: 90s}"
+        ),
+        "routers.r1.revert_timer", 3, "must be a whole number of minutes from 1m to 120m",
+    ),
+    (
+        "save_config on a linux router",
+        BASE.replace("driver: frr", "driver: linux").replace(
+            "lan: [192.0.2.0/27]}", "lan: [192.0.2.0/27], save_config: true}"
+        ),
+        "routers.r1.save_config", 3, "a linux router has no configuration to save: set save_config: false",
+    ),
+    (
+        "bad name",
+        BASE.replace("  web2: {address: 192.0.2.3}\n", "  web2: {address: 192.0.2.3}\n  Web_3: {address: 192.0.2.4}\n"),
+        "hosts.Web_3", 7, "bad name 'Web_3': use 1-32 lowercase letters, digits, '-' or '_'",
+    ),
+    (
+        "router without known_hosts",
+        """\
+        defaults: {username: lasthop, key_file: id_test}
+        routers:
+          r1: {driver: frr, address: 198.18.0.11, lan: [192.0.2.0/27]}
+        hosts:
+          web1: {address: 192.0.2.2, ssh: {known_hosts: known_hosts}}
+          web2: {address: 192.0.2.3, ssh: {known_hosts: known_hosts}}
+        services:
+          www-a: {prefix: 198.51.100.32/27, router: r1, hosts: [web1, web2], vips: [198.51.100.33]}
+        """,
+        "routers.r1", 3, "no known_hosts: set it here or in defaults (host keys are always checked)",
+    ),
+    (
+        "no credentials at all",
+        """\
+        defaults: {username: lasthop, known_hosts: known_hosts}
+        routers:
+          r1: {driver: frr, address: 198.18.0.11, lan: [192.0.2.0/27], key_file: id_test}
+        hosts:
+          web1: {address: 192.0.2.2, ssh: {key_file: id_test}}
+          web2: {address: 192.0.2.3}
+        services:
+          www-a: {prefix: 198.51.100.32/27, router: r1, hosts: [web1, web2], vips: [198.51.100.33]}
+        """,
+        "hosts.web2", 6, "no key_file, password or password_file",
+    ),
+    (
+        "known_hosts file that does not exist",
+        BASE.replace("known_hosts: known_hosts", "known_hosts: /nonexistent/lasthop/known_hosts"),
+        "defaults.known_hosts", 1, "known_hosts /nonexistent/lasthop/known_hosts does not exist",
+    ),
+    (
+        "not YAML: a tab in the indentation",
+        BASE.replace("  web2: {address", "\tweb2: {address"),
+        "", 6, "not valid YAML: found character '\\t' that cannot start any token (indent with spaces",
+    ),
+    (
+        "not YAML: bad indentation",
+        """\
+        routers:
+          r1:
+            driver: frr
+           address: 198.18.0.11
+        """,
+        "", 4, "not valid YAML",
+    ),
+    (
+        "top level is a list",
+        "- routers\n- hosts\n",
+        "", 1, "the top level must be a mapping (routers:, hosts:, services:), not a list",
+    ),
+    (
+        "empty file",
+        "# nothing here yet\n",
+        "", 1, "the file is empty",
+    ),
+    (
+        "empty section",
+        BASE.replace("routers:\n  r1: {driver: frr, address: 198.18.0.11, lan: [192.0.2.0/27]}\n", "routers: {}\n")
+        .replace("router: r1", "router: r1x"),
+        "routers", 2, "must not be empty",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "path", "line", "fragment"),
+    [pytest.param(text, path, line, fragment, id=name) for name, text, path, line, fragment in MISTAKES],
+)
+def test_each_mistake_is_reported_with_path_and_line(
+    tmp_path: Path, text: str, path: str, line: int | None, fragment: str
+) -> None:
+    error = load_error(write(tmp_path, text))
+    matching = [i for i in error.errors if i.path == path and i.line == line and fragment in i.message]
+    assert matching, f"expected {path!r} line {line} with {fragment!r}, got:\n{error}"
+    issue = matching[0]
+    where = f"lasthop.yaml:{line}:" + (f" {path}:" if path else "")
+    assert f"{where} {issue.message}" in str(error).splitlines()
+    assert len(str(error).splitlines()) == len(error.errors)
+    for noise in PYDANTIC_NOISE:
+        assert noise not in str(error)
+
+
+def test_the_table_is_big_enough_and_each_case_has_only_its_own_mistake(tmp_path: Path) -> None:
+    assert len(MISTAKES) >= 20
+    for name, text, *_ in MISTAKES:
+        case_dir = tmp_path / re.sub(r"[^a-z0-9]+", "_", name)
+        case_dir.mkdir()
+        if name == "empty section":
+            continue  # an empty routers section also leaves the service's router unknown
+        error = load_error(write(case_dir, text))
+        assert len(error.errors) == 1, f"{name}:\n{error}"
+
+
+def test_the_base_file_is_valid(tmp_path: Path) -> None:
+    inv = load_inventory(write(tmp_path, BASE), {})
+    assert list(inv.services) == ["www-a"]
+    # Relative key paths are taken from the config file's directory.
+    assert inv.routers["r1"].ssh.key_file == tmp_path / "id_test"
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    error = load_error(tmp_path / "nope.yaml")
+    assert error.errors == [ConfigIssue("", None, f"{tmp_path / 'nope.yaml'} does not exist "
+                                                   "(pass the file's path or set LASTHOP_CONFIG)")]
+    assert str(error).startswith("nope.yaml: ")
+    assert "Traceback" not in str(error)
+
+
+def test_a_directory_is_not_a_file(tmp_path: Path) -> None:
+    error = load_error(tmp_path)
+    assert "is a directory" in str(error)
+
+
+def test_zero_byte_file(tmp_path: Path) -> None:
+    path = tmp_path / "lasthop.yaml"
+    path.write_text("")
+    assert "the file is empty" in str(load_error(path))
+
+
+def test_many_mistakes_are_all_reported_in_line_order(tmp_path: Path) -> None:
+    text = """\
+    defaults: {username: lasthop, key_file: id_test, known_hosts: known_hosts, command_timeout: soon}
+    routers:
+      r1: {driver: frr, address: 198.18.0.11, lan: [192.0.2.0/27], revert_timer: 5m}
+      r2: {driver: linux, adress: 198.18.0.12, lan: [192.0.2.0/27]}
+    hosts:
+      web1: {address: 192.0.2.2}
+      web2: {address: 192.0.2.40}
+      web3: {address: 192.0.2.2}
+    services:
+      www-a: {prefix: 198.51.100.33/27, router: r1, hosts: [web1, web2], vips: [198.51.100.33]}
+      www-b: {prefix: 198.51.100.64/27, router: r3, hosts: [web1, web1], vips: [198.51.100.99]}
+      www-c: {prefix: 198.51.100.96/27, router: r1, hosts: [web3, web4], vips: [198.51.100.97]}
+    """
+    error = load_error(write(tmp_path, text))
+    got = {(i.path, i.line) for i in error.errors}
+    expected = {
+        ("defaults.command_timeout", 1),
+        ("routers.r1.revert_timer", 3),
+        ("routers.r2", 4),  # unknown key 'adress'
+        ("hosts.web3.address", 8),
+        ("services.www-a.prefix", 10),
+        ("services.www-a.hosts[1]", 10),  # web2 is outside r1's lan
+        ("services.www-b.router", 11),
+        ("services.www-b.hosts[1]", 11),
+        ("services.www-b.vips[0]", 11),
+        ("services.www-c.hosts[1]", 12),
+    }
+    assert expected <= got, str(error)
+    lines = [i.line or 0 for i in error.errors]
+    assert lines == sorted(lines)
+    assert len(str(error).splitlines()) == len(error.errors)
+    assert "missing required key 'address'" in str(error)
+    assert "unknown key 'adress' (did you mean 'address'?)" in str(error)
+
+
+def test_one_host_is_a_warning_not_an_error(tmp_path: Path) -> None:
+    inv = load_inventory(write(tmp_path, BASE.replace("hosts: [web1, web2]", "hosts: [web1]")), {})
+    assert [(w.path, w.line) for w in inv.warnings] == [("services.www-a.hosts", 8)]
+    assert "nowhere to fail over to" in inv.warnings[0].message
+    assert "nowhere to fail over to" in inv.describe()
+
+
+def test_warnings_travel_with_errors(tmp_path: Path) -> None:
+    text = BASE.replace("hosts: [web1, web2]", "hosts: [web1]").replace("router: r1", "router: r9")
+    error = load_error(write(tmp_path, text))
+    assert [w.path for w in error.warnings] == ["services.www-a.hosts"]
+
+
+def test_merge_keys_may_override_without_being_duplicates(tmp_path: Path) -> None:
+    text = BASE + textwrap.indent(textwrap.dedent("""\
+        www-b:
+          <<: {router: r1, hosts: [web2, web1], check: {kind: http, port: 80}}
+          prefix: 198.51.100.64/27
+          vips: [198.51.100.65]
+          hosts: [web1, web2]
+        """), "  ")
+    inv = load_inventory(write(tmp_path, text), {})
+    assert inv.services["www-b"].hosts == ("web1", "web2")
+    assert inv.services["www-b"].router == "r1"
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("500ms", 0.5), ("5s", 5.0), ("1m", 60.0), ("15m", 900.0), ("1h", 3600.0), ("1h30m", 5400.0),
+     ("2.5s", 2.5), (7, 7.0), (0.25, 0.25), ("10", 10.0)],
+)
+def test_durations(text: object, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["5 sec", "", "-5s", "1d", True, None, float("nan"), [5], "m5"])
+def test_bad_durations(text: object) -> None:
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(0.5, "500ms"), (5, "5s"), (900, "15m"), (3600, "1h"), (90, "1m30s")])
+def test_format_duration_reads_back(seconds: float, text: str) -> None:
+    assert format_duration(seconds) == text
+    assert parse_duration(text) == seconds
+
+
+def test_negative_and_zero_durations(tmp_path: Path) -> None:
+    text = BASE.replace("vips: [198.51.100.33]}", "vips: [198.51.100.33], check: {timeout: -1}}")
+    error = load_error(write(tmp_path, text))
+    assert [(i.path, i.message) for i in error.errors] == [
+        ("services.www-a.check.timeout", "must be greater than zero")
+    ]
+    # A hold-down of zero means none; that one may be zero.
+    inv = load_inventory(write(tmp_path, BASE + "policy: {auto_failover: {hold_down: 0}}\n"), {})
+    assert inv.policy.auto_failover.hold_down == 0.0
+
+
+def test_path_comes_from_the_environment_then_the_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    path = write(tmp_path / "elsewhere", BASE)
+    inv = load_inventory(None, {"LASTHOP_CONFIG": str(path)})
+    assert inv.source == path
+    monkeypatch.chdir(tmp_path)
+    error = load_error(None, {})
+    assert "config/lasthop.yaml does not exist" in str(error)
+    (tmp_path / "config").mkdir()
+    write(tmp_path / "config", BASE)
+    assert load_inventory(None, {}).source == Path("config/lasthop.yaml")
+
+
+def test_check_files_false_skips_the_file_checks(tmp_path: Path) -> None:
+    path = tmp_path / "lasthop.yaml"
+    path.write_text(BASE)  # no key or known_hosts file next to it
+    assert len(load_error(path).errors) == 2
+    inv = load_inventory(path, {}, check_files=False)
+    assert inv.hosts["web1"].ssh.known_hosts == tmp_path / "known_hosts"
+
+
+# -- secrets --------------------------------------------------------------------------------------
+
+ENV_SECRET = "Env-S3cret-Value!"
+FILE_SECRET = "File-S3cret-Value"
+DB_SECRET = "db/pa@ss:word"
+
+
+def secret_text(tmp_path: Path) -> str:
+    (tmp_path / "web2.pass").write_text(FILE_SECRET + "\n")
+    return (
+        "state_url: postgresql+psycopg://lasthop:${DB_PASSWORD}@db.example.net/lasthop\n"
+        + BASE.replace("lan: [192.0.2.0/27]}", "lan: [192.0.2.0/27], password: '${R1_PASSWORD}'}")
+        .replace("web2: {address: 192.0.2.3}", "web2: {address: 192.0.2.3, ssh: {password_file: web2.pass}}")
+    )
+
+
+def assert_no_secret(text: str) -> None:
+    for secret in (ENV_SECRET, FILE_SECRET, DB_SECRET, "db%2Fpa%40ss%3Aword", "hunter2"):
+        assert secret not in text
+
+
+def test_secrets_are_resolved_and_never_shown(tmp_path: Path) -> None:
+    env = {"R1_PASSWORD": ENV_SECRET, "DB_PASSWORD": DB_SECRET}
+    inv = load_inventory(write(tmp_path, secret_text(tmp_path)), env)
+    assert inv.routers["r1"].ssh.password == ENV_SECRET
+    assert inv.hosts["web2"].ssh.password == FILE_SECRET  # trailing newline dropped
+    # The password is percent-encoded so that '@', '/' and ':' in it keep the URL parseable.
+    assert inv.state_url == "postgresql+psycopg://lasthop:db%2Fpa%40ss%3Aword@db.example.net/lasthop"
+    assert inv.state_url_redacted == "postgresql+psycopg://lasthop:***@db.example.net/lasthop"
+    for shown in (repr(inv), str(inv), inv.describe(), repr(inv.routers["r1"]), repr(inv.hosts["web2"])):
+        assert_no_secret(shown)
+
+
+def test_secrets_never_appear_in_errors(tmp_path: Path) -> None:
+    env = {"R1_PASSWORD": ENV_SECRET, "DB_PASSWORD": DB_SECRET}
+    text = secret_text(tmp_path).replace("router: r1", "router: r9") + "  www-b: {prefix: 198.51.100.64/33}\n"
+    text = text.replace("web1: {address: 192.0.2.2}", "web1: {address: 192.0.2.2, ssh: {password: hunter2}}")
+    error = load_error(write(tmp_path, text), env)
+    assert len(error.errors) >= 3
+    assert any("plain secrets are not allowed" in i.message for i in error.errors)
+    for shown in (str(error), repr(error), *map(str, error.errors), *map(repr, error.errors)):
+        assert_no_secret(shown)
+
+
+def test_a_plain_password_in_state_url_is_not_echoed(tmp_path: Path) -> None:
+    text = "state_url: postgresql://lasthop:hunter2@db.example.net/lasthop\n" + BASE
+    assert_no_secret(str(load_error(write(tmp_path, text))))
+    text = "state_url: postgresql://lasthop@db.example.net/lasthop?password=hunter2\n" + BASE
+    assert_no_secret(str(load_error(write(tmp_path, text))))
+
+
+def test_a_whole_state_url_may_come_from_the_environment(tmp_path: Path) -> None:
+    env = {"DATABASE_URL": f"postgresql://lasthop:{ENV_SECRET}@db.example.net/lasthop"}
+    inv = load_inventory(write(tmp_path, "state_url: ${DATABASE_URL}\n" + BASE), env)
+    assert inv.state_url == env["DATABASE_URL"]
+    assert inv.state_url_redacted == "postgresql://lasthop:***@db.example.net/lasthop"
+    assert_no_secret(repr(inv) + inv.describe())
+
+
+def test_a_state_url_that_is_not_a_database(tmp_path: Path) -> None:
+    error = load_error(write(tmp_path, "state_url: http://db.example.net/\n" + BASE))
+    assert [(i.path, i.line) for i in error.errors] == [("state_url", 1)]
+
+
+def test_empty_environment_variable_and_empty_password_file(tmp_path: Path) -> None:
+    text = secret_text(tmp_path).replace("lasthop:${DB_PASSWORD}@", "lasthop@")
+    (tmp_path / "web2.pass").write_text("\n")
+    error = load_error(write(tmp_path, text), {"R1_PASSWORD": ""})
+    assert sorted(i.message for i in error.errors) == [
+        "environment variable R1_PASSWORD is empty",
+        f"password_file {tmp_path / 'web2.pass'} is empty",
+    ]
+
+
+def test_redact_url() -> None:
+    assert redact_url("sqlite:///state/lasthop.db") == "sqlite:///state/lasthop.db"
+    assert redact_url("postgresql://u:p@h/db?sslmode=require&password=x") == (
+        "postgresql://u:***@h/db?sslmode=require&password=***"
+    )
+
+
+def test_the_error_lists_every_issue_one_per_line(tmp_path: Path) -> None:
+    error = load_error(write(tmp_path, BASE.replace("router: r1", "router: r9").replace("192.0.2.3}", "x}")))
+    assert str(error).splitlines() == [issue.format("lasthop.yaml") for issue in error.errors]
+    assert all("\n" not in line for line in map(str, error.errors))
+
+
+def test_a_newline_in_a_key_stays_on_one_line(tmp_path: Path) -> None:
+    error = load_error(write(tmp_path, BASE + '"bad\\nkey": 1\n'))
+    assert len(str(error).splitlines()) == len(error.errors) == 1
+    assert "unknown key 'bad\\nkey'" in str(error)
