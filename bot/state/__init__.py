@@ -1,0 +1,35 @@
+"""lasthop's durable state: audit trail, changes, idempotency keys, approvals, router locks, incidents.
+
+SQLite for one box, PostgreSQL when several processes share the work; the same
+guarantees on both. Only the standard library and SQLAlchemy are used here.
+"""
+
+from bot.state.errors import (
+    ApprovalClosed,
+    DuplicateRequest,
+    LockHeld,
+    LockLost,
+    NotFound,
+    StateError,
+)
+from bot.state.records import ApprovalRecord, AuditRecord, ChangeRecord, IncidentRecord, LockInfo
+from bot.state.redact import redact, register_secret
+from bot.state.store import StateStore, utcnow
+
+__all__ = [
+    "ApprovalClosed",
+    "ApprovalRecord",
+    "AuditRecord",
+    "ChangeRecord",
+    "DuplicateRequest",
+    "IncidentRecord",
+    "LockHeld",
+    "LockInfo",
+    "LockLost",
+    "NotFound",
+    "StateError",
+    "StateStore",
+    "redact",
+    "register_secret",
+    "utcnow",
+]

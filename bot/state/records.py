@@ -1,0 +1,90 @@
+"""What the state store hands back: plain frozen values, never live database rows.
+
+Every datetime is timezone-aware UTC, whichever database the store runs on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One audited action. `detail` and `transcript` were redacted before they were stored."""
+
+    id: int
+    at: datetime
+    actor: str
+    source: str
+    action: str
+    target: str
+    result: str
+    detail: str
+    plan: dict[str, Any] | None
+    transcript: str
+    duration_ms: int | None
+    change_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeRecord:
+    """One route change on one router, from plan to outcome."""
+
+    id: str
+    router: str
+    moves: list[dict[str, str]]
+    status: str
+    kind: str
+    requested_by: str
+    source: str
+    created_at: datetime
+    updated_at: datetime
+    error: str
+    result: dict[str, Any] | None
+    idempotency_key: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRecord:
+    """A risky plan waiting for (or past) a second person's decision."""
+
+    id: str
+    plan: dict[str, Any]
+    requester: str
+    reasons: list[str]
+    status: str
+    created_at: datetime
+    expires_at: datetime
+    decided_by: str
+    decided_at: datetime | None
+    channel: str
+    message_ts: str
+
+
+@dataclass(frozen=True, slots=True)
+class LockInfo:
+    """Who holds a router, what for, and until when the claim stands without a refresh."""
+
+    router: str
+    holder: str
+    info: str
+    acquired_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentRecord:
+    """An outage being tracked, with its timeline oldest first."""
+
+    id: int
+    key: str
+    title: str
+    severity: str
+    status: str
+    opened_at: datetime
+    resolved_at: datetime | None
+    events: list[tuple[datetime, str]]
+    channel: str
+    thread_ts: str

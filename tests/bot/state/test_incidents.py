@@ -1,0 +1,80 @@
+"""Incidents: one open per key however many times an outage is noticed, with a timeline."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from bot.state import IncidentRecord, NotFound, StateStore
+
+
+def test_opening_twice_returns_the_open_incident_and_resolve_closes_it(store: StateStore, clock: Any) -> None:
+    opened_at = clock.now
+    first = store.open_incident(key="www-a", title="www-a unreachable", severity="critical")
+    assert (first.key, first.title, first.severity, first.status) == (
+        "www-a",
+        "www-a unreachable",
+        "critical",
+        "open",
+    )
+    assert (first.opened_at, first.resolved_at, first.events) == (opened_at, None, [])
+    assert (first.channel, first.thread_ts) == ("", "")
+
+    clock.advance(seconds=10)
+    again = store.open_incident(key="www-a", title="www-a still unreachable")
+    assert again == first
+    other = store.open_incident(key="www-b", title="www-b slow")
+    assert other.id != first.id and other.severity == "major"
+
+    clock.advance(seconds=5)
+    moved_at = clock.now
+    store.add_incident_event(first.id, "moved www-a to web2")
+    store.set_incident_thread(first.id, channel="C0OPS", ts="1700000000.000200")
+    clock.advance(seconds=5)
+    store.add_incident_event(first.id, "web1 back")
+    assert [i.key for i in store.open_incidents()] == ["www-a", "www-b"]
+    (current,) = [i for i in store.open_incidents() if i.key == "www-a"]
+    assert current.events == [
+        (moved_at, "moved www-a to web2"),
+        (clock.now, "web1 back"),
+    ]
+    assert (current.channel, current.thread_ts) == ("C0OPS", "1700000000.000200")
+
+    clock.advance(seconds=5)
+    resolved = store.resolve_incident("www-a", text="all checks green")
+    assert resolved is not None
+    assert (resolved.id, resolved.status, resolved.resolved_at) == (first.id, "resolved", clock.now)
+    assert resolved.events[-1] == (clock.now, "all checks green")
+    assert len(resolved.events) == 3
+    assert [i.key for i in store.open_incidents()] == ["www-b"]
+    assert store.resolve_incident("www-a") is None
+
+    reopened = store.open_incident(key="www-a", title="www-a down again")
+    assert reopened.id != first.id and reopened.status == "open" and reopened.events == []
+
+
+def test_resolve_without_text_adds_no_event(store: StateStore) -> None:
+    incident = store.open_incident(key="r1", title="r1 unreachable")
+    store.add_incident_event(incident.id, "paged")
+    resolved = store.resolve_incident("r1")
+    assert resolved is not None and [text for _, text in resolved.events] == ["paged"]
+
+
+def test_unknown_incident(store: StateStore) -> None:
+    with pytest.raises(NotFound, match="no incident 424242"):
+        store.add_incident_event(424242, "x")
+    with pytest.raises(NotFound):
+        store.set_incident_thread(424242, channel="C", ts="1")
+    assert store.resolve_incident("nothing") is None
+    assert store.open_incidents() == []
+
+
+def test_concurrent_opens_of_one_outage_make_one_incident(
+    store: StateStore, race: Callable[[int, Callable[[int], Any]], list[Any]]
+) -> None:
+    results = race(8, lambda i: store.open_incident(key="www-c", title=f"noticed by checker {i}"))
+    assert all(isinstance(r, IncidentRecord) for r in results), results
+    assert len({r.id for r in results}) == 1
+    assert len(store.open_incidents()) == 1
