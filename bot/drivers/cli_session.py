@@ -84,8 +84,17 @@ class CliSession:
         with self.lock:
             conn = self._connected()
             start = time.monotonic()
-            with translated(self.spec, enter):
-                reply = conn.config_mode(config_command=enter)
+            try:
+                with translated(self.spec, enter):
+                    reply = conn.config_mode(config_command=enter)
+            except DriverError as e:
+                # netmiko says only "Failed to enter configuration mode" and keeps the reply.
+                transcript.add(enter, e.message, time.monotonic() - start)
+                self.close()
+                if "configuration mode" in e.message:
+                    reason = "the device did not enter configuration mode"
+                    raise CommandRejected(self.spec.name, enter, reason) from None
+                raise
             transcript.add(enter, reply, time.monotonic() - start)
             if re.search(ERROR_PATTERN, reply, flags=re.M):
                 self._leave_config(conn, transcript)

@@ -1,0 +1,47 @@
+"""The lasthop inventory for one lab, written beside its keys so `--config` can point at it.
+
+config/lab.yaml is this file for the default lab (prefix lh, slot 0), checked in; a test
+keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lab.plan import SERVER_LAN, LabPlan
+
+# Preference order per service: the initial host first, then the others in turn.
+_HOSTS = ("web1", "web2", "web3")
+
+
+def _preference(first: str) -> list[str]:
+    i = _HOSTS.index(first)
+    return [*_HOSTS[i:], *_HOSTS[:i]]
+
+
+def inventory_yaml(plan: LabPlan, state_dir: Path, state_url: str | None = None) -> str:
+    r1, r2 = plan.device("r1"), plan.device("r2")
+    lines = [
+        f"# lasthop inventory of lab {plan.prefix} (slot {plan.slot}), written by `lasthop lab up`.",
+        f"state_url: {state_url or f'sqlite:///{state_dir}/lasthop.db'}",
+        "probe:",
+        f"  source: {plan.root_mgmt.ip}",
+        "  verify_vips: true",
+        "defaults:",
+        "  username: root",
+        f"  key_file: {state_dir}/id_ed25519",
+        f"  known_hosts: {state_dir}/known_hosts",
+        "routers:",
+        f"  r1: {{driver: frr, address: {r1.address}, save_config: true, lan: [{SERVER_LAN}]}}",
+        f"  r2: {{driver: linux, address: {r2.address}, save_config: false, lan: [{SERVER_LAN}]}}",
+        "hosts:",
+    ]
+    for host in plan.hosts:
+        mgmt = plan.device(host.name).address
+        lines.append(f"  {host.name}: {{address: {host.address.ip}, ssh: {{address: {mgmt}}}}}")
+    lines.append("services:")
+    for s in plan.services:
+        hosts = ", ".join(_preference(s.initial_host))
+        lines.append(f"  {s.name}: {{prefix: {s.prefix}, router: {s.router}, hosts: [{hosts}], vips: [{s.vip}],")
+        lines.append("    check: {kind: http, port: 80}}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,250 @@
+"""The drivers against the lab: real FRR and a real Linux router over real SSH, proven from the client.
+
+Needs root (network namespaces); CI runs these as root.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+
+import pytest
+
+from bot.drivers import DeviceSpec, RouteMove, make_router_driver
+from bot.drivers.errors import CommandRejected, CommandTimeout, ConnectError, HostKeyError
+from bot.drivers.host import HostVerifier
+from lab import Lab
+
+pytestmark = pytest.mark.lab
+
+A = IPv4Network("198.51.100.32/27")
+B = IPv4Network("198.51.100.64/27")
+D = IPv4Network("198.51.100.96/27")
+VIP_A, VIP_B, VIP_D = IPv4Address("198.51.100.33"), IPv4Address("198.51.100.65"), IPv4Address("198.51.100.97")
+WEB1, WEB2, WEB3 = IPv4Address("198.51.100.2"), IPv4Address("198.51.100.3"), IPv4Address("198.51.100.4")
+
+
+def spec(lab: Lab, name: str, **over: object) -> DeviceSpec:
+    address = over.pop("address", None) or str(lab.plan.device(name).address)
+    fields: dict[str, object] = dict(
+        name=name, address=address, username="root",
+        known_hosts=lab.known_hosts, key_file=lab.key_file, connect_timeout=3.0, command_timeout=5.0,
+    )
+    fields.update(over)
+    return DeviceSpec(**fields)  # type: ignore[arg-type]
+
+
+def wait_for_answer(lab: Lab, vip: IPv4Address, want: str, timeout: float = 10.0) -> str:
+    """What the client sees, polled: the FIB is verified, but give ARP a moment on first use."""
+    deadline = time.monotonic() + timeout
+    got = ""
+    while time.monotonic() < deadline:
+        try:
+            got = lab.client_get(vip, timeout=1.0)
+        except Exception as e:  # the lab's own error type; keep polling until the deadline
+            got = f"error: {e}"
+        if got == want:
+            return got
+        time.sleep(0.1)
+    return got
+
+
+@pytest.fixture
+def r1_home(lab: Lab) -> Iterator[None]:
+    """Whatever a test does to r1 and r2, put the lab's routes back after it."""
+    yield
+    for kind, router, prefix, hop in (("frr", "r1", A, WEB1), ("frr", "r1", B, WEB2), ("linux", "r2", D, WEB1)):
+        with make_router_driver(kind, spec(lab, router)) as d:
+            now = d.fib_next_hops(prefix)
+            if now != {hop}:
+                d.move([RouteMove(prefix, next(iter(now)) if len(now) == 1 else None, hop)])
+                for stray in now - {hop}:
+                    if kind == "frr":
+                        lab.exec("r1", ["vtysh", "-N", lab.plan.frr_pathspace, "-c", "configure terminal",
+                                        "-c", f"no ip route {prefix} {stray}"], check=False)
+                d.wait_for_fib(prefix, hop)
+
+
+@pytest.mark.parametrize("kind", ["frr", "cisco_ios"])
+def test_cli_router_moves_a_vip_and_back_as_seen_by_the_client(lab: Lab, r1_home: None, kind: str) -> None:
+    with make_router_driver(kind, spec(lab, "r1")) as d:
+        routes = {(r.prefix, r.next_hop) for r in d.get_static_routes()}
+        assert (A, WEB1) in routes and (B, WEB2) in routes
+        assert wait_for_answer(lab, VIP_A, "web1") == "web1"
+
+        transcript = d.move([RouteMove(A, WEB1, WEB2)])
+        assert d.wait_for_fib(A, WEB2) == {WEB2}
+        assert wait_for_answer(lab, VIP_A, "web2") == "web2"
+        sent = [e.command for e in transcript.exchanges]
+        if kind == "frr":
+            assert "ip route 198.51.100.32/27 198.51.100.3" in sent
+            assert "no ip route 198.51.100.32/27 198.51.100.2" in sent
+        else:
+            assert "ip route 198.51.100.32 255.255.255.224 198.51.100.3" in sent
+        assert sent.index(next(c for c in sent if c.startswith("ip route"))) < sent.index(
+            next(c for c in sent if c.startswith("no ip route"))
+        ), "the new route must be added before the old one is removed"
+
+        d.move([RouteMove(A, WEB2, WEB1)])
+        assert d.wait_for_fib(A, WEB1) == {WEB1}
+        assert wait_for_answer(lab, VIP_A, "web1") == "web1"
+        assert {(r.prefix, r.next_hop) for r in d.get_static_routes()} == routes
+
+
+def test_frr_moves_two_prefixes_in_one_session_and_saves(lab: Lab, r1_home: None) -> None:
+    conf = Path("/etc/frr") / lab.plan.frr_pathspace / "frr.conf"
+    with make_router_driver("frr", spec(lab, "r1")) as d:
+        d.move([RouteMove(A, WEB1, WEB3), RouteMove(B, WEB2, WEB3)])
+        assert d.fib_next_hops(A) == {WEB3} and d.fib_next_hops(B) == {WEB3}
+        assert wait_for_answer(lab, VIP_A, "web3") == "web3"
+        assert wait_for_answer(lab, VIP_B, "web3") == "web3"
+        d.save_config()
+        saved = conf.read_text()
+        assert "ip route 198.51.100.32/27 198.51.100.4" in saved
+        assert "ip route 198.51.100.32/27 198.51.100.2" not in saved
+        d.move([RouteMove(A, WEB3, WEB1), RouteMove(B, WEB3, WEB2)])
+        d.save_config()
+        assert "ip route 198.51.100.32/27 198.51.100.2" in conf.read_text()
+
+
+def test_linux_router_moves_with_an_atomic_replace(lab: Lab, r1_home: None) -> None:
+    with make_router_driver("linux", spec(lab, "r2")) as d:
+        assert {(r.prefix, r.next_hop) for r in d.get_static_routes()} == {(D, WEB1)}
+        assert wait_for_answer(lab, VIP_D, "web1") == "web1"
+        transcript = d.move([RouteMove(D, WEB1, WEB2)])
+        assert [e.command for e in transcript.exchanges] == [
+            "ip route replace 198.51.100.96/27 via 198.51.100.3 proto static"
+        ]
+        assert d.fib_next_hops(D) == {WEB2}
+        assert wait_for_answer(lab, VIP_D, "web2") == "web2"
+        d.move([RouteMove(D, WEB2, WEB1)])
+        assert wait_for_answer(lab, VIP_D, "web1") == "web1"
+
+
+def test_repeating_a_move_is_harmless(lab: Lab, r1_home: None) -> None:
+    with make_router_driver("frr", spec(lab, "r1")) as d:
+        d.move([RouteMove(A, WEB1, WEB2)])
+        again = d.move([RouteMove(A, WEB1, WEB2)])  # a retry after a lost reply
+        assert not any(e.command.startswith(("ip route", "no ip route")) for e in again.exchanges)
+        assert d.fib_next_hops(A) == {WEB2}
+
+
+def test_host_verifier_sees_vips_and_a_missing_one(lab: Lab) -> None:
+    for name in ("web1", "web2", "web3"):
+        v = HostVerifier(spec(lab, name))
+        check = v.check_vips([VIP_A, VIP_B, VIP_D])
+        assert check.ok, check
+        assert {a.label for a in v.loopback().addresses} >= {"lo", "lo:1", "lo:2"}
+        v.close()
+    v = HostVerifier(spec(lab, "web3"))
+    try:
+        v.unbind_vip(VIP_A)
+        check = v.check_vips([VIP_A, VIP_B])
+        assert check.missing == (VIP_A,) and check.present == (VIP_B,)
+        # The VIP still answers from web3's point of view (forwarded to the active server),
+        # which is why presence is never judged by requesting it.
+        v.unbind_vip(VIP_A)  # removing it again changes nothing
+    finally:
+        v.bind_vip(VIP_A, 1)
+        v.bind_vip(VIP_A, 1)  # binding twice is idempotent
+        assert v.check_vips([VIP_A]).ok
+        v.close()
+
+
+def test_wrong_host_key_is_refused_and_changes_nothing(lab: Lab, tmp_path: Path) -> None:
+    other = tmp_path / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True, timeout=10)
+    address = str(lab.plan.device("r1").address)
+    bad = tmp_path / "known_hosts"
+    bad.write_text(f"{address} {' '.join(other.with_suffix('.pub').read_text().split()[:2])}\n")
+    for kind in ("frr", "cisco_ios"):
+        with make_router_driver(kind, spec(lab, "r1", known_hosts=bad)) as d, pytest.raises(HostKeyError) as err:
+            d.move([RouteMove(A, WEB1, WEB2)])
+        assert str(err.value).startswith("r1: host key of 198.18.") and "does not match" in str(err.value)
+    unknown = tmp_path / "empty_known_hosts"
+    unknown.write_text("")
+    with make_router_driver("linux", spec(lab, "r2", known_hosts=unknown)) as d, pytest.raises(HostKeyError) as err:
+        d.get_static_routes()
+    assert "is not in" in str(err.value)
+    with make_router_driver("frr", spec(lab, "r1")) as d:
+        assert d.fib_next_hops(A) == {WEB1}
+
+
+def test_unreachable_router_is_a_named_connect_error(lab: Lab) -> None:
+    nobody = str(lab.plan.mgmt_net[99])  # inside the lab's management net, no device there
+    for kind in ("frr", "linux"):
+        with make_router_driver(kind, spec(lab, "r9", address=nobody, connect_timeout=1.0)) as d:
+            with pytest.raises(ConnectError) as err:
+                d.get_static_routes()
+            assert str(err.value).startswith("r9: ") and nobody in str(err.value)
+
+
+def test_rejected_config_line_stops_the_change_and_leaves_routes(lab: Lab, r1_home: None) -> None:
+    # FRR has no IOS revert timer: the very first line is refused with '%'.
+    with make_router_driver("cisco_ios", spec(lab, "r1"), revert=True) as d:
+        with pytest.raises(CommandRejected) as err:
+            d.move([RouteMove(A, WEB1, WEB2)], revert_minutes=5)
+        assert "configure terminal revert timer 5" in str(err.value)
+        assert d.fib_next_hops(A) == {WEB1}
+        # The session is usable again after the refusal (it left config mode).
+        assert (A, WEB1) in {(r.prefix, r.next_hop) for r in d.get_static_routes()}
+    # Linux refuses a next hop it cannot reach; exit status, not output, decides.
+    with make_router_driver("linux", spec(lab, "r2")) as d:
+        with pytest.raises(CommandRejected) as err:
+            d.move([RouteMove(D, WEB1, IPv4Address("198.51.100.250"))])
+        assert str(err.value).startswith("r2: rejected 'ip route replace 198.51.100.96/27 via 198.51.100.250")
+        assert d.fib_next_hops(D) == {WEB1}
+
+
+def _comm(pid: int | str) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _parent(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _pids_in(lab: Lab, ns: str, name: str) -> list[int]:
+    out = subprocess.run(["ip", "netns", "pids", f"{lab.plan.prefix}-{ns}"], capture_output=True, text=True,
+                         timeout=5).stdout.split()
+    return [int(p) for p in out if _comm(p) == name]
+
+
+def test_a_command_that_times_out_is_named_and_changes_nothing(lab: Lab) -> None:
+    zebra = _pids_in(lab, "r1", "zebra")
+    assert zebra, "zebra must run in r1"
+    with make_router_driver("frr", spec(lab, "r1", command_timeout=2.0)) as d:
+        d.get_static_routes()  # session up before the router hangs
+        for pid in zebra:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            with pytest.raises(CommandTimeout) as err:
+                d.fib_next_hops(A)
+            assert str(err.value).startswith("r1: ")
+        finally:
+            for pid in zebra:
+                os.kill(pid, signal.SIGCONT)
+    with make_router_driver("frr", spec(lab, "r1")) as d:
+        assert d.fib_next_hops(A) == {WEB1}
+
+
+def test_a_dead_session_is_reconnected_once_for_reads(lab: Lab) -> None:
+    with make_router_driver("linux", spec(lab, "r2")) as d:
+        before = d.get_static_routes()
+        # Kill r2's per-connection sshd processes (children of an sshd); the listener stays.
+        sessions = [p for p in _pids_in(lab, "r2", "sshd") if _comm(_parent(p)) == "sshd"]
+        assert sessions, "our session must have an sshd process on r2"
+        for pid in sessions:
+            os.kill(pid, signal.SIGTERM)
+        assert d.get_static_routes() == before
