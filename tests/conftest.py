@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Iterator
 
 import pytest
 
+from bot.drivers import Transcript
+from bot.inventory import Inventory
 from lab import Lab
 
 LAB_PREFIX = "lt"
@@ -35,3 +39,40 @@ def lab(request: pytest.FixtureRequest) -> Lab:
     request.addfinalizer(the_lab.down)
     the_lab.up()
     return the_lab
+
+
+@pytest.fixture
+def lab_inv(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Inventory:
+    """The lab's own inventory, with a fresh state database per test."""
+    from bot.config import load_inventory
+
+    inv = load_inventory(lab.inventory)
+    db = tmp_path_factory.mktemp("state") / "lasthop.db"
+    return dataclasses.replace(inv, state_url=f"sqlite:///{db}", state_url_redacted=f"sqlite:///{db}")
+
+
+@pytest.fixture
+def lab_home(lab: Lab) -> Iterator[None]:
+    """After the test, put every service back on its initial host, as `lab up` made it."""
+    yield
+    restore_lab_routes(lab)
+
+
+def restore_lab_routes(lab: Lab) -> None:
+    from bot.drivers import DeviceSpec, RouteMove, make_router_driver
+
+    plan = lab.plan
+    for router, kind in (("r1", "frr"), ("r2", "linux")):
+        spec = DeviceSpec(router, str(plan.device(router).address), "root", lab.known_hosts, key_file=lab.key_file)
+        with make_router_driver(kind, spec) as d:
+            configured = d.configured_routes() if kind == "frr" else set()  # type: ignore[attr-defined]
+            for svc in plan.services:
+                if svc.router != router:
+                    continue
+                now = d.fib_next_hops(svc.prefix)
+                if now != {svc.next_hop}:
+                    d.move([RouteMove(svc.prefix, next(iter(now)) if len(now) == 1 else None, svc.next_hop)])
+                for prefix, hop in configured:
+                    if prefix == svc.prefix and hop != svc.next_hop:
+                        d.cli.configure([f"no ip route {prefix} {hop}"], Transcript(router))  # type: ignore[attr-defined]
+                d.wait_for_fib(svc.prefix, svc.next_hop)

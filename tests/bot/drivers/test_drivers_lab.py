@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
@@ -54,24 +53,8 @@ def wait_for_answer(lab: Lab, vip: IPv4Address, want: str, timeout: float = 10.0
     return got
 
 
-@pytest.fixture
-def r1_home(lab: Lab) -> Iterator[None]:
-    """Whatever a test does to r1 and r2, put the lab's routes back after it."""
-    yield
-    for kind, router, prefix, hop in (("frr", "r1", A, WEB1), ("frr", "r1", B, WEB2), ("linux", "r2", D, WEB1)):
-        with make_router_driver(kind, spec(lab, router)) as d:
-            now = d.fib_next_hops(prefix)
-            if now != {hop}:
-                d.move([RouteMove(prefix, next(iter(now)) if len(now) == 1 else None, hop)])
-                for stray in now - {hop}:
-                    if kind == "frr":
-                        lab.exec("r1", ["vtysh", "-N", lab.plan.frr_pathspace, "-c", "configure terminal",
-                                        "-c", f"no ip route {prefix} {stray}"], check=False)
-                d.wait_for_fib(prefix, hop)
-
-
 @pytest.mark.parametrize("kind", ["frr", "cisco_ios"])
-def test_cli_router_moves_a_vip_and_back_as_seen_by_the_client(lab: Lab, r1_home: None, kind: str) -> None:
+def test_cli_router_moves_a_vip_and_back_as_seen_by_the_client(lab: Lab, lab_home: None, kind: str) -> None:
     with make_router_driver(kind, spec(lab, "r1")) as d:
         routes = {(r.prefix, r.next_hop) for r in d.get_static_routes()}
         assert (A, WEB1) in routes and (B, WEB2) in routes
@@ -96,7 +79,7 @@ def test_cli_router_moves_a_vip_and_back_as_seen_by_the_client(lab: Lab, r1_home
         assert {(r.prefix, r.next_hop) for r in d.get_static_routes()} == routes
 
 
-def test_frr_moves_two_prefixes_in_one_session_and_saves(lab: Lab, r1_home: None) -> None:
+def test_frr_moves_two_prefixes_in_one_session_and_saves(lab: Lab, lab_home: None) -> None:
     conf = Path("/etc/frr") / lab.plan.frr_pathspace / "frr.conf"
     with make_router_driver("frr", spec(lab, "r1")) as d:
         d.move([RouteMove(A, WEB1, WEB3), RouteMove(B, WEB2, WEB3)])
@@ -112,7 +95,7 @@ def test_frr_moves_two_prefixes_in_one_session_and_saves(lab: Lab, r1_home: None
         assert "ip route 198.51.100.32/27 198.51.100.2" in conf.read_text()
 
 
-def test_linux_router_moves_with_an_atomic_replace(lab: Lab, r1_home: None) -> None:
+def test_linux_router_moves_with_an_atomic_replace(lab: Lab, lab_home: None) -> None:
     with make_router_driver("linux", spec(lab, "r2")) as d:
         assert {(r.prefix, r.next_hop) for r in d.get_static_routes()} == {(D, WEB1)}
         assert wait_for_answer(lab, VIP_D, "web1") == "web1"
@@ -126,7 +109,7 @@ def test_linux_router_moves_with_an_atomic_replace(lab: Lab, r1_home: None) -> N
         assert wait_for_answer(lab, VIP_D, "web1") == "web1"
 
 
-def test_repeating_a_move_is_harmless(lab: Lab, r1_home: None) -> None:
+def test_repeating_a_move_is_harmless(lab: Lab, lab_home: None) -> None:
     with make_router_driver("frr", spec(lab, "r1")) as d:
         d.move([RouteMove(A, WEB1, WEB2)])
         again = d.move([RouteMove(A, WEB1, WEB2)])  # a retry after a lost reply
@@ -184,7 +167,7 @@ def test_unreachable_router_is_a_named_connect_error(lab: Lab) -> None:
             assert str(err.value).startswith("r9: ") and nobody in str(err.value)
 
 
-def test_rejected_config_line_stops_the_change_and_leaves_routes(lab: Lab, r1_home: None) -> None:
+def test_rejected_config_line_stops_the_change_and_leaves_routes(lab: Lab, lab_home: None) -> None:
     # FRR has no IOS revert timer: the very first line is refused with '%'.
     with make_router_driver("cisco_ios", spec(lab, "r1"), revert=True) as d:
         with pytest.raises(CommandRejected) as err:
