@@ -1,12 +1,21 @@
-"""The `lasthop` command line. Subcommands parse, call into bot/ or lab/, and print."""
+"""The `lasthop` command line. Subcommands parse, call into bot/ or lab/, and print.
+
+Exit status: 0 done (or nothing to do), 1 refused or failed, 2 bad usage or bad config.
+"""
 
 from __future__ import annotations
 
 import argparse
+import getpass
+import json
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from bot import __version__
+
+OK, FAILED, USAGE = 0, 1, 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,12 +24,37 @@ def build_parser() -> argparse.ArgumentParser:
         description="Keep web sites up by moving VIP routes on the last-hop router.",
     )
     parser.add_argument("--version", action="version", version=f"lasthop {__version__}")
+    parser.add_argument("--config", type=Path, help="inventory file (default: $LASTHOP_CONFIG or config/lasthop.yaml)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+
+    p = sub.add_parser("check-config", help="validate the inventory; --connect also logs in to every device")
+    p.add_argument("--connect", action="store_true", help="log in to every router and host and check loopbacks")
+
+    p = sub.add_parser("status", help="who serves what, read live from the routers")
+    p.add_argument("target", nargs="?", help="a service or host to show alone")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--no-loopback", action="store_true", help="skip the SSH check of each serving host's VIPs")
+
+    p = sub.add_parser("failover", help="move a service, a prefix, or everything a host serves")
+    p.add_argument("target", help="service name, VIP prefix (or an address in it), or host name to drain")
+    p.add_argument("--to", dest="to_host", metavar="HOST", help="the host to move to (default: first healthy)")
+    p.add_argument("--dry-run", action="store_true", help="plan and pre-check only; change nothing")
+    p.add_argument("--yes", action="store_true", help="do not ask before acting")
+    p.add_argument("--accept-risk", action="store_true",
+                   help="run a plan the policy calls risky without a second person (audited as such)")
+
+    p = sub.add_parser("history", help="the audit log, newest first")
+    p.add_argument("--limit", type=int, default=20)
+
     from lab import cli as lab_cli
 
     lab_cli.add_parser(sub)
     return parser
+
+
+def _actor() -> str:
+    return os.environ.get("SUDO_USER") or getpass.getuser()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -30,8 +64,146 @@ def main(argv: Sequence[str] | None = None) -> int:
         from lab import cli as lab_cli
 
         return lab_cli.run(args)
+    from bot.config import ConfigError, load_inventory
+
+    try:
+        inv = load_inventory(args.config)
+    except ConfigError as e:
+        print(str(e), file=sys.stderr)
+        return USAGE
+    for w in inv.warnings:
+        print(f"warning: {w.format(inv.source.name)}", file=sys.stderr)
+    if args.command == "check-config":
+        return _check_config(inv, args.connect)
+
+    from bot.engine.pipeline import Engine
+    from bot.state import StateStore
+    from bot.state.errors import StateError
+
+    try:
+        store = StateStore(inv.state_url)
+    except StateError as e:
+        print(f"state database {inv.state_url_redacted}: {e}", file=sys.stderr)
+        return FAILED
+    engine = Engine(inv, store, probe_source=inv.probe.source, probe_vips=inv.probe.verify_vips)
+    try:
+        if args.command == "status":
+            return _status(engine, args)
+        if args.command == "failover":
+            return _failover(engine, args)
+        if args.command == "history":
+            from bot.render import history_text
+
+            print(history_text(store.history(limit=max(1, args.limit))))
+            return OK
+    finally:
+        engine.close()
+        store.close()
     parser.error(f"unknown command {args.command!r}")
-    return 2
+    return USAGE
+
+
+def _check_config(inv: object, connect: bool) -> int:
+    from bot.drivers import make_router_driver
+    from bot.drivers.errors import DriverError
+    from bot.drivers.host import HostVerifier
+    from bot.inventory import Inventory
+
+    assert isinstance(inv, Inventory)
+    print(inv.describe())
+    if not connect:
+        return OK
+    bad = 0
+    for r in inv.routers.values():
+        try:
+            with make_router_driver(r.driver, r.ssh, revert=r.revert_minutes is not None) as d:
+                n = len(d.get_static_routes())
+            print(f"router {r.name}: reachable, host key ok, {n} static routes")
+        except DriverError as e:
+            bad += 1
+            print(f"router {e}")
+    for h in inv.hosts.values():
+        vips = sorted({v for s in inv.services.values() if h.name in s.hosts for v in s.vips})
+        verifier = HostVerifier(h.ssh)
+        try:
+            check = verifier.check_vips(vips)
+        except DriverError as e:
+            bad += 1
+            print(f"host {e}")
+            continue
+        finally:
+            verifier.close()
+        missing = ", ".join(map(str, check.missing))
+        print(f"host {h.name}: reachable, host key ok, " + (f"MISSING on lo: {missing}" if missing else
+                                                             f"all {len(vips)} VIPs on lo"))
+        bad += bool(check.missing)
+        for w in check.warnings:
+            print(f"  note: {w}")
+    return FAILED if bad else OK
+
+
+def _status(engine: object, args: argparse.Namespace) -> int:
+    from bot.engine.pipeline import Engine
+    from bot.render import status_text
+    from bot.status import collect_status
+
+    assert isinstance(engine, Engine)
+    only = None
+    if args.target:
+        try:
+            _, only = engine.inv.resolve(args.target)
+        except LookupError as e:
+            print(str(e), file=sys.stderr)
+            return USAGE
+    view = collect_status(engine, only=only, loopback=not args.no_loopback)
+    print(json.dumps(view.to_dict(), indent=2) if args.json else status_text(view))
+    return FAILED if any(r.error for r in view.rows) else OK
+
+
+def _failover(engine: object, args: argparse.Namespace) -> int:
+    from bot.drivers.errors import DriverError
+    from bot.engine.model import MoveRequest, Refusal
+    from bot.engine.pipeline import Engine
+    from bot.render import outcome_text, plan_text
+
+    assert isinstance(engine, Engine)
+    inv = engine.inv
+    try:
+        kind, target = inv.resolve(args.target)
+        to_host = None
+        if args.to_host:
+            to_kind, to_host = inv.resolve(args.to_host)
+            if to_kind != "host":
+                raise LookupError(f"--to takes a host, and {to_host} is a service")
+    except LookupError as e:
+        print(str(e).strip("'\""), file=sys.stderr)
+        return USAGE
+    for note in engine.reconcile():
+        print(f"reconciled: {note}")
+    req = MoveRequest(kind=kind, target=target, actor=_actor(), source="cli", to_host=to_host, dry_run=args.dry_run)
+    try:
+        plan = engine.plan(req)
+    except (Refusal, DriverError) as e:
+        print(f"Refused: {e}")
+        return FAILED
+    print(plan_text(plan))
+    if plan.noop:
+        print(plan.noop)
+        return OK
+    if plan.risky and not args.accept_risk and not args.dry_run:
+        print("Refused: this plan needs a second person's approval (use Slack), or --accept-risk to own it.")
+        return FAILED
+    if not args.dry_run and not args.yes:
+        if not sys.stdin.isatty():
+            print("Refused: not confirmed (no terminal to ask on; use --yes)")
+            return FAILED
+        answer = input("Proceed? [y/N] ").strip().lower()
+        if answer not in ("y", "yes"):
+            print("Nothing changed.")
+            return FAILED
+    outcome = engine.execute(plan, allow_risky=args.accept_risk)
+    print(outcome_text(outcome))
+    return OK if outcome.ok else FAILED
 
 
 if __name__ == "__main__":

@@ -65,14 +65,14 @@ def restore_lab_routes(lab: Lab) -> None:
     for router, kind in (("r1", "frr"), ("r2", "linux")):
         spec = DeviceSpec(router, str(plan.device(router).address), "root", lab.known_hosts, key_file=lab.key_file)
         with make_router_driver(kind, spec) as d:
-            configured = d.configured_routes() if kind == "frr" else set()  # type: ignore[attr-defined]
             for svc in plan.services:
                 if svc.router != router:
                     continue
                 now = d.fib_next_hops(svc.prefix)
                 if now != {svc.next_hop}:
                     d.move([RouteMove(svc.prefix, next(iter(now)) if len(now) == 1 else None, svc.next_hop)])
-                for prefix, hop in configured:
-                    if prefix == svc.prefix and hop != svc.next_hop:
-                        d.cli.configure([f"no ip route {prefix} {hop}"], Transcript(router))  # type: ignore[attr-defined]
+                if kind == "frr":  # a half-done change can leave a second configured next hop
+                    for prefix, hop in d.configured_routes():  # type: ignore[attr-defined]
+                        if prefix == svc.prefix and hop != svc.next_hop:
+                            d.cli.configure([f"no ip route {prefix} {hop}"], Transcript(router))  # type: ignore[attr-defined]
                 d.wait_for_fib(svc.prefix, svc.next_hop)

@@ -33,6 +33,7 @@ from sqlalchemy import (
     event,
     func,
     literal,
+    or_,
     select,
 )
 from sqlalchemy import delete as sa_delete
@@ -241,6 +242,18 @@ class StateStore:
         if prefix is not None:
             pattern = f"% {_escape_like(_normal_prefix(prefix))} %"
             query = query.where(t.changes.c.prefixes.like(pattern, escape="\\"))
+        with self._tx(write=False) as conn:
+            rows = conn.execute(query).mappings().all()
+        return [_change_record(row) for row in rows]
+
+    def changes_for_request(self, key: str) -> list[ChangeRecord]:
+        """The changes one request made (one per router), by the request's idempotency key."""
+        query = (
+            select(t.changes)
+            .where(or_(t.changes.c.idempotency_key == key,
+                       t.changes.c.idempotency_key.like(f"{_escape_like(key)}:%", escape="\\")))
+            .order_by(t.changes.c.seq)
+        )
         with self._tx(write=False) as conn:
             rows = conn.execute(query).mappings().all()
         return [_change_record(row) for row in rows]

@@ -143,3 +143,12 @@ def test_changes_made_in_the_same_instant_keep_their_order(store: StateStore) ->
     for change_id in made:
         store.set_change_status(change_id, "applying")
     assert [c.id for c in store.changes_in_flight()] == made
+
+
+def test_changes_for_request_finds_each_routers_change_by_the_request_key(store: StateStore) -> None:
+    r1 = make(store, router="r1", idempotency_key="click_1:r1")
+    r2 = make(store, router="r2", idempotency_key="click_1:r2")
+    make(store, router="r1", idempotency_key="click_10:r1")  # a longer key must not match
+    make(store, router="r1", idempotency_key="click%1:r1")  # LIKE wildcards in keys are literal
+    assert [c.id for c in store.changes_for_request("click_1")] == [r1.id, r2.id]
+    assert store.changes_for_request("nothing") == []

@@ -1,0 +1,330 @@
+"""The one path every move takes: plan, risk, pre-check, apply, verify, roll back, save, audit.
+
+Every entry point (CLI, Slack command, button, automatic failover) builds a
+MoveRequest and calls `Engine`, so the safety rules cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+
+from bot.drivers import RouteMove, RouterDriver, Transcript
+from bot.drivers.errors import DriverError
+from bot.engine.devices import Devices
+from bot.engine.live import Expected, LiveTable
+from bot.engine.model import MoveRequest, Outcome, Plan, PlannedMove, Refusal
+from bot.engine.plan import make_plan
+from bot.health.checks import CheckResult, run_check
+from bot.health.live import HealthSource, LiveHealth
+from bot.inventory import CheckSpec, Inventory
+from bot.state import StateStore
+from bot.state.errors import DuplicateRequest, LockHeld
+
+
+@dataclass
+class _Run:
+    """Book-keeping of one router's change while it runs."""
+
+    router: str
+    moves: list[PlannedMove]
+    change_id: str = ""
+    transcript: list[str] = field(default_factory=list)
+    timings: dict[str, int] = field(default_factory=dict)
+    lines: list[str] = field(default_factory=list)
+
+    def add(self, t: Transcript) -> None:
+        if t.exchanges:
+            self.transcript.append(t.text())
+
+
+@contextmanager
+def _timed(timings: dict[str, int], step: str) -> Iterator[None]:
+    start = time.monotonic()
+    try:
+        yield
+    finally:
+        timings[step] = timings.get(step, 0) + int((time.monotonic() - start) * 1000)
+
+
+class Engine:
+    def __init__(
+        self,
+        inv: Inventory,
+        store: StateStore,
+        *,
+        devices: Devices | None = None,
+        health: HealthSource | None = None,
+        probe_source: IPv4Address | None = None,
+        probe_vips: bool = False,
+    ) -> None:
+        self.inv = inv
+        self.store = store
+        self.devices = devices or Devices(inv)
+        self.probe_source = probe_source
+        self.health = health or LiveHealth(inv, probe_source)
+        self.probe_vips = probe_vips
+        self.instance = f"{os.uname().nodename}:{os.getpid()}"
+        # Test seam: called with the step name ("applied") so a test can make the process die there.
+        self.on_step: Callable[[str], None] = lambda step: None
+
+    # -- reading the world ------------------------------------------------------
+    def read_live(self, routers: list[str] | None = None) -> LiveTable:
+        """Each service prefix's FIB next hops, read from the routers now."""
+        table: dict[str, dict[IPv4Network, frozenset[IPv4Address]]] = {}
+        for name in routers or sorted(self.inv.routers):
+            prefixes = [s.prefix for s in self.inv.services_on(name)]
+            if not prefixes:
+                continue
+            driver = self.devices.router(name)
+            table[name] = {p: frozenset(driver.fib_next_hops(p)) for p in prefixes}
+        return table
+
+    def expected(self) -> Expected:
+        """The next hop lasthop last set and verified for each prefix, from the change history."""
+        out: dict[IPv4Network, IPv4Address] = {}
+        for change in reversed(self.store.recent_changes(limit=200)):
+            if change.status not in ("done", "rolled_back"):
+                continue
+            key = "new" if change.status == "done" else "old"
+            for m in change.moves:
+                if m.get(key):
+                    out[IPv4Network(m["prefix"])] = IPv4Address(m[key])
+        return out
+
+    def plan(self, req: MoveRequest) -> Plan:
+        """Steps 1-2: what would move where, and whether it needs approval. Reads, changes nothing."""
+        if req.kind == "service":
+            routers = [self.inv.services[req.target].router]
+        else:
+            routers = sorted({s.router for s in self.inv.services.values() if req.target in s.hosts})
+        live = self.read_live(routers)
+        return make_plan(self.inv, req, live, self.health.snapshot(), self.expected())
+
+    # -- the move ----------------------------------------------------------------
+    def run(self, req: MoveRequest, *, approved_by: str | None = None, allow_risky: bool = False,
+            idempotency_key: str | None = None) -> Outcome:
+        """Plan and, unless it is a dry run, execute. Every outcome is audited."""
+        try:
+            plan = self.plan(req)
+        except (Refusal, DriverError) as e:
+            self._audit(req, "plan", "refused", str(e))
+            return Outcome("refused", None, [str(e)])
+        return self.execute(plan, approved_by=approved_by, allow_risky=allow_risky,
+                            idempotency_key=idempotency_key)
+
+    def execute(self, plan: Plan, *, approved_by: str | None = None, allow_risky: bool = False,
+                idempotency_key: str | None = None) -> Outcome:
+        req = plan.request
+        if plan.noop:
+            self._audit(req, "move", "noop", plan.noop, plan)
+            return Outcome("noop", plan, [plan.noop])
+        if plan.risky and not (approved_by or allow_risky or req.dry_run):
+            text = "needs approval: " + "; ".join(r.text for r in plan.risks)
+            self._audit(req, "move", "refused", text, plan)
+            return Outcome("refused", plan, [text])
+        holder = f"{req.actor}@{self.instance}/{uuid.uuid4().hex[:8]}"
+        if idempotency_key and not req.dry_run and not self.store.claim_key(idempotency_key, owner=holder):
+            # A retried event, a second click: report what the first one did, never run it again.
+            return self._repeat(plan, idempotency_key)
+        what = f"{'dry run' if req.dry_run else 'change'} by {req.actor} ({req.source})"
+        outcome = Outcome("done" if not req.dry_run else "dry-run", plan)
+        with ExitStack() as locks:
+            try:
+                for router in plan.routers:  # sorted: two plans never wait on each other in a cycle
+                    locks.enter_context(self.store.router_lock(router, holder=holder, info=what))
+            except LockHeld as e:
+                self._audit(req, "move", "refused", str(e), plan)
+                return Outcome("refused", plan, [str(e)])
+            for router in plan.routers:
+                run = _Run(router, [m for m in plan.moves if m.router == router])
+                status = self._one_router(plan, run, approved_by, idempotency_key)
+                outcome.lines.extend(run.lines)
+                outcome.transcript += "\n".join(run.transcript)
+                for k, v in run.timings.items():
+                    outcome.timings_ms[k] = outcome.timings_ms.get(k, 0) + v
+                outcome.change_id = outcome.change_id or run.change_id or None
+                if status != "done":
+                    outcome.status = status  # type: ignore[assignment]
+                    break
+        return outcome
+
+    def _repeat(self, plan: Plan, key: str) -> Outcome:
+        changes = self.store.changes_for_request(key)
+        if not changes:
+            text = "already requested: the first request was refused or is still running; not run again"
+        else:
+            text = "already requested: " + ", ".join(f"change {c.id[:8]} on {c.router} is {c.status}"
+                                                     for c in changes) + "; not run again"
+        self._audit(plan.request, "move", "duplicate", text, plan)
+        return Outcome("noop", plan, [text], change_id=changes[0].id if changes else None)
+
+    def _one_router(self, plan: Plan, run: _Run, approved_by: str | None, key: str | None) -> str:
+        req = plan.request
+        driver = self.devices.router(run.router)
+        started = time.monotonic()
+        try:
+            with _timed(run.timings, "precheck_ms"):
+                self._precheck(driver, run)
+        except (Refusal, DriverError) as e:
+            run.lines.append(f"pre-check failed, nothing changed: {e}")
+            self._audit(req, "precheck", "refused", str(e), plan)
+            return "refused"
+        if req.dry_run:
+            run.lines.append(f"pre-checks passed on {run.router}; dry run: nothing changed")
+            self._audit(req, "dry-run", "ok", "; ".join(plan.summary), plan)
+            return "done"
+        route_moves = [RouteMove(m.prefix, m.from_hop, m.to_hop) for m in run.moves]
+        try:
+            change = self.store.create_change(
+                router=run.router,
+                moves=[{"prefix": str(m.prefix), "old": str(m.from_hop or ""), "new": str(m.to_hop)}
+                       for m in run.moves],
+                requested_by=req.actor, source=req.source,
+                idempotency_key=f"{key}:{run.router}" if key else None,
+                kind="approved" if approved_by else ("automatic" if req.source == "auto" else "manual"),
+            )
+        except DuplicateRequest as e:
+            existing = self.store.get_change(e.change_id)
+            state = existing.status if existing else "unknown"
+            run.lines.append(f"already requested: change {e.change_id[:8]} is {state}; not run again")
+            return "done" if state == "done" else "refused"
+        run.change_id = change.id
+        self.store.set_change_status(change.id, "applying")
+        router = self.inv.routers[run.router]
+        revert = router.revert_minutes if driver.supports_revert else None
+        try:
+            with _timed(run.timings, "apply_ms"):
+                run.add(driver.move(route_moves, revert_minutes=revert,
+                                    confirm_timeout=self.inv.policy.verify_timeout))
+            self.on_step("applied")
+            self.store.set_change_status(change.id, "verifying")
+            with _timed(run.timings, "verify_ms"):
+                self._verify(driver, run)
+        except (DriverError, Refusal) as e:
+            return self._roll_back(plan, run, driver, route_moves, str(e), started)
+        if revert is not None:
+            run.add(driver.confirm())
+        if router.save_config and self.inv.policy.save_after_change and driver.supports_save:
+            try:
+                with _timed(run.timings, "save_ms"):
+                    run.add(driver.save_config())
+            except DriverError as e:
+                # The move is live and verified; an unsaved config is a warning, not a failure.
+                run.lines.append(f"warning: saving the configuration failed: {e}")
+        total = int((time.monotonic() - started) * 1000)
+        run.timings["total_ms"] = total
+        for m in run.moves:
+            run.lines.append(f"{m.service}: {m.from_host or 'no route'} -> {m.to_host}, verified in the FIB")
+        self.store.set_change_status(change.id, "done", result={"timings_ms": run.timings})
+        self._audit(req, "move", "done", "; ".join(plan.summary), plan, transcript="\n".join(run.transcript),
+                    duration_ms=total, change_id=change.id, approved_by=approved_by)
+        return "done"
+
+    def _precheck(self, driver: RouterDriver, run: _Run) -> None:
+        """Live, right before acting: the plan's starting point still holds and the target is ready."""
+        for m in run.moves:
+            now = driver.fib_next_hops(m.prefix)
+            start = {m.from_hop} if m.from_hop else set()
+            if now != start:
+                have = ", ".join(map(str, sorted(now))) or "no route"
+                raise Refusal(f"{run.router}'s route for {m.prefix} changed since the plan: now {have}")
+            result = self.health.check(m.service, m.to_host)
+            if not result.ok:
+                raise Refusal(f"{m.to_host} fails its health check for {m.service}: {result.detail}")
+            vips = self.devices.host(m.to_host).check_vips(m.vips, arp=False)
+            if not vips.ok:
+                missing = ", ".join(map(str, vips.missing))
+                raise Refusal(f"{m.to_host} lacks {missing} on its loopback: it cannot serve {m.service}")
+
+    def _verify(self, driver: RouterDriver, run: _Run) -> None:
+        timeout = self.inv.policy.verify_timeout
+        for m in run.moves:
+            driver.wait_for_fib(m.prefix, m.to_hop, timeout=timeout)
+        if self.probe_vips:
+            for m in run.moves:
+                svc = self.inv.services[m.service]
+                for vip in m.vips:
+                    result = self._probe(vip, svc.check, timeout)
+                    if not result.ok:
+                        raise Refusal(f"{vip} does not answer through {run.router}: {result.detail}")
+
+    def _probe(self, vip: IPv4Address, check: CheckSpec, timeout: float) -> CheckResult:
+        """The VIP as clients reach it, retried briefly: the first packets may race the FIB."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = run_check(vip, check, self.probe_source)
+            if result.ok or time.monotonic() >= deadline:
+                return result
+            time.sleep(0.2)
+
+    def _roll_back(self, plan: Plan, run: _Run, driver: RouterDriver, moves: list[RouteMove],
+                   error: str, started: float) -> str:
+        req = plan.request
+        run.lines.append(f"change failed: {error}")
+        back = [m.reversed() for m in moves if m.old is not None]
+        try:
+            with _timed(run.timings, "rollback_ms"):
+                driver.close()  # the failed session may be dead or stuck in config mode
+                run.add(driver.move(back, confirm_timeout=self.inv.policy.verify_timeout))
+                for m in back:
+                    driver.wait_for_fib(m.prefix, m.new, timeout=self.inv.policy.verify_timeout)
+        except DriverError as e2:
+            text = f"ROLLBACK FAILED, a human is needed: {e2}"
+            run.lines.append(text)
+            self.store.set_change_status(run.change_id, "needs_human", error=f"{error}; rollback: {e2}")
+            self._audit(req, "rollback", "failed", f"{error}; rollback: {e2}", plan,
+                        transcript="\n".join(run.transcript), change_id=run.change_id)
+            return "needs_human"
+        run.lines.append("rolled back to " + ", ".join(f"{m.prefix} via {m.new}" for m in back) + ", verified")
+        run.timings["total_ms"] = int((time.monotonic() - started) * 1000)
+        self.store.set_change_status(run.change_id, "rolled_back", error=error)
+        self._audit(req, "rollback", "rolled_back", error, plan, transcript="\n".join(run.transcript),
+                    duration_ms=run.timings["total_ms"], change_id=run.change_id)
+        return "rolled_back"
+
+    # -- after a crash -------------------------------------------------------------
+    def reconcile(self) -> list[str]:
+        """Changes that were in flight when a process died, settled against the live routers."""
+        notes: list[str] = []
+        for change in self.store.changes_in_flight():
+            try:
+                driver = self.devices.router(change.router)
+                live = {m["prefix"]: driver.fib_next_hops(IPv4Network(m["prefix"])) for m in change.moves}
+            except (DriverError, KeyError) as e:
+                notes.append(f"change {change.id[:8]} on {change.router}: cannot read the router ({e}); left open")
+                continue
+            new = all(live[m["prefix"]] == {IPv4Address(m["new"])} for m in change.moves)
+            old = all(live[m["prefix"]] == ({IPv4Address(m["old"])} if m["old"] else set())
+                      for m in change.moves)
+            if new:
+                status, text = "done", "the router shows every new next hop: finished"
+            elif old:
+                status, text = "rolled_back", "the router still shows the old next hops: it never took effect"
+            else:
+                status, text = "needs_human", "the router shows neither the old nor the new next hops"
+            self.store.set_change_status(change.id, status, error=f"reconciled after restart: {text}")
+            self.store.audit(actor="lasthop", source="reconcile", action="reconcile", target=change.router,
+                             result=status, detail=text, change_id=change.id)
+            notes.append(f"change {change.id[:8]} on {change.router} ({change.status}): {text}")
+        return notes
+
+    # -- audit ----------------------------------------------------------------------
+    def _audit(self, req: MoveRequest, action: str, result: str, detail: str, plan: Plan | None = None, *,
+               transcript: str = "", duration_ms: int | None = None, change_id: str | None = None,
+               approved_by: str | None = None) -> None:
+        if approved_by:
+            detail = f"{detail} (approved by {approved_by})"
+        self.store.audit(
+            actor=req.actor, source=req.source, action=action if not req.dry_run else f"{action}:dry-run",
+            target=req.target, result=result, detail=detail, plan=plan.to_dict() if plan else None,
+            transcript=transcript, duration_ms=duration_ms, change_id=change_id,
+        )
+
+    def close(self) -> None:
+        self.devices.close()

@@ -1,0 +1,134 @@
+"""Planning: which prefixes move where. A pure function of the inventory and what was read."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from ipaddress import IPv4Address
+
+from bot.drivers import RouteMove, change_commands
+from bot.engine.live import Expected, LiveTable, hops, serving_host
+from bot.engine.model import MoveRequest, Plan, PlannedMove, Refusal
+from bot.engine.risk import assess
+from bot.health.state import Health
+from bot.inventory import Inventory, Service
+
+HealthMap = Mapping[tuple[str, str], Health]  # (service, host) -> state
+
+
+def health_of(health: HealthMap, service: str, host: str) -> Health:
+    return health.get((service, host), Health.INIT)
+
+
+def make_plan(
+    inv: Inventory, req: MoveRequest, live: LiveTable, health: HealthMap, expected: Expected | None = None
+) -> Plan:
+    if req.to_host is not None and req.to_host not in inv.hosts:
+        raise Refusal(f"unknown host {req.to_host!r}")
+    if req.kind == "service":
+        moves = [_service_move(inv, inv.services[req.target], req.to_host, live, health)]
+        noop = ""
+        if moves[0] is None:
+            svc = inv.services[req.target]
+            noop = f"{svc.name} is already served by {serving_host(inv, live, svc.name)}"
+        planned = [m for m in moves if m is not None]
+    else:
+        planned, noop = _drain(inv, req.target, req.to_host, live, health)
+    commands = {
+        router: change_commands(
+            inv.routers[router].driver,
+            [RouteMove(m.prefix, m.from_hop, m.to_hop) for m in planned if m.router == router],
+        )
+        for router in sorted({m.router for m in planned})
+    }
+    summary = tuple(
+        f"{m.service} ({m.prefix} on {m.router}): {m.from_host or m.from_hop or 'no route'} -> {m.to_host}"
+        for m in planned
+    ) or (noop,)
+    plan = Plan(req, tuple(planned), summary, commands, noop=noop)
+    risks = assess(inv, plan, live, health, expected or {})
+    return Plan(req, plan.moves, summary, commands, risks, noop)
+
+
+def _current(inv: Inventory, svc: Service, live: LiveTable) -> tuple[str | None, IPv4Address | None]:
+    now = hops(live, svc.router, svc.prefix)
+    if len(now) > 1:
+        listed = ", ".join(map(str, sorted(now)))
+        raise Refusal(
+            f"{svc.prefix} has {len(now)} next hops on {svc.router} ({listed}): a change is half done or "
+            "was made by hand; fix the router or let lasthop reconcile first"
+        )
+    hop = next(iter(now)) if now else None
+    host = inv.host_by_address(hop) if hop else None
+    return (host.name if host else None), hop
+
+
+def _usable(health: HealthMap, svc: Service, host: str) -> bool:
+    return health_of(health, svc.name, host).known_good
+
+
+def _service_move(
+    inv: Inventory, svc: Service, to_host: str | None, live: LiveTable, health: HealthMap
+) -> PlannedMove | None:
+    from_host, from_hop = _current(inv, svc, live)
+    if to_host is not None:
+        if to_host not in svc.hosts:
+            raise Refusal(f"{to_host} may not serve {svc.name} (allowed: {', '.join(svc.hosts)})")
+        if health_of(health, svc.name, to_host) is Health.DISABLED:
+            raise Refusal(f"{to_host} is in maintenance")
+        if to_host == from_host:
+            return None
+        target = to_host
+    else:
+        choices = [h for h in svc.hosts if h != from_host and _usable(health, svc, h)]
+        if not choices:
+            states = ", ".join(
+                f"{h} {health_of(health, svc.name, h).value}" for h in svc.hosts if h != from_host
+            )
+            raise Refusal(f"no healthy host to take {svc.name} ({states})")
+        target = choices[0]
+    return _planned(inv, svc, from_host, from_hop, target)
+
+
+def _planned(
+    inv: Inventory, svc: Service, from_host: str | None, from_hop: IPv4Address | None, target: str
+) -> PlannedMove:
+    return PlannedMove(
+        service=svc.name,
+        router=svc.router,
+        prefix=svc.prefix,
+        from_host=from_host,
+        from_hop=from_hop,
+        to_host=target,
+        to_hop=inv.hosts[target].address,
+        vips=svc.vips,
+    )
+
+
+def _drain(
+    inv: Inventory, host: str, to_host: str | None, live: LiveTable, health: HealthMap
+) -> tuple[list[PlannedMove], str]:
+    served = {s: serving_host(inv, live, s) for s in inv.services}
+    mine = sorted(s for s, h in served.items() if h == host)
+    if not mine:
+        return [], f"{host} serves nothing"
+    load = Counter(h for h in served.values() if h is not None)
+    moves: list[PlannedMove] = []
+    for name in mine:
+        svc = inv.services[name]
+        if to_host is not None:
+            move = _service_move(inv, svc, to_host, live, health)
+            if move is None:  # pragma: no cover - to_host == host is refused below
+                continue
+        else:
+            candidates = [h for h in svc.hosts if h != host and _usable(health, svc, h)]
+            if not candidates:
+                raise Refusal(f"cannot drain {host}: no healthy host for {name}")
+            # Least loaded first; the service's own preference order breaks ties.
+            target = min(candidates, key=lambda h: (load[h], svc.hosts.index(h)))
+            from_host, from_hop = _current(inv, svc, live)
+            move = _planned(inv, svc, from_host, from_hop, target)
+        load[move.to_host] += 1
+        load[host] -= 1
+        moves.append(move)
+    return moves, ""

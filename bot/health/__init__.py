@@ -1,0 +1,1 @@
+"""Health: check kinds, the per-target state machine, and (later) scheduling."""

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.inventory import Inventory, load_inventory
+
+INVENTORY = """
+defaults: {username: ops, key_file: /k, known_hosts: /kh}
+routers:
+  r1: {driver: frr, address: 198.18.7.11, lan: [192.0.2.0/27]}
+  r2: {driver: linux, address: 198.18.7.12, lan: [192.0.2.0/27], save_config: false}
+hosts:
+  web1: {address: 192.0.2.2}
+  web2: {address: 192.0.2.3}
+  web3: {address: 192.0.2.4}
+services:
+  www-a: {prefix: 198.51.100.32/27, router: r1, hosts: [web1, web2, web3], vips: [198.51.100.33]}
+  www-b: {prefix: 198.51.100.64/27, router: r1, hosts: [web2, web3, web1], vips: [198.51.100.65]}
+  www-d: {prefix: 198.51.100.96/27, router: r2, hosts: [web1, web2, web3], vips: [198.51.100.97]}
+"""
+
+
+@pytest.fixture
+def inv(tmp_path: Path) -> Inventory:
+    path = tmp_path / "lasthop.yaml"
+    path.write_text(INVENTORY)
+    return load_inventory(path, env={}, check_files=False)

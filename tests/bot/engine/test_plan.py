@@ -1,0 +1,154 @@
+"""Planning and risk are pure: every rule is checked here without a network."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Network
+
+import pytest
+
+from bot.engine.live import find_drift
+from bot.engine.model import MoveRequest, Plan, Refusal
+from bot.engine.plan import make_plan
+from bot.health.state import Health
+from bot.inventory import Inventory
+
+A, B, D = (IPv4Network(p) for p in ("198.51.100.32/27", "198.51.100.64/27", "198.51.100.96/27"))
+WEB = {n: IPv4Address(f"192.0.2.{n + 1}") for n in (1, 2, 3)}
+
+
+def live(a: int | None = 1, b: int | None = 2, d: int | None = 1, extra_a: int | None = None):  # type: ignore[no-untyped-def]
+    def hops(n: int | None, extra: int | None = None) -> frozenset[IPv4Address]:
+        s = {WEB[n]} if n else set()
+        if extra:
+            s.add(WEB[extra])
+        return frozenset(s)
+
+    return {"r1": {A: hops(a, extra_a), B: hops(b)}, "r2": {D: hops(d)}}
+
+
+def all_up(inv: Inventory, **overrides: Health) -> dict[tuple[str, str], Health]:
+    h = {(s, f"web{n}"): Health.UP for s in inv.services for n in (1, 2, 3)}
+    for key, state in overrides.items():
+        svc, host = key.rsplit("__", 1)
+        h[(svc.replace("_", "-"), host)] = state
+    return h
+
+
+def req(target: str, kind: str = "service", to: str | None = None) -> MoveRequest:
+    return MoveRequest(kind=kind, target=target, actor="alice", source="cli", to_host=to)  # type: ignore[arg-type]
+
+
+def test_service_goes_to_first_healthy_host_in_preference(inv: Inventory) -> None:
+    health = all_up(inv, www_a__web1=Health.DOWN, www_a__web2=Health.DOWN)
+    plan = make_plan(inv, req("www-a"), live(), health)
+    (m,) = plan.moves
+    assert (m.from_host, m.to_host, m.to_hop) == ("web1", "web3", WEB[3])
+    assert plan.commands["r1"] == [
+        "configure terminal", "ip route 198.51.100.32/27 192.0.2.4", "end",
+        "configure terminal", "no ip route 198.51.100.32/27 192.0.2.2", "end",
+    ]
+    assert plan.summary == ("www-a (198.51.100.32/27 on r1): web1 -> web3",)
+    assert not plan.risky  # source down, target up, one prefix
+
+
+def test_linux_router_plan_shows_an_atomic_replace(inv: Inventory) -> None:
+    plan = make_plan(inv, req("www-d", to="web2"), live(), all_up(inv, www_d__web1=Health.DOWN))
+    assert plan.commands == {"r2": ["ip route replace 198.51.100.96/27 via 192.0.2.3 proto static"]}
+
+
+def test_requested_target_must_be_allowed_and_not_in_maintenance(inv: Inventory) -> None:
+    small = inv.services["www-a"]
+    object.__setattr__(small, "hosts", ("web1", "web2"))
+    with pytest.raises(Refusal, match=r"web3 may not serve www-a \(allowed: web1, web2\)"):
+        make_plan(inv, req("www-a", to="web3"), live(), all_up(inv))
+    with pytest.raises(Refusal, match="web2 is in maintenance"):
+        make_plan(inv, req("www-a", to="web2"), live(), all_up(inv, www_a__web2=Health.DISABLED))
+
+
+def test_moving_to_the_current_host_is_a_noop(inv: Inventory) -> None:
+    plan = make_plan(inv, req("www-a", to="web1"), live(), all_up(inv))
+    assert plan.moves == () and plan.noop == "www-a is already served by web1"
+
+
+def test_no_healthy_target_is_refused_with_each_hosts_state(inv: Inventory) -> None:
+    health = all_up(inv, www_a__web2=Health.DOWN, www_a__web3=Health.INIT)
+    with pytest.raises(Refusal, match=r"no healthy host to take www-a \(web2 down, web3 init\)"):
+        make_plan(inv, req("www-a"), live(), health)
+
+
+def test_ecmp_on_the_router_refuses_to_plan(inv: Inventory) -> None:
+    with pytest.raises(Refusal, match="has 2 next hops on r1"):
+        make_plan(inv, req("www-a", to="web3"), live(extra_a=2), all_up(inv))
+
+
+def test_drain_spreads_least_loaded_first(inv: Inventory) -> None:
+    # web1 serves www-a and www-d; web2 serves www-b; web3 nothing.
+    plan = make_plan(inv, req("web1", kind="host"), live(), all_up(inv))
+    assert {m.service: m.to_host for m in plan.moves} == {"www-a": "web3", "www-d": "web2"}
+    assert sorted(plan.commands) == ["r1", "r2"]
+
+
+def test_drain_of_an_idle_host_is_a_noop_and_drain_without_target_refuses(inv: Inventory) -> None:
+    assert make_plan(inv, req("web3", kind="host"), live(), all_up(inv)).noop == "web3 serves nothing"
+    health = {k: Health.DOWN for k in all_up(inv)}
+    with pytest.raises(Refusal, match="cannot drain web1: no healthy host for www-a"):
+        make_plan(inv, req("web1", kind="host"), live(), health)
+
+
+# -- risk: one test per rule ---------------------------------------------------------------
+def rules(plan: Plan) -> set[str]:
+    return {r.rule for r in plan.risks}
+
+
+def test_risk_target_health_unknown(inv: Inventory) -> None:
+    plan = make_plan(inv, req("www-a", to="web2"), live(), all_up(inv, www_a__web1=Health.DOWN,
+                                                                    www_a__web2=Health.RISING))
+    assert rules(plan) == {"target_health_unknown"}
+    assert plan.risks[0].text == "web2's health for www-a is rising, not known good"
+
+
+def test_risk_moves_from_healthy_host(inv: Inventory) -> None:
+    plan = make_plan(inv, req("www-a", to="web2"), live(), all_up(inv))
+    assert rules(plan) == {"moves_from_healthy_host"}
+    falling = make_plan(inv, req("www-a", to="web2"), live(), all_up(inv, www_a__web1=Health.FALLING))
+    assert rules(falling) == {"moves_from_healthy_host"}  # in doubt still counts as serving
+
+
+def test_risk_multiple_prefixes(inv: Inventory) -> None:
+    health = all_up(inv, www_a__web1=Health.DOWN, www_d__web1=Health.DOWN)
+    plan = make_plan(inv, req("web1", kind="host"), live(), health)
+    assert rules(plan) == {"multiple_prefixes"}
+
+
+def test_risk_one_host_serves_all(inv: Inventory) -> None:
+    # www-b and www-d already on web2; moving www-a there leaves web2 serving everything.
+    plan = make_plan(inv, req("www-a", to="web2"), live(d=2), all_up(inv, www_a__web1=Health.DOWN))
+    assert rules(plan) == {"one_host_serves_all"}
+    assert "afterwards web2 would serve every service" in plan.risks[0].text
+
+
+def test_risk_drift(inv: Inventory) -> None:
+    expected = {A: WEB[3]}  # lasthop last put www-a on web3, someone moved it to web1
+    plan = make_plan(inv, req("www-a", to="web2"), live(), all_up(inv, www_a__web1=Health.DOWN), expected)
+    assert rules(plan) == {"drift"}
+    assert "but lasthop last set web3 (192.0.2.4)" in plan.risks[0].text
+
+
+def test_risk_rules_can_be_switched_off(inv: Inventory) -> None:
+    object.__setattr__(inv.policy.risky, "moves_from_healthy_host", False)
+    assert not make_plan(inv, req("www-a", to="web2"), live(), all_up(inv)).risky
+
+
+def test_drift_kinds(inv: Inventory) -> None:
+    texts = [d.text for d in find_drift(inv, live(a=None, extra_a=None), {})]
+    assert texts == ["r1 198.51.100.32/27 has no route in the FIB"]
+    unknown = {"r1": {A: frozenset({IPv4Address("192.0.2.20")}), B: frozenset({WEB[2]})}}
+    assert [d.text for d in find_drift(inv, unknown, {})] == [
+        "r1 198.51.100.32/27 points at 192.0.2.20, which is no known host"
+    ]
+
+
+def test_plan_round_trips_through_its_dict(inv: Inventory) -> None:
+    plan = make_plan(inv, req("web1", kind="host"), live(), all_up(inv))
+    again = Plan.from_dict(plan.to_dict())
+    assert again.moves == plan.moves and again.risks == plan.risks and again.key == plan.key

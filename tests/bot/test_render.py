@@ -1,0 +1,43 @@
+"""Terminal rendering: every view fits 80 columns and says what happened in words."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Network
+
+from bot.engine.model import MoveRequest, Outcome, Plan, PlannedMove, RiskReason
+from bot.render import outcome_text, plan_text, status_text
+from bot.status import ServiceRow, StatusView
+
+
+def test_status_fits_80_columns_and_marks_problems() -> None:
+    view = StatusView([
+        ServiceRow("www-a", "198.51.100.32/27", "r1", "web2", ("198.51.100.3",), "up", True),
+        ServiceRow("www-b", "198.51.100.64/27", "r1", None, ("198.51.100.2", "198.51.100.3"), "init", None,
+                   drift="r1 198.51.100.64/27 has 2 next hops"),
+        ServiceRow("www-c", "198.51.100.200/32", "r1", "web3", ("198.51.100.4",), "down", False),
+    ], notes=["change 1234abcd on r1 is still applying"])
+    text = status_text(view)
+    lines = text.splitlines()
+    assert all(len(line) <= 80 for line in lines), text
+    assert lines[1].split() == ["www-a", "198.51.100.32/27", "r1", "web2", "ok", "ok"]
+    assert lines[2].split()[3:7] == ["2", "hops", "?", "-"]
+    assert lines[3] == "  ! r1 198.51.100.64/27 has 2 next hops"
+    assert lines[4].split()[3:6] == ["web3", "DOWN", "MISS"]
+    assert lines[-1] == "! change 1234abcd on r1 is still applying"
+
+
+def test_plan_and_outcome_text() -> None:
+    req = MoveRequest(kind="service", target="www-a", actor="alice", source="cli", to_host="web2")
+    move = PlannedMove("www-a", "r1", IPv4Network("198.51.100.32/27"), "web1", IPv4Address("198.51.100.2"),
+                       "web2", IPv4Address("198.51.100.3"), (IPv4Address("198.51.100.33"),))
+    plan = Plan(req, (move,), ("www-a (198.51.100.32/27 on r1): web1 -> web2",),
+                {"r1": ["configure terminal", "ip route 198.51.100.32/27 198.51.100.3", "end"]},
+                (RiskReason("moves_from_healthy_host", "moves www-a away from web1, which is healthy"),))
+    text = plan_text(plan)
+    assert "  www-a (198.51.100.32/27 on r1): web1 -> web2" in text
+    assert "  ip route 198.51.100.32/27 198.51.100.3" in text
+    assert "Risky, needs approval:\n  - moves www-a away from web1, which is healthy" in text
+    out = outcome_text(Outcome("rolled_back", plan, ["change failed: x", "rolled back to y, verified"],
+                               timings_ms={"apply_ms": 80, "verify_ms": 120}))
+    assert out.splitlines()[0] == "Failed and rolled back."
+    assert "timings: apply 80 ms, verify 120 ms" in out
