@@ -9,6 +9,8 @@ install:
 demo: install
 	lasthop lab up
 	lasthop lab status
+	lasthop --config /run/lasthop-lab/lh/lasthop.yaml status
+	@echo "Try: lasthop --config /run/lasthop-lab/lh/lasthop.yaml failover www-a --dry-run"
 
 test: install
 	$(PYTHON) -m ruff check bot handlers lab tests

@@ -39,9 +39,9 @@ def test_lab_file_matches_the_lab(lab: Inventory) -> None:
     r1, r2 = lab.routers["r1"], lab.routers["r2"]
     assert (r1.driver, r1.ssh.address, r1.save_config, r1.revert_minutes) == ("frr", "198.18.0.11", True, None)
     assert (r2.driver, r2.ssh.address, r2.save_config) == ("linux", "198.18.0.12", False)
-    assert r1.lan == (IPv4Network("192.0.2.0/27"),)
+    assert r1.lan == (IPv4Network("198.51.100.0/27"),)
     assert {name: str(h.address) for name, h in lab.hosts.items()} == {
-        "web1": "192.0.2.2", "web2": "192.0.2.3", "web3": "192.0.2.4",
+        "web1": "198.51.100.2", "web2": "198.51.100.3", "web3": "198.51.100.4",
     }
     assert {name: h.ssh.address for name, h in lab.hosts.items()} == {
         "web1": "198.18.0.21", "web2": "198.18.0.22", "web3": "198.18.0.23",
@@ -123,7 +123,7 @@ def test_objects_are_frozen(lab: Inventory) -> None:
         ("198.51.100.70", "service", "www-b"),  # any address inside the prefix
         ("198.51.100.200", "service", "www-c"),
         ("198.51.100.97", "service", "www-d"),
-        ("192.0.2.3", "host", "web2"),  # a next hop
+        ("198.51.100.3", "host", "web2"),  # a next hop
     ],
 )
 def test_resolve(lab: Inventory, text: str, kind: str, name: str) -> None:
@@ -162,9 +162,9 @@ def test_lookups(lab: Inventory) -> None:
     assert lab.service_for_prefix("198.51.100.96/27") is lab.services["www-d"]
     assert lab.service_for_prefix(IPv4Network("198.51.100.64/28")) is None
     assert lab.service_for_prefix("not a prefix") is None
-    host = lab.host_by_address(IPv4Address("192.0.2.4"))
+    host = lab.host_by_address(IPv4Address("198.51.100.4"))
     assert host is not None and host.name == "web3"
-    assert lab.host_by_address("192.0.2.9") is None
+    assert lab.host_by_address("198.51.100.9") is None
     assert lab.service_containing(IPv4Address("198.51.100.99")) is lab.services["www-d"]
     assert [s.name for s in lab.services_on("r2")] == ["www-d"]
 
