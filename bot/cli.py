@@ -44,6 +44,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--accept-risk", action="store_true",
                    help="run a plan the policy calls risky without a second person (audited as such)")
 
+    p = sub.add_parser("serve", help="run checks, incidents and automatic moves until SIGTERM")
+    p.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")),
+                   help="HTTP port for /healthz and /metrics (default $PORT or 8080; 0 disables)")
+    p.add_argument("--bind", default="127.0.0.1", help="HTTP address (default 127.0.0.1)")
+
+    p = sub.add_parser("maintenance", help="take a host out of service (drain, silence) or put it back")
+    p.add_argument("host")
+    p.add_argument("state", choices=["on", "off"])
+    p.add_argument("--for", dest="duration", metavar="DURATION", help="end by itself after e.g. 30m, 2h")
+    p.add_argument("--reason", default="")
+    p.add_argument("--yes", action="store_true", help="do not ask before draining")
+    p.add_argument("--accept-risk", action="store_true", help="drain even if the plan is risky (audited)")
+
     p = sub.add_parser("history", help="the audit log, newest first")
     p.add_argument("--limit", type=int, default=20)
 
@@ -91,6 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _status(engine, args)
         if args.command == "failover":
             return _failover(engine, args)
+        if args.command == "serve":
+            return _serve(engine, store, args)
+        if args.command == "maintenance":
+            return _maintenance(engine, args)
         if args.command == "history":
             from bot.render import history_text
 
@@ -204,6 +221,107 @@ def _failover(engine: object, args: argparse.Namespace) -> int:
     outcome = engine.execute(plan, allow_risky=args.accept_risk)
     print(outcome_text(outcome))
     return OK if outcome.ok else FAILED
+
+
+def _serve(engine: object, store: object, args: argparse.Namespace) -> int:
+    import logging
+    import signal
+    import threading
+
+    from bot.engine.pipeline import Engine
+    from bot.notify import LogNotifier
+    from bot.serve import Daemon, probe_source_note
+    from bot.state import StateStore
+    from bot.web import make_server, serve_in_background
+
+    assert isinstance(engine, Engine) and isinstance(store, StateStore)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # APScheduler logs several INFO lines per check run; lasthop logs the transitions that matter.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    inv = engine.inv
+    if not os.environ.get("SLACK_BOT_TOKEN"):
+        print("lasthop serve: no Slack settings (SLACK_BOT_TOKEN unset): alerts go to this log", flush=True)
+    print(f"lasthop serve: {len(inv.services)} services, {len(inv.hosts)} hosts; "
+          f"{probe_source_note(inv.probe.source)}", flush=True)
+    daemon = Daemon(inv, store, LogNotifier())
+    stopping = threading.Event()
+    server = None
+    if args.port:
+        try:
+            server = make_server(args.bind, args.port, daemon.metrics, lambda: not stopping.is_set())
+        except OSError as e:
+            print(f"lasthop serve: cannot listen on {args.bind}:{args.port}: {e.strerror or e}", file=sys.stderr)
+            return FAILED
+        serve_in_background(server)
+        print(f"lasthop serve: /metrics and /healthz on http://{args.bind}:{args.port}", flush=True)
+
+    def on_signal(signum: int, frame: object) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    daemon.start()
+    stopping.wait()
+    print("lasthop serve: stopping (a move in progress is finished first)", flush=True)
+    daemon.stop()
+    if server is not None:
+        server.shutdown()
+        server.server_close()
+    print("lasthop serve: stopped", flush=True)
+    return OK
+
+
+def _maintenance(engine: object, args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from bot.durations import parse_duration
+    from bot.engine.model import MoveRequest
+    from bot.engine.pipeline import Engine
+    from bot.render import outcome_text, plan_text
+    from bot.state import utcnow
+
+    assert isinstance(engine, Engine)
+    inv = engine.inv
+    if args.host not in inv.hosts:
+        print(f"unknown host {args.host!r} (known: {', '.join(sorted(inv.hosts))})", file=sys.stderr)
+        return USAGE
+    if args.state == "off":
+        was = engine.store.clear_maintenance(args.host)
+        engine.store.audit(actor=_actor(), source="cli", action="maintenance", target=args.host, result="off",
+                           detail="" if was else "was not in maintenance")
+        print(f"{args.host} is out of maintenance" if was else f"{args.host} was not in maintenance")
+        return OK
+    until = None
+    if args.duration:
+        try:
+            until = utcnow() + timedelta(seconds=parse_duration(args.duration))
+        except ValueError as e:
+            print(f"--for: {e}", file=sys.stderr)
+            return USAGE
+    # Drain first, through the engine and its rules; only then silence the host.
+    req = MoveRequest(kind="host", target=args.host, actor=_actor(), source="cli", reason="maintenance")
+    plan = engine.plan(req)
+    print(plan_text(plan))
+    if plan.moves:
+        if plan.risky and not args.accept_risk:
+            print("Refused: draining is risky here (use Slack for approval, or --accept-risk to own it).")
+            return FAILED
+        if not args.yes:
+            if not sys.stdin.isatty():
+                print("Refused: not confirmed (no terminal to ask on; use --yes)")
+                return FAILED
+            if input("Drain and start maintenance? [y/N] ").strip().lower() not in ("y", "yes"):
+                print("Nothing changed.")
+                return FAILED
+        outcome = engine.execute(plan, allow_risky=args.accept_risk)
+        print(outcome_text(outcome))
+        if not outcome.ok:
+            return FAILED
+    engine.store.set_maintenance(args.host, by=_actor(), reason=args.reason, until=until)
+    engine.store.audit(actor=_actor(), source="cli", action="maintenance", target=args.host, result="on",
+                       detail=f"until {until:%Y-%m-%d %H:%M}Z" if until else "until turned off")
+    print(f"{args.host} is in maintenance" + (f" until {until:%H:%M}Z" if until else ""))
+    return OK
 
 
 if __name__ == "__main__":

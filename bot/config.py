@@ -44,8 +44,11 @@ from bot.inventory import (
     RiskRules,
     Router,
     Service,
+    SlackSettings,
     one_line,
 )
+
+SLACK_ID_RE = re.compile(r"\*|[UWSCGD][A-Z0-9]{2,20}")
 
 __all__ = ["ConfigError", "ConfigIssue", "Inventory", "config_path", "load_inventory", "redact_url"]
 
@@ -523,6 +526,28 @@ class PolicyModel(_Model):
     auto_failover: AutoFailoverModel = Field(default_factory=AutoFailoverModel)
 
 
+def _slack_id(value: object) -> str:
+    # Slack IDs only: display names change and collide; '*' means everyone, stated on purpose.
+    if not isinstance(value, str) or not SLACK_ID_RE.fullmatch(value):
+        raise _fail(f"bad Slack ID {_q(value)}: use a user (U…/W…), user group (S…) or channel (C…/G…) ID, or '*'")
+    return value
+
+
+SlackId = Annotated[str, PlainValidator(_slack_id)]
+
+
+class RolesModel(_Model):
+    viewers: list[SlackId] = Field(default_factory=list)
+    operators: list[SlackId] = Field(default_factory=list)
+    approvers: list[SlackId] = Field(default_factory=list)
+
+
+class SlackModel(_Model):
+    alert_channel: SlackId | None = None
+    channels: list[SlackId] = Field(default_factory=list)
+    roles: RolesModel = Field(default_factory=RolesModel)
+
+
 class ProbeModel(_Model):
     source: Ipv4 | None = None
     verify_vips: bool = False
@@ -537,6 +562,7 @@ class TopModel(_Model):
     services: Annotated[dict[Name, Any], MinLen(1)]
     policy: Any = None
     probe: Any = None
+    slack: Any = None
 
 
 # -- pydantic errors in words --------------------------------------------------------------------
@@ -703,6 +729,16 @@ class _Builder:
         probe_model = self.validate(ProbeModel, {} if raw_probe is None else raw_probe, ("probe",))
         probe = Probe(probe_model.source, probe_model.verify_vips) if probe_model else Probe()
 
+        raw_slack = self.doc.get("slack")
+        slack_model = self.validate(SlackModel, {} if raw_slack is None else raw_slack, ("slack",))
+        slack = SlackSettings() if slack_model is None else SlackSettings(
+            alert_channel=slack_model.alert_channel,
+            channels=tuple(slack_model.channels),
+            viewers=tuple(slack_model.roles.viewers),
+            operators=tuple(slack_model.roles.operators),
+            approvers=tuple(slack_model.roles.approvers),
+        )
+
         state_url, state_url_redacted = self.state_url()
 
         # None: the section itself is broken (already reported), so no name can be called unknown.
@@ -737,6 +773,7 @@ class _Builder:
             services=services,
             policy=policy,
             probe=probe,
+            slack=slack,
             state_url=state_url,
             state_url_redacted=state_url_redacted,
             warnings=_by_line(self.warnings),

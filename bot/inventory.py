@@ -149,6 +149,17 @@ class Probe:
     verify_vips: bool = False
 
 
+@dataclass(frozen=True)
+class SlackSettings:
+    """Who may do what from chat. Empty role lists grant nothing: access is denied by default."""
+
+    alert_channel: str | None = None
+    channels: tuple[str, ...] = ()  # where commands are accepted; ("*",) anywhere
+    viewers: tuple[str, ...] = ()
+    operators: tuple[str, ...] = ()
+    approvers: tuple[str, ...] = ()
+
+
 DEFAULT_STATE_URL = "sqlite:///state/lasthop.db"
 
 
@@ -159,6 +170,7 @@ class Inventory:
     services: dict[str, Service]
     policy: Policy = field(default_factory=Policy)
     probe: Probe = field(default_factory=Probe)
+    slack: SlackSettings = field(default_factory=SlackSettings)
     # repr=False: the resolved URL may carry a database password; the redacted one is for display.
     state_url: str = field(default=DEFAULT_STATE_URL, repr=False)
     state_url_redacted: str = DEFAULT_STATE_URL

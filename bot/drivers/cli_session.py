@@ -134,7 +134,8 @@ class CliSession:
             conn = self._connected()
             start = time.monotonic()
             with translated(self.spec, command):
-                out: str = conn.send_command_timing(command, read_timeout=self.spec.command_timeout)
+                # Waits for the prompt, not for output to go quiet: a save takes as long as it takes.
+                out: str = conn.send_command(command, read_timeout=self.spec.command_timeout)
             transcript.add(command, out, time.monotonic() - start)
             if re.search(ERROR_PATTERN, out, flags=re.M) or (expect and expect not in out):
                 raise CommandRejected(self.spec.name, command, out)

@@ -12,7 +12,14 @@ from bot.state.errors import (
     NotFound,
     StateError,
 )
-from bot.state.records import ApprovalRecord, AuditRecord, ChangeRecord, IncidentRecord, LockInfo
+from bot.state.records import (
+    ApprovalRecord,
+    AuditRecord,
+    ChangeRecord,
+    IncidentRecord,
+    LockInfo,
+    MaintenanceRecord,
+)
 from bot.state.redact import redact, register_secret
 from bot.state.store import StateStore, utcnow
 
@@ -26,6 +33,7 @@ __all__ = [
     "LockHeld",
     "LockInfo",
     "LockLost",
+    "MaintenanceRecord",
     "NotFound",
     "StateError",
     "StateStore",

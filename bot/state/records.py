@@ -64,6 +64,17 @@ class ApprovalRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class MaintenanceRecord:
+    """A host taken out of service by a person: drained, silenced, never an automatic target."""
+
+    host: str
+    by: str
+    reason: str
+    since: datetime
+    until: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class LockInfo:
     """Who holds a router, what for, and until when the claim stands without a refresh."""
 

@@ -153,6 +153,16 @@ router_locks = Table(
     Column("expires_at", UTCDateTime, nullable=False),
 )
 
+maintenance = Table(
+    "maintenance",
+    metadata,
+    Column("host", Text, primary_key=True),
+    Column("by", Text, nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("since", UTCDateTime, nullable=False),
+    Column("until", UTCDateTime, nullable=True),  # NULL: until turned off
+)
+
 incidents = Table(
     "incidents",
     metadata,

@@ -52,7 +52,14 @@ from bot.state.errors import (
     NotFound,
     StateError,
 )
-from bot.state.records import ApprovalRecord, AuditRecord, ChangeRecord, IncidentRecord, LockInfo
+from bot.state.records import (
+    ApprovalRecord,
+    AuditRecord,
+    ChangeRecord,
+    IncidentRecord,
+    LockInfo,
+    MaintenanceRecord,
+)
 from bot.state.redact import redact
 
 CHANGE_STATUSES = frozenset(
@@ -419,6 +426,33 @@ class StateStore:
         lk = t.router_locks.c
         with self._tx() as conn:
             conn.execute(sa_delete(t.router_locks).where(lk.router == router, lk.holder == holder))
+
+    # ----------------------------------------------------------- maintenance
+
+    def set_maintenance(
+        self, host: str, *, by: str, reason: str = "", until: datetime | None = None
+    ) -> MaintenanceRecord:
+        """Put `host` in maintenance (again: the new window replaces the old one)."""
+        now = self._now()
+        m = t.maintenance.c
+        with self._tx() as conn:
+            conn.execute(sa_delete(t.maintenance).where(m.host == host))
+            conn.execute(t.maintenance.insert().values(host=host, by=by, reason=redact(reason), since=now, until=until))
+        return MaintenanceRecord(host, by, redact(reason), now, until)
+
+    def clear_maintenance(self, host: str) -> bool:
+        """True if the host was in maintenance."""
+        m = t.maintenance.c
+        with self._tx() as conn:
+            return bool(conn.execute(sa_delete(t.maintenance).where(m.host == host)).rowcount)
+
+    def maintenance(self) -> dict[str, MaintenanceRecord]:
+        """Hosts in maintenance now; a window that has ended no longer counts."""
+        now = self._now()
+        m = t.maintenance.c
+        with self._tx(write=False) as conn:
+            rows = conn.execute(select(t.maintenance).where(or_(m.until.is_(None), m.until > now))).mappings().all()
+        return {r["host"]: MaintenanceRecord(r["host"], r["by"], r["reason"], r["since"], r["until"]) for r in rows}
 
     def lock_info(self, router: str) -> LockInfo | None:
         """Who holds `router` now; None if nobody does or the last lock has expired."""

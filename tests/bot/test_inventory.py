@@ -205,3 +205,20 @@ def test_probe_source_must_be_an_address(tmp_path: Path) -> None:
     path.write_text(text)
     with pytest.raises(ConfigError, match=r"probe\.source"):
         load_inventory(path, env={}, check_files=False)
+
+
+def test_slack_roles_load_and_bad_ids_are_named(tmp_path: Path) -> None:
+    text = LAB.read_text() + (
+        "slack:\n  alert_channel: C0ALERTS\n  channels: [C0ALERTS]\n"
+        "  roles: {viewers: ['*'], operators: [U0ALICE], approvers: [U0BOB, S0ONCALL]}\n"
+    )
+    good = tmp_path / "good.yaml"
+    good.write_text(text)
+    inv = load_inventory(good, env={}, check_files=False)
+    assert inv.slack.alert_channel == "C0ALERTS"
+    assert inv.slack.approvers == ("U0BOB", "S0ONCALL") and inv.slack.viewers == ("*",)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace("U0ALICE", "alice"))
+    with pytest.raises(ConfigError, match=r"slack\.roles\.operators\[0\]: bad Slack ID 'alice'"):
+        load_inventory(bad, env={}, check_files=False)
+    assert load_inventory(LAB, env={}, check_files=False).slack.channels == ()  # nothing granted by default

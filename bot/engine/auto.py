@@ -1,0 +1,217 @@
+"""Automatic failover: whether lasthop moves a service by itself, decided from state passed in.
+
+Pure apart from its own move history, so that every guardrail can be tested alone.
+Each refusal is a "hold" whose reason is written for the alert, so the person reading
+it knows why nothing moved and what to type instead. The guardrails, in order:
+
+1. auto failover is off (in the policy, or for the service);
+2. self-partition: too many hosts failing at once, or a router unreachable, means the
+   likeliest broken thing is lasthop's own network, and a move would make it worse;
+3. the active host is flapping: moving on every flap would flap the route too;
+4. the move cap: after `max_moves` automatic moves in `window`, a human decides;
+5. no target that is UP for the service, out of maintenance and not flapping.
+
+Only a "move" carries a MoveRequest; it still goes through the whole pipeline (plan,
+risk, live pre-check, verify, rollback). The caller calls `record_move` once it runs one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
+from typing import Literal
+
+from bot.durations import format_duration
+from bot.engine.model import MoveRequest
+from bot.health.state import Health
+from bot.inventory import Inventory, Service
+
+AutoAction = Literal["move", "hold", "none"]
+HealthMap = Mapping[tuple[str, str], Health]
+
+
+@dataclass(frozen=True)
+class AutoDecision:
+    action: AutoAction
+    service: str
+    reason: str
+    request: MoveRequest | None = None
+
+
+class AutoPolicy:
+    """Decides automatic moves; remembers the ones made (timestamps on its clock) for the cap."""
+
+    def __init__(self, inv: Inventory, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._inv = inv
+        self._clock = clock
+        self._moves: deque[tuple[float, str]] = deque()
+
+    def decide(
+        self,
+        service: str,
+        *,
+        health: HealthMap,
+        serving: Mapping[str, str | None],
+        flapping: AbstractSet[str],
+        maintenance: AbstractSet[str],
+        routers_down: AbstractSet[str] = frozenset(),
+    ) -> AutoDecision:
+        """Move `service` away from its active host if that host is DOWN for it and every guardrail allows."""
+        svc = self._inv.services[service]
+        active = serving.get(service)
+        if active is None:
+            # No single known next hop: that is drift for a human, not a failure to fail over from.
+            return AutoDecision("none", service, f"who serves {service} is unknown")
+        if health.get((service, active)) is not Health.DOWN:
+            return AutoDecision("none", service, f"{active} is not down for {service}")
+
+        if (off := self._off(svc)) is not None:
+            return off
+        if (partition := self._partition(service, health, routers_down)) is not None:
+            return partition
+        if active in flapping:
+            return AutoDecision(
+                "hold", service,
+                f"{active} is flapping: lasthop does not move {service} automatically until it is stable",
+            )
+        if (cap := self._cap(service)) is not None:
+            return cap
+        targets = self._targets(svc, health, flapping, maintenance, exclude=active)
+        if not targets:
+            why = self._why_no_target(svc, health, flapping, maintenance, exclude=active)
+            return AutoDecision("hold", service, f"no healthy host to take {service}{why}")
+        to_host = targets[0]
+        reason = f"{active} down: lasthop moves {service} to {to_host} automatically"
+        return AutoDecision("move", service, reason, self._request(service, to_host, reason))
+
+    def failback(
+        self,
+        service: str,
+        *,
+        health: HealthMap,
+        serving: Mapping[str, str | None],
+        healthy_since: Mapping[str, float],
+        maintenance: AbstractSet[str],
+        flapping: AbstractSet[str] = frozenset(),
+        routers_down: AbstractSet[str] = frozenset(),
+    ) -> AutoDecision:
+        """Move `service` back to its first-choice host once that host has been UP for `hold_down`.
+
+        `healthy_since`: host -> when (on this policy's clock) it last became UP.
+        Waiting is "none" (nothing is wrong); a guardrail that blocks a due failback is "hold".
+        """
+        auto = self._inv.policy.auto_failover
+        svc = self._inv.services[service]
+        if not (auto.failback and auto.enabled and svc.auto_failover):
+            return AutoDecision("none", service, f"automatic failback is off for {service}")
+        home = svc.hosts[0]
+        active = serving.get(service)
+        if active is None:
+            return AutoDecision("none", service, f"who serves {service} is unknown")
+        if active == home:
+            return AutoDecision("none", service, f"{service} is already on {home}")
+        if health.get((service, home)) is not Health.UP or home in maintenance or home in flapping:
+            return AutoDecision("none", service, f"{home} is not ready to take {service} back")
+        since = healthy_since.get(home)
+        now = self._clock()
+        if since is None or now - since < auto.hold_down:
+            healthy = "not known" if since is None else f"only {format_duration(round(max(now - since, 0)))}"
+            return AutoDecision(
+                "none", service,
+                f"{home} has been healthy for {healthy}; {service} goes back after {format_duration(auto.hold_down)}",
+            )
+        if (partition := self._partition(service, health, routers_down)) is not None:
+            return partition
+        if (cap := self._cap(service)) is not None:
+            return cap
+        reason = f"{home} healthy for {format_duration(auto.hold_down)}: lasthop moves {service} back to it"
+        return AutoDecision("move", service, reason, self._request(service, home, reason))
+
+    def record_move(self, service: str, at: float | None = None) -> None:
+        """Count one automatic move (made now, or at `at` on this policy's clock) against the cap."""
+        self._moves.append((self._clock() if at is None else at, service))
+
+    def recent_moves(self, now: float | None = None) -> int:
+        """Automatic moves within the policy's window before `now`."""
+        return len(self._recent(self._clock() if now is None else now))
+
+    # ---------------------------------------------------------------- guards
+
+    def _off(self, svc: Service) -> AutoDecision | None:
+        if self._inv.policy.auto_failover.enabled and svc.auto_failover:
+            return None
+        return AutoDecision(
+            "hold", svc.name, f"automatic failover is off for {svc.name}: suggested lasthop failover {svc.name}"
+        )
+
+    def _partition(self, service: str, health: HealthMap, routers_down: AbstractSet[str]) -> AutoDecision | None:
+        if routers_down:
+            names = ", ".join(sorted(routers_down))
+            return AutoDecision(
+                "hold", service,
+                f"router {names} unreachable: lasthop suspects its own network and moves nothing",
+            )
+        # In doubt counts as failing: hosts cut off together are seen failing a check apart, not at once.
+        failing = (Health.DOWN, Health.FALLING)
+        failed = {host for (_, host), state in health.items() if state in failing and host in self._inv.hosts}
+        total = len(self._inv.hosts)
+        if total and len(failed) / total > self._inv.policy.auto_failover.partition_threshold:
+            return AutoDecision(
+                "hold", service,
+                f"{len(failed)} of {total} hosts failed at once: lasthop suspects its own network and moves nothing",
+            )
+        return None
+
+    def _cap(self, service: str) -> AutoDecision | None:
+        auto = self._inv.policy.auto_failover
+        recent = self._recent(self._clock())
+        # max_moves is "at most this many per window": the move that would exceed it waits.
+        if len(recent) < auto.max_moves:
+            return None
+        return AutoDecision(
+            "hold", service,
+            f"{len(recent)} automatic move{'' if len(recent) == 1 else 's'} in the last "
+            f"{format_duration(auto.window)}: waiting for a human",
+        )
+
+    def _recent(self, now: float) -> list[tuple[float, str]]:
+        window = self._inv.policy.auto_failover.window
+        while self._moves and self._moves[0][0] <= now - window:
+            self._moves.popleft()
+        return [m for m in self._moves if m[0] <= now]
+
+    # --------------------------------------------------------------- targets
+
+    @staticmethod
+    def _targets(
+        svc: Service, health: HealthMap, flapping: AbstractSet[str], maintenance: AbstractSet[str], *, exclude: str
+    ) -> list[str]:
+        return [
+            h for h in svc.hosts
+            if h != exclude and health.get((svc.name, h)) is Health.UP and h not in maintenance and h not in flapping
+        ]
+
+    @staticmethod
+    def _why_no_target(
+        svc: Service, health: HealthMap, flapping: AbstractSet[str], maintenance: AbstractSet[str], *, exclude: str
+    ) -> str:
+        notes = []
+        for h in svc.hosts:
+            if h == exclude:
+                continue
+            if h in maintenance:
+                notes.append(f"{h} in maintenance")
+            elif h in flapping:
+                notes.append(f"{h} flapping")
+            else:
+                notes.append(f"{h} {health.get((svc.name, h), Health.INIT).value}")
+        return f" ({', '.join(notes)})" if notes else ""
+
+    @staticmethod
+    def _request(service: str, to_host: str, reason: str) -> MoveRequest:
+        return MoveRequest(
+            kind="service", target=service, actor="lasthop", source="auto", to_host=to_host, reason=reason
+        )

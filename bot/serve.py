@@ -1,0 +1,394 @@
+"""`lasthop serve`: scheduled checks, health state machines, incidents, automatic moves.
+
+Threads and who owns what:
+- the scheduler's worker pool runs checks (I/O only, each with its own timeout);
+- one writer thread (the scheduler's) applies every result to the health machines,
+  so health state has a single writer and needs no locks;
+- one mover thread runs engine moves one at a time, so an automatic move never
+  blocks result processing and two automatic moves never race;
+- the engine's per-router database lock still guards against other processes.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+
+from bot.drivers.errors import DriverError
+from bot.engine.auto import AutoPolicy
+from bot.engine.live import find_drift, serving_host
+from bot.engine.model import MoveRequest
+from bot.engine.pipeline import Engine
+from bot.health.checks import CheckResult, run_check
+from bot.health.machine import HealthMachine, TargetKey, Transition
+from bot.health.notify_rules import decide
+from bot.health.scheduler import CheckJob, CheckScheduler
+from bot.health.state import Health
+from bot.incidents import IncidentTracker, IncidentUpdate
+from bot.inventory import Inventory
+from bot.metrics import Metrics
+from bot.notify import Notifier
+from bot.state import StateStore
+
+log = logging.getLogger("lasthop.serve")
+
+VIP = "@vip"  # key (service, VIP): the service as clients reach it, through the router
+LOOPBACK = "@lo"  # key (LOOPBACK, host): the host's VIPs on its loopback
+DRIFT = "@drift"  # key (DRIFT, router): the router's live table against what lasthop expects
+
+
+@dataclass
+class ServeSettings:
+    loopback_interval: float = 180.0
+    drift_interval: float = 60.0
+    maintenance_poll: float = 5.0
+    # Auto moves wait until every target has a known state: no acting on a half-built view.
+    startup_grace: float = 30.0
+
+
+@dataclass
+class _Alarm:
+    """A condition reported once when it starts and once when it ends (drift, missing VIPs)."""
+
+    text: str = ""
+    active: bool = False
+    history: list[str] = field(default_factory=list)
+
+
+class Daemon:
+    def __init__(
+        self,
+        inv: Inventory,
+        store: StateStore,
+        notifier: Notifier,
+        *,
+        metrics: Metrics | None = None,
+        settings: ServeSettings | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.inv = inv
+        self.store = store
+        self.notifier = notifier
+        self.metrics = metrics or Metrics()
+        self.settings = settings or ServeSettings()
+        self.clock = clock
+        self.machines: dict[TargetKey, HealthMachine] = {}
+        for svc in inv.services.values():
+            for host in svc.hosts:
+                self.machines[(svc.name, host)] = HealthMachine((svc.name, host), fall=svc.check.fall,
+                                                                rise=svc.check.rise)
+            if inv.probe.source is not None:
+                self.machines[(svc.name, VIP)] = HealthMachine((svc.name, VIP), fall=svc.check.fall,
+                                                               rise=svc.check.rise)
+        self.engine = Engine(inv, store, health=self, probe_source=inv.probe.source,
+                             probe_vips=inv.probe.verify_vips)
+        self.incidents = IncidentTracker(store, inv, clock=clock)
+        self.auto = AutoPolicy(inv, clock=clock)
+        self.scheduler = CheckScheduler(self._run, self._on_result)
+        self.scheduler.on_lateness = self.metrics.lateness.observe
+        self._serving: dict[str, str | None] = {}
+        self._serving_lock = threading.Lock()
+        # What the routers showed when this process started: the expectation for prefixes lasthop
+        # has no record of moving, so a hand-made change after start is reported as drift.
+        self._baseline: dict[IPv4Network, IPv4Address] = {}
+        self._maintenance: set[str] = set()
+        self._alarms: dict[TargetKey, _Alarm] = {}
+        self._moves: queue.Queue[MoveRequest | None] = queue.Queue()
+        self._pending: set[str] = set()  # services with an automatic move queued or running
+        # service -> (deadline, targets still to re-check) before an automatic decision is made
+        self._confirming: dict[str, tuple[float, set[TargetKey]]] = {}
+        self._stop = threading.Event()
+        self._started_at = clock()
+        self._ready = False
+        self._threads: list[threading.Thread] = []
+        self.healthy_since: dict[str, float] = {}
+
+    # -- HealthSource, for the engine --------------------------------------------------------
+    def snapshot(self) -> dict[tuple[str, str], Health]:
+        return {k: m.state for k, m in self.machines.items() if k[1] != VIP}
+
+    def check(self, service: str, host: str) -> CheckResult:
+        """The engine's live pre-check: run now, whatever the schedule says."""
+        return run_check(self.inv.hosts[host].address, self.inv.services[service].check, self.inv.probe.source)
+
+    def serving(self) -> dict[str, str | None]:
+        with self._serving_lock:
+            return dict(self._serving)
+
+    # -- life cycle -------------------------------------------------------------------------------
+    def start(self) -> None:
+        for note in self.engine.reconcile():
+            self.notifier.alert("reconcile", f"after restart: {note}")
+        self.incidents.rebuild()
+        self._refresh_serving(baseline=True)
+        self._refresh_maintenance()
+        for key in self.machines:
+            svc = self.inv.services[key[0]]
+            self.scheduler.add(CheckJob(key, svc.check.interval, svc.check.fast_interval, svc.check.timeout))
+        for host in self.inv.hosts:
+            self.scheduler.add(CheckJob((LOOPBACK, host), self.settings.loopback_interval, 5.0,
+                                        min(20.0, self.settings.loopback_interval / 2)))
+        for router in sorted({s.router for s in self.inv.services.values()}):
+            self.scheduler.add(CheckJob((DRIFT, router), self.settings.drift_interval, 5.0,
+                                        min(20.0, self.settings.drift_interval / 2)),
+                               first_delay=self.settings.drift_interval)
+        self.scheduler.start()
+        for target, name in ((self._mover, "lasthop-mover"), (self._housekeeping, "lasthop-housekeeping")):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop checking, then let a move in progress finish: nothing is left half done."""
+        self._stop.set()
+        self.scheduler.stop()
+        self._moves.put(None)
+        for t in self._threads:
+            t.join(timeout)
+        self.engine.close()
+
+    # -- checks (worker threads: I/O only) ------------------------------------------------------------
+    def _run(self, job: CheckJob) -> tuple[bool, str]:
+        a, b = job.key
+        start = time.monotonic()
+        try:
+            if a == LOOPBACK:
+                return self._run_loopback(b)
+            if a == DRIFT:
+                return self._run_drift(b)
+            svc = self.inv.services[a]
+            if b == VIP:
+                results = [run_check(vip, svc.check, self.inv.probe.source) for vip in svc.vips]
+                bad = [r for r in results if not r.ok]
+                return (not bad, bad[0].detail if bad else results[0].detail)
+            result = run_check(self.inv.hosts[b].address, svc.check, self.inv.probe.source)
+            return result.ok, result.detail
+        finally:
+            kind = "loopback" if a == LOOPBACK else "drift" if a == DRIFT else "vip" if b == VIP else "host"
+            self.metrics.check_seconds.labels(kind).observe(time.monotonic() - start)
+
+    def _run_loopback(self, host: str) -> tuple[bool, str]:
+        vips = sorted({v for s in self.inv.services.values() if host in s.hosts for v in s.vips})
+        try:
+            check = self.engine.devices.host(host).check_vips(vips, arp=False)
+        except DriverError as e:
+            return False, str(e)
+        if check.missing:
+            return False, f"{host} lacks {', '.join(map(str, check.missing))} on its loopback"
+        return True, f"{host} has its {len(vips)} VIPs on lo"
+
+    def _run_drift(self, router: str) -> tuple[bool, str]:
+        try:
+            live = self.engine.read_live([router])
+        except DriverError as e:
+            return False, f"cannot read {router}: {e}"
+        expected = {**self._baseline, **self.engine.expected()}
+        with self._serving_lock:
+            for svc in self.inv.services_on(router):
+                self._serving[svc.name] = serving_host(self.inv, live, svc.name)
+        drift = find_drift(self.inv, live, expected)
+        for svc in self.inv.services_on(router):
+            self.metrics.drift.labels(svc.name).set(1 if any(d.service == svc.name for d in drift) else 0)
+        return (not drift, "; ".join(d.text for d in drift) or f"{router} matches what lasthop expects")
+
+    # -- results (the single writer thread) -------------------------------------------------------------
+    def _on_result(self, job: CheckJob, ok: bool, detail: str, lateness: float) -> None:
+        a, b = job.key
+        if a in (LOOPBACK, DRIFT):
+            self._alarm(job.key, ok, detail)
+            return
+        machine = self.machines[job.key]
+        now = self.clock()
+        transition = machine.observe(ok, detail, now)
+        self.scheduler.set_next(job.key, machine.next_delay(job.interval, job.fast_interval))
+        self.metrics.set_health(a, b, machine.state.value)
+        if transition is not None:
+            self._on_transition(transition)
+        self._confirmed(job.key, now)
+        if not self._ready and self._view_complete(now):
+            self._ready = True
+            log.info("health view complete: automatic actions enabled")
+            for svc in self.inv.services:
+                self._consider(svc)
+
+    def _tell(self, updates: list[IncidentUpdate]) -> None:
+        for u in updates:
+            (self.notifier.alert if u.kind == "opened" else self.notifier.update)(u.key, u.text)
+        if updates:
+            self.metrics.incidents_open.set(len(self.store.open_incidents()))
+
+    def _view_complete(self, now: float) -> bool:
+        if all(m.state is not Health.INIT for m in self.machines.values()):
+            return True
+        return now - self._started_at >= self.settings.startup_grace
+
+    def _alarm(self, key: TargetKey, ok: bool, detail: str) -> None:
+        alarm = self._alarms.setdefault(key, _Alarm())
+        name = f"{key[0].lstrip('@')}:{key[1]}"
+        if not ok and (not alarm.active or alarm.text != detail):
+            alarm.active, alarm.text = True, detail
+            alarm.history.append(detail)
+            self.notifier.alert(name, detail)
+        elif ok and alarm.active:
+            alarm.active, alarm.text = False, ""
+            self.notifier.info(f"resolved: {detail}")
+
+    def _on_transition(self, t: Transition) -> None:
+        service, host = t.key
+        log.info("%s/%s: %s -> %s (%s)", service, host, t.old.value, t.new.value, t.detail)
+        if t.new is Health.UP and host != VIP:
+            self.healthy_since.setdefault(host, t.at)
+        elif t.new in (Health.DOWN, Health.FALLING) and host != VIP:
+            self.healthy_since.pop(host, None)
+        notice = decide(t)
+        log.debug("%s/%s: notice %s", service, host, notice.value)
+        # Every transition: the tracker ignores what is not news, and needs the rest (INIT->UP after a
+        # restart resolves a rebuilt incident; DOWN->DISABLED takes a host out of it).
+        self._tell(self.incidents.on_transition(t, serving=self.serving()))
+        if self._ready and host != VIP:
+            if t.new is Health.DOWN:
+                self._consider(service)
+            elif t.new is Health.UP:
+                self._consider_failback(service)
+
+    # -- automatic moves --------------------------------------------------------------------------------
+    def _consider(self, service: str) -> None:
+        """A host went down under `service`: re-check every other host now, then decide.
+
+        Hosts cut off together fail their checks a moment apart; deciding on the first
+        failure alone would move traffic before the self-partition guard could see the rest.
+        """
+        if service in self._pending or service in self._confirming:
+            return
+        others = {k for k, m in self.machines.items() if k[1] != VIP and m.state is not Health.DISABLED}
+        timeout = max((self.inv.services[k[0]].check.timeout for k in others), default=0.0)
+        self._confirming[service] = (self.clock() + timeout + 0.5, others)
+        for key in others:
+            self.scheduler.set_next(key, 0.0)
+
+    def _confirmed(self, key: TargetKey, now: float) -> None:
+        for service, (deadline, awaiting) in list(self._confirming.items()):
+            awaiting.discard(key)
+            if not awaiting or now >= deadline:
+                del self._confirming[service]
+                self._decide(service)
+
+    def _decide(self, service: str) -> None:
+        if service in self._pending:
+            return
+        decision = self.auto.decide(
+            service, health=self.snapshot(), serving=self.serving(),
+            flapping=self.incidents.flapping(), maintenance=set(self._maintenance),
+        )
+        if decision.action == "move" and decision.request is not None:
+            self._pending.add(service)
+            self._moves.put(decision.request)
+        elif decision.action == "hold":
+            host = self.serving().get(service)
+            key = self.incidents.incident_key((service, host)) if host else None
+            self.notifier.update(key or f"service:{service}", decision.reason)
+
+    def _consider_failback(self, service: str) -> None:
+        if service in self._pending:
+            return
+        decision = self.auto.failback(service, health=self.snapshot(), serving=self.serving(),
+                                      healthy_since=self.healthy_since, maintenance=set(self._maintenance),
+                                      flapping=self.incidents.flapping())
+        if decision.action == "move" and decision.request is not None:
+            self._pending.add(service)
+            self._moves.put(decision.request)
+
+    def _mover(self) -> None:
+        while True:
+            req = self._moves.get()
+            if req is None:
+                return
+            try:
+                self._move(req)
+            except Exception:  # one bad move must not stop the next
+                log.exception("automatic move of %s failed", req.target)
+                self.notifier.alert(f"service:{req.target}", f"automatic move of {req.target} crashed; see the log")
+            finally:
+                self._pending.discard(req.target)
+
+    def _move(self, req: MoveRequest) -> None:
+        start = time.monotonic()
+        outcome = self.engine.run(req)
+        kind = "automatic" if req.source == "auto" else "manual"
+        self.metrics.moves.labels(outcome.status, kind).inc()
+        self.metrics.move_seconds.labels(kind).observe(time.monotonic() - start)
+        if outcome.status == "done":
+            self.auto.record_move(req.target)
+        self._refresh_serving()
+        text = f"automatic move of {req.target}: {outcome.status}: " + "; ".join(outcome.lines)
+        if outcome.ok:
+            self.notifier.info(text)
+        else:
+            self.notifier.alert(f"service:{req.target}", text)
+
+    # -- housekeeping ------------------------------------------------------------------------------------
+    def _housekeeping(self) -> None:
+        """Timed work that no check result triggers: maintenance windows, flapping settling, fail-back.
+
+        The database is read here; the state changes run on the writer thread like every other one.
+        """
+        while not self._stop.wait(self.settings.maintenance_poll):
+            try:
+                hosts = set(self.store.maintenance())
+            except Exception:  # the database may be briefly away; try again next round
+                log.exception("reading maintenance windows failed")
+                continue
+            self.scheduler.call_soon(functools.partial(self._tick, hosts))
+
+    def _tick(self, maintenance: set[str]) -> None:
+        self._apply_maintenance(maintenance)
+        self._confirmed(("", ""), self.clock())  # a decision whose re-checks never came back
+        self._tell(self.incidents.tick(self.serving()))
+        if self._ready and self.inv.policy.auto_failover.failback:
+            for svc in self.inv.services:
+                self._consider_failback(svc)
+
+    def _refresh_maintenance(self) -> None:
+        self._apply_maintenance(set(self.store.maintenance()))
+
+    def _apply_maintenance(self, now_in: set[str]) -> None:
+        started, ended = now_in - self._maintenance, self._maintenance - now_in
+        self._maintenance = now_in
+        for host in sorted(started):
+            for key, m in self.machines.items():
+                if key[1] == host:
+                    t = m.disable(self.clock())
+                    self.metrics.set_health(key[0], host, m.state.value)
+                    if t is not None:
+                        self._tell(self.incidents.on_transition(t, serving=self.serving()))
+            self.notifier.info(f"{host} is in maintenance: no alerts, no automatic moves to it")
+        for host in sorted(ended):
+            for key, m in self.machines.items():
+                if key[1] == host:
+                    m.enable(self.clock())
+                    self.scheduler.set_next(key, 0.0)
+            self.notifier.info(f"{host} is out of maintenance: checking it again")
+
+    def _refresh_serving(self, *, baseline: bool = False) -> None:
+        try:
+            live = self.engine.read_live()
+        except DriverError as e:
+            log.warning("cannot read the routers: %s", e)
+            return
+        with self._serving_lock:
+            self._serving = {s: serving_host(self.inv, live, s) for s in self.inv.services}
+        if baseline:
+            for svc in self.inv.services.values():
+                hops = live.get(svc.router, {}).get(svc.prefix, frozenset())
+                if len(hops) == 1:
+                    self._baseline[svc.prefix] = next(iter(hops))
+
+
+def probe_source_note(source: IPv4Address | None) -> str:
+    return f"checks and probes are sent from {source}" if source else "checks are sent from the default address"

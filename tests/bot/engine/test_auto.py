@@ -1,0 +1,259 @@
+"""Automatic failover decisions: the plain move, and each guardrail on its own.
+
+Every guardrail test starts from the situation of `test_plain_move...` (web1 down for
+www-a, web2 and web3 up) and changes one thing, so removing that rule makes it fail.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.config import load_inventory
+from bot.engine.auto import AutoDecision, AutoPolicy
+from bot.engine.model import MoveRequest
+from bot.health.state import Health
+from bot.inventory import Inventory
+
+INVENTORY = """
+defaults: {username: ops, key_file: /k, known_hosts: /kh}
+routers:
+  r1: {driver: frr, address: 198.18.7.11, lan: [192.0.2.0/27]}
+hosts:
+  web1: {address: 192.0.2.2}
+  web2: {address: 192.0.2.3}
+  web3: {address: 192.0.2.4}
+  web4: {address: 192.0.2.5}
+services:
+  www-a: {prefix: 198.51.100.32/27, router: r1, hosts: [web1, web2, web3], vips: [198.51.100.33], auto_failover: true}
+  www-b: {prefix: 198.51.100.64/27, router: r1, hosts: [web2, web3, web1], vips: [198.51.100.65], auto_failover: true}
+  www-c: {prefix: 198.51.100.96/27, router: r1, hosts: [web1, web2], vips: [198.51.100.97]}
+policy:
+  auto_failover: {enabled: true, max_moves: 3, window: 1h, hold_down: 10m, partition_threshold: 0.5}
+"""
+
+U, D = Health.UP, Health.DOWN
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def inv(tmp_path: Path) -> Inventory:
+    path = tmp_path / "lasthop.yaml"
+    path.write_text(INVENTORY)
+    return load_inventory(path, env={}, check_files=False)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def _auto(inv: Inventory, **changes: Any) -> Inventory:
+    """`inv` with policy.auto_failover fields replaced."""
+    auto = dataclasses.replace(inv.policy.auto_failover, **changes)
+    return dataclasses.replace(inv, policy=dataclasses.replace(inv.policy, auto_failover=auto))
+
+
+def _health(**states: Health) -> dict[tuple[str, str], Health]:
+    """Every (service, host) UP, except `web1_www_a=DOWN`-style overrides."""
+    health = {(s, h): U for s in ("www-a", "www-b", "www-c") for h in ("web1", "web2", "web3", "web4")}
+    for name, state in states.items():
+        host, _, service = name.partition("_")
+        health[(service.replace("_", "-"), host)] = state
+    return health
+
+
+SERVING: Mapping[str, str | None] = {"www-a": "web1", "www-b": "web2", "www-c": "web1"}
+
+
+def _decide(policy: AutoPolicy, service: str = "www-a", **kw: Any) -> AutoDecision:
+    args: dict[str, Any] = {
+        "health": _health(web1_www_a=D), "serving": SERVING, "flapping": set(), "maintenance": set(),
+    }
+    args.update(kw)
+    return policy.decide(service, **args)
+
+
+# ---------------------------------------------------------------- decide()
+
+
+def test_plain_move_goes_to_the_first_healthy_host_in_preference_order(inv: Inventory, clock: Clock) -> None:
+    d = AutoPolicy(inv, clock=clock).decide(
+        "www-a", health=_health(web1_www_a=D), serving=SERVING, flapping=set(), maintenance=set()
+    )
+    assert d.action == "move" and d.service == "www-a"
+    assert d.request == MoveRequest(
+        kind="service", target="www-a", actor="lasthop", source="auto", to_host="web2", reason=d.reason
+    )
+    assert d.reason.startswith("web1 down: ")
+
+
+def test_nothing_to_decide_while_the_active_host_is_not_down_for_the_service(inv: Inventory, clock: Clock) -> None:
+    policy = AutoPolicy(inv, clock=clock)
+    # web1 down for www-b only: www-a on web1 is fine; www-b is served by web2.
+    assert policy.decide(
+        "www-a", health=_health(web1_www_b=D), serving=SERVING, flapping=set(), maintenance=set()
+    ).action == "none"
+    # Only in doubt: FALLING is not DOWN.
+    assert policy.decide(
+        "www-a", health=_health(web1_www_a=Health.FALLING), serving=SERVING, flapping=set(), maintenance=set()
+    ).action == "none"
+    # Who serves it is unknown: not a failover, a human's job.
+    unknown = policy.decide(
+        "www-a", health=_health(web1_www_a=D), serving={"www-a": None}, flapping=set(), maintenance=set()
+    )
+    assert (unknown.action, unknown.request) == ("none", None)
+
+
+def test_hold_when_auto_failover_is_off_in_the_policy(inv: Inventory, clock: Clock) -> None:
+    d = _decide(AutoPolicy(_auto(inv, enabled=False), clock=clock))
+    assert d == _hold("www-a", "automatic failover is off for www-a: suggested lasthop failover www-a")
+
+
+def test_hold_when_auto_failover_is_off_for_the_service(inv: Inventory, clock: Clock) -> None:
+    d = _decide(AutoPolicy(inv, clock=clock), "www-c", health=_health(web1_www_c=D))
+    assert d == _hold("www-c", "automatic failover is off for www-c: suggested lasthop failover www-c")
+
+
+def test_hold_when_more_than_the_partition_threshold_of_hosts_fail_at_once(inv: Inventory, clock: Clock) -> None:
+    policy = AutoPolicy(inv, clock=clock)
+    # 3 of 4 > 0.5: more likely lasthop is cut off than three hosts died together.
+    d = _decide(policy, health=_health(web1_www_a=D, web3_www_b=D, web4_www_a=D))
+    assert d == _hold("www-a", "3 of 4 hosts failed at once: lasthop suspects its own network and moves nothing")
+    # Exactly half is not more than half; web1 down twice counts as one host.
+    ok = _decide(policy, health=_health(web1_www_a=D, web1_www_b=D, web4_www_a=D))
+    assert ok.action == "move"
+    # Hosts cut off together fail a check apart: one still in doubt counts as failing.
+    doubt = _decide(policy, health=_health(web1_www_a=D, web3_www_b=Health.FALLING, web4_www_a=D))
+    assert doubt.action == "hold" and "3 of 4 hosts failed at once" in doubt.reason
+
+
+def test_hold_when_a_router_is_unreachable(inv: Inventory, clock: Clock) -> None:
+    d = _decide(AutoPolicy(inv, clock=clock), routers_down={"r1"})
+    assert d.action == "hold"
+    assert "suspects its own network and moves nothing" in d.reason
+
+
+def test_hold_when_the_active_host_is_flapping(inv: Inventory, clock: Clock) -> None:
+    d = _decide(AutoPolicy(inv, clock=clock), flapping={"web1"})
+    assert d.action == "hold" and "web1 is flapping" in d.reason
+
+
+def test_hold_after_max_moves_within_the_window_and_move_again_once_they_age_out(
+    inv: Inventory, clock: Clock
+) -> None:
+    policy = AutoPolicy(inv, clock=clock)
+    for at in (clock.now - 3000, clock.now - 2000, clock.now - 10):
+        policy.record_move("www-b", at=at)
+    assert policy.recent_moves() == 3
+    d = _decide(policy)
+    assert d == _hold("www-a", "3 automatic moves in the last 1h: waiting for a human")
+    clock.now += 601  # the oldest is now more than an hour old
+    assert policy.recent_moves() == 2
+    assert _decide(policy).action == "move"
+
+
+def test_record_move_without_a_time_uses_the_clock(inv: Inventory, clock: Clock) -> None:
+    policy = AutoPolicy(_auto(inv, max_moves=1), clock=clock)
+    policy.record_move("www-a")
+    assert _decide(policy).action == "hold"
+    clock.now += 3600
+    assert _decide(policy).action == "move"
+
+
+@pytest.mark.parametrize(
+    ("change", "skipped"),
+    [
+        ({"health": _health(web1_www_a=D, web2_www_a=Health.RISING)}, "web2 rising"),
+        ({"maintenance": {"web2"}}, "web2 in maintenance"),
+        ({"flapping": {"web2"}}, "web2 flapping"),
+    ],
+)
+def test_a_target_must_be_up_out_of_maintenance_and_not_flapping(
+    inv: Inventory, clock: Clock, change: dict[str, Any], skipped: str
+) -> None:
+    policy = AutoPolicy(inv, clock=clock)
+    d = _decide(policy, **change)
+    assert d.action == "move" and d.request is not None and d.request.to_host == "web3"
+    # Take web3 away too (down for this service only, so the partition guard stays quiet).
+    health = change.get("health", _health(web1_www_a=D))
+    assert isinstance(health, dict)
+    d = _decide(policy, **{**change, "health": {**health, ("www-a", "web3"): D}})
+    assert d == _hold("www-a", f"no healthy host to take www-a ({skipped}, web3 down)")
+
+
+def test_guards_apply_in_order_off_before_partition(inv: Inventory, clock: Clock) -> None:
+    d = _decide(AutoPolicy(_auto(inv, enabled=False), clock=clock), routers_down={"r1"})
+    assert d.reason.startswith("automatic failover is off")
+
+
+# -------------------------------------------------------------- failback()
+
+
+def _failback(policy: AutoPolicy, **kw: Any) -> AutoDecision:
+    args: dict[str, Any] = {
+        "health": _health(), "serving": {**SERVING, "www-a": "web2"},
+        "healthy_since": {"web1": 0.0}, "maintenance": set(),
+    }
+    args.update(kw)
+    return policy.failback("www-a", **args)
+
+
+def test_failback_is_off_by_default(inv: Inventory, clock: Clock) -> None:
+    assert inv.policy.auto_failover.failback is False
+    d = _failback(AutoPolicy(inv, clock=clock))
+    assert d.action == "none" and d.request is None
+
+
+def test_failback_waits_for_the_hold_down_then_moves_home(inv: Inventory, clock: Clock) -> None:
+    policy = AutoPolicy(_auto(inv, failback=True), clock=clock)
+    since = {"web1": clock.now - 599}
+    early = _failback(policy, healthy_since=since)
+    assert early.action == "none" and early.request is None
+    assert "goes back after 10m" in early.reason
+    clock.now += 1
+    d = _failback(policy, healthy_since=since)
+    assert d.action == "move"
+    assert d.request == MoveRequest(
+        kind="service", target="www-a", actor="lasthop", source="auto", to_host="web1", reason=d.reason
+    )
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"serving": SERVING},  # already home
+        {"health": _health(web1_www_a=Health.RISING)},
+        {"maintenance": {"web1"}},
+        {"flapping": {"web1"}},
+        {"healthy_since": {}},
+    ],
+)
+def test_failback_needs_home_to_be_up_free_and_known_healthy(
+    inv: Inventory, clock: Clock, change: dict[str, Any]
+) -> None:
+    policy = AutoPolicy(_auto(inv, failback=True), clock=clock)
+    assert _failback(policy).action == "move"
+    assert _failback(policy, **change).action == "none"
+
+
+def test_failback_counts_against_the_move_cap(inv: Inventory, clock: Clock) -> None:
+    policy = AutoPolicy(_auto(inv, failback=True, max_moves=1), clock=clock)
+    policy.record_move("www-a")
+    d = _failback(policy)
+    assert d == _hold("www-a", "1 automatic move in the last 1h: waiting for a human")
+
+
+def _hold(service: str, reason: str) -> AutoDecision:
+    return AutoDecision("hold", service, reason)

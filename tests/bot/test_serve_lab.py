@@ -1,0 +1,264 @@
+"""`lasthop serve` on the lab: checks, incidents, automatic moves and their guardrails, for real.
+
+Needs root (network namespaces); CI runs these as root. Every wait is a bounded poll; the
+times printed are for reading, not asserted (the benchmark measures them).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+
+import pytest
+
+from bot.health.state import Health
+from bot.inventory import Inventory
+from bot.notify import LogNotifier
+from bot.serve import Daemon, ServeSettings
+from bot.state import StateStore
+from lab import Lab
+
+pytestmark = pytest.mark.lab
+
+VIP_A = IPv4Address("198.51.100.33")
+A = IPv4Network("198.51.100.32/27")
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+
+
+def fast_inventory(inv: Inventory, *, auto: set[str] = frozenset(), fall: int = 2, rise: int = 2,
+                   **auto_policy: object) -> Inventory:
+    services = {
+        name: dataclasses.replace(
+            svc, auto_failover=name in auto,
+            check=dataclasses.replace(svc.check, interval=1.0, timeout=0.5, fall=fall, rise=rise, fast_interval=0.2),
+        )
+        for name, svc in inv.services.items()
+    }
+    policy = dataclasses.replace(inv.policy, auto_failover=dataclasses.replace(
+        inv.policy.auto_failover, enabled=bool(auto), **auto_policy))
+    return dataclasses.replace(inv, services=services, policy=policy)
+
+
+@pytest.fixture
+def run_daemon(lab_inv: Inventory) -> Iterator[Callable[..., tuple[Daemon, LogNotifier]]]:
+    started: list[Daemon] = []
+
+    def start(inv: Inventory | None = None, **settings: float) -> tuple[Daemon, LogNotifier]:
+        inv = inv or lab_inv
+        notifier = LogNotifier(io.StringIO())
+        daemon = Daemon(inv, StateStore(inv.state_url), notifier,
+                        settings=ServeSettings(**{"drift_interval": 2.0, "startup_grace": 10.0, **settings}))
+        daemon.start()
+        started.append(daemon)
+        wait_for(lambda: daemon._ready, 30, "a complete health view")
+        return daemon, notifier
+
+    yield start
+    for d in started:
+        d.stop()
+
+
+def alerts(notifier: LogNotifier, key: str | None = None) -> list[str]:
+    return [text for level, k, text in notifier.sent if level == "alert" and (key is None or k == key)]
+
+
+def test_auto_failover_restores_service_without_a_human(lab: Lab, lab_inv: Inventory, lab_home: None,
+                                                        run_daemon: Callable[..., tuple[Daemon, LogNotifier]]) -> None:
+    daemon, notifier = run_daemon(fast_inventory(lab_inv, auto={"www-a"}))
+    assert lab.client_get(VIP_A) == "web1"
+    broke = time.monotonic()
+    lab.break_host("web1")
+    try:
+        def served_by_web2() -> bool:
+            try:
+                return lab.client_get(VIP_A, timeout=0.5) == "web2"
+            except Exception:  # refused while web1 is down and still routed: keep polling
+                return False
+
+        wait_for(served_by_web2, 30, "the client to get web2")
+        print(f"\nbreak -> client served by web2: {time.monotonic() - broke:.2f} s")
+        # The client may be served by web2 while both routes exist (make before break); the engine
+        # finishes removing the old one and verifying just after.
+        wait_for(lambda: daemon.store.recent_changes(limit=1)[0].status not in ("planned", "applying", "verifying"),
+                 20, "the move to finish")
+        change = daemon.store.recent_changes(limit=1)[0]
+        assert change.status == "done" and change.kind == "automatic" and change.requested_by == "lasthop"
+        assert len(alerts(notifier)) == 1, notifier.sent  # one incident (VIP and host failures joined), not a storm
+        # www-d (on r2) also ran on web1 but has auto failover off: held, with the command to run.
+        wait_for(lambda: any("automatic failover is off for www-d" in t for _, _, t in notifier.sent), 10,
+                 "the hold notice for www-d")
+    finally:
+        lab.heal("web1")
+    wait_for(lambda: daemon.store.open_incidents() == [], 30, "the incident to resolve")
+    assert daemon.engine.read_live(["r1"])["r1"][A] == {IPv4Address("198.51.100.3")}  # no fail-back by default
+    assert daemon.metrics.moves.labels("done", "automatic")._value.get() == 1
+
+
+def test_with_auto_failover_off_one_incident_suggests_the_move_and_nothing_changes(
+        lab: Lab, lab_inv: Inventory, lab_home: None, run_daemon: Callable[..., tuple[Daemon, LogNotifier]]) -> None:
+    daemon, notifier = run_daemon(fast_inventory(lab_inv))
+    lab.break_host("web1")
+    try:
+        wait_for(lambda: alerts(notifier), 20, "the incident alert")
+        wait_for(lambda: any("lasthop failover www-a" in t for _, _, t in notifier.sent), 10, "the suggestion")
+        time.sleep(2)  # more failed checks must not repeat the alert
+        assert len(alerts(notifier)) == 1, notifier.sent
+        assert daemon.store.recent_changes() == []
+        assert "via 198.51.100.2 " in lab.exec("r1", ["ip", "route", "show", str(A)]).stdout
+    finally:
+        lab.heal("web1")
+
+
+def test_two_hosts_failing_at_once_trip_the_self_partition_guard(
+        lab: Lab, lab_inv: Inventory, lab_home: None, run_daemon: Callable[..., tuple[Daemon, LogNotifier]]) -> None:
+    daemon, notifier = run_daemon(fast_inventory(lab_inv, auto={"www-a", "www-b", "www-c", "www-d"}))
+    lab.break_host("web1", link=True)
+    lab.break_host("web2", link=True)
+    try:
+        wait_for(lambda: any("suspects its own network" in t for _, _, t in notifier.sent), 30,
+                 "the partition guard")
+        time.sleep(2)
+        assert daemon.store.recent_changes() == []
+    finally:
+        lab.heal("web1")
+        lab.heal("web2")
+
+
+def test_a_flapping_host_is_detected_and_left_alone(
+        lab: Lab, lab_inv: Inventory, lab_home: None, run_daemon: Callable[..., tuple[Daemon, LogNotifier]]) -> None:
+    daemon, notifier = run_daemon(fast_inventory(lab_inv, auto={"www-a"}, fall=1, rise=1))
+    key = ("www-b", "web2")
+    for _ in range(3):
+        lab.break_host("web2")
+        wait_for(lambda: daemon.machines[key].state is Health.DOWN, 20, "web2 down")
+        lab.heal("web2")
+        wait_for(lambda: daemon.machines[key].state is Health.UP, 20, "web2 up")
+    wait_for(lambda: daemon.incidents.is_flapping("web2"), 20, "web2 marked flapping")
+    assert any("flapping" in t for _, _, t in notifier.sent)
+    # web2 is up right now and second in www-a's preference list, but it is flapping:
+    # when web1 fails, the automatic move skips it.
+    lab.break_host("web1")
+    try:
+        wait_for(lambda: daemon.store.recent_changes(), 30, "the automatic move of www-a")
+        wait_for(lambda: daemon.store.recent_changes(limit=1)[0].status == "done", 20, "the move to finish")
+        (change,) = daemon.store.recent_changes()
+        assert change.moves[0]["new"] == "198.51.100.4", "www-a must go to web3, not to the flapping web2"
+    finally:
+        lab.heal("web1")
+
+
+def test_a_hung_host_does_not_delay_the_other_checks(
+        lab: Lab, lab_inv: Inventory, run_daemon: Callable[..., tuple[Daemon, LogNotifier]]) -> None:
+    daemon, _ = run_daemon(fast_inventory(lab_inv))
+    web = subprocess.run(["ip", "netns", "pids", f"{lab.plan.prefix}-web2"], capture_output=True, text=True,
+                         timeout=5).stdout.split()
+    servers = [int(p) for p in web if "webserver" in Path(f"/proc/{p}/cmdline").read_text()]
+    assert servers
+    results: dict[tuple[str, str], int] = {}
+    real = daemon._on_result
+
+    def counting(job, ok, detail, lateness):  # type: ignore[no-untyped-def]
+        results[job.key] = results.get(job.key, 0) + 1
+        real(job, ok, detail, lateness)
+
+    daemon.scheduler._on_result = counting  # type: ignore[attr-defined]
+    for pid in servers:
+        os.kill(pid, signal.SIGSTOP)  # the TCP handshake completes, the answer never comes
+    try:
+        wait_for(lambda: min(results.get(("www-a", h), 0) for h in ("web1", "web3")) >= 5, 30,
+                 "five rounds of web1 and web3 checks while web2 hangs")
+        assert daemon.machines[("www-a", "web2")].state in (Health.FALLING, Health.DOWN)
+        assert daemon.machines[("www-a", "web1")].state is Health.UP
+    finally:
+        for pid in servers:
+            os.kill(pid, signal.SIGCONT)
+
+
+def test_drift_made_by_hand_is_reported_within_one_drift_interval(
+        lab: Lab, lab_inv: Inventory, lab_home: None, run_daemon: Callable[..., tuple[Daemon, LogNotifier]]) -> None:
+    _, notifier = run_daemon(fast_inventory(lab_inv), drift_interval=2.0)
+    vtysh = ["vtysh", "-N", lab.plan.frr_pathspace, "-c", "configure terminal",
+             "-c", f"ip route {A} 198.51.100.4", "-c", f"no ip route {A} 198.51.100.2"]
+    lab.exec("r1", vtysh)
+    changed = time.monotonic()
+    wait_for(lambda: alerts(notifier, "drift:r1"), 10, "the drift alert")
+    print(f"\nhand change -> drift alert: {time.monotonic() - changed:.2f} s")
+    assert "points at web3 (198.51.100.4), but lasthop last set web1 (198.51.100.2)" in alerts(notifier, "drift:r1")[0]
+
+
+def test_serve_runs_as_a_process_serves_metrics_and_stops_cleanly_on_sigterm(lab: Lab, lab_inv: Inventory,
+                                                                             tmp_path: Path) -> None:
+    config = tmp_path / "lasthop.yaml"
+    config.write_text(lab.inventory.read_text().replace(f"sqlite:///{lab.state_dir}/lasthop.db", lab_inv.state_url))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
+    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "--config", str(config), "serve", "--port", "18787"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        def metrics() -> str:
+            try:
+                with urllib.request.urlopen("http://127.0.0.1:18787/metrics", timeout=2) as r:
+                    return str(r.read().decode())
+            except OSError:
+                return ""
+
+        wait_for(lambda: 'lasthop_health{host="web1",service="www-a"} 1.0' in metrics(), 30, "web1 healthy in /metrics")
+        assert "lasthop_scheduler_lateness_seconds_count" in metrics()
+        with urllib.request.urlopen("http://127.0.0.1:18787/healthz", timeout=2) as r:
+            assert r.read() == b"ok\n"
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, out
+    assert "no Slack settings" in out and "lasthop serve: stopped" in out
+    assert "Traceback" not in out
+
+
+def test_maintenance_drains_silences_and_ends(lab: Lab, lab_inv: Inventory, lab_home: None, tmp_path: Path,
+                                              run_daemon: Callable[..., tuple[Daemon, LogNotifier]],
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.cli import main as cli_main
+
+    daemon, notifier = run_daemon(fast_inventory(lab_inv), maintenance_poll=0.5)
+    config = tmp_path / "lasthop.yaml"
+    config.write_text(lab.inventory.read_text().replace(f"sqlite:///{lab.state_dir}/lasthop.db", lab_inv.state_url))
+    # Draining a healthy host is risky by the policy: without approval the CLI refuses and changes nothing.
+    assert cli_main(["--config", str(config), "maintenance", "web3", "on", "--for", "30m", "--yes"]) == 1
+    assert "Refused: draining is risky" in capsys.readouterr().out
+    assert daemon.store.maintenance() == {}
+    assert cli_main(["--config", str(config), "maintenance", "web3", "on", "--for", "30m", "--yes",
+                     "--accept-risk"]) == 0
+    out = capsys.readouterr().out
+    # least loaded first: web1 serves www-a and www-d, web2 only www-b
+    assert "www-c (198.51.100.200/32 on r1): web3 -> web2" in out and "web3 is in maintenance until" in out
+    assert lab.client_get(IPv4Address("198.51.100.200")) == "web2"
+    wait_for(lambda: daemon.machines[("www-c", "web3")].state is Health.DISABLED, 10, "web3 disabled")
+    lab.break_host("web3")  # work on the host: no alert while it is in maintenance
+    try:
+        time.sleep(2)
+        assert alerts(notifier) == []
+        assert any("web3 is in maintenance" in t for _, _, t in notifier.sent)
+    finally:
+        lab.heal("web3")
+    assert cli_main(["--config", str(config), "maintenance", "web3", "off"]) == 0
+    wait_for(lambda: daemon.machines[("www-c", "web3")].state is Health.UP, 15, "web3 checked again and up")
+    assert [r.action for r in daemon.store.history(limit=3)][:1] == ["maintenance"]
