@@ -229,31 +229,66 @@ def _serve(engine: object, store: object, args: argparse.Namespace) -> int:
     import threading
 
     from bot.engine.pipeline import Engine
-    from bot.notify import LogNotifier
+    from bot.notify import LogNotifier, Notifier
     from bot.serve import Daemon, probe_source_note
     from bot.state import StateStore
     from bot.web import make_server, serve_in_background
+    from handlers.app import SlackSetupError, build_app, http_handler, settings_from_env, start_socket_mode, web_client
+    from handlers.context import SlackContext
+    from handlers.notifier import SlackNotifier
+    from handlers.poster import Poster
 
     assert isinstance(engine, Engine) and isinstance(store, StateStore)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # APScheduler logs several INFO lines per check run; lasthop logs the transitions that matter.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     inv = engine.inv
-    if not os.environ.get("SLACK_BOT_TOKEN"):
+    try:
+        slack = settings_from_env()
+    except SlackSetupError as e:
+        print(f"lasthop serve: {e}", file=sys.stderr)
+        return USAGE
+    notifier: Notifier = LogNotifier()
+    poster = client = None
+    if slack is None:
         print("lasthop serve: no Slack settings (SLACK_BOT_TOKEN unset): alerts go to this log", flush=True)
+    else:
+        client = web_client(slack)
+        poster = Poster(client)
+        if inv.slack.alert_channel:
+            notifier = SlackNotifier(poster, inv.slack.alert_channel)
+        else:
+            print("lasthop serve: slack.alert_channel is not set: alerts go to this log", flush=True)
     print(f"lasthop serve: {len(inv.services)} services, {len(inv.hosts)} hosts; "
           f"{probe_source_note(inv.probe.source)}", flush=True)
-    daemon = Daemon(inv, store, LogNotifier())
+    daemon = Daemon(inv, store, notifier)
+    routes = {}
+    socket_handler = None
+    ctx = None
+    if slack is not None and client is not None and poster is not None:
+        ctx = SlackContext(inv, daemon.engine, store, client, poster)
+        try:
+            app = build_app(ctx, slack)
+            if slack.socket_mode:
+                socket_handler = start_socket_mode(app, slack)
+                print("lasthop serve: Slack connected over Socket Mode", flush=True)
+            else:
+                routes["/slack/events"] = http_handler(app)
+        except SlackSetupError as e:
+            print(f"lasthop serve: {e}", file=sys.stderr)
+            ctx.close()
+            return FAILED
     stopping = threading.Event()
     server = None
     if args.port:
         try:
-            server = make_server(args.bind, args.port, daemon.metrics, lambda: not stopping.is_set())
+            server = make_server(args.bind, args.port, daemon.metrics, lambda: not stopping.is_set(), routes)
         except OSError as e:
             print(f"lasthop serve: cannot listen on {args.bind}:{args.port}: {e.strerror or e}", file=sys.stderr)
             return FAILED
         serve_in_background(server)
-        print(f"lasthop serve: /metrics and /healthz on http://{args.bind}:{args.port}", flush=True)
+        extra = " and POST /slack/events" if routes else ""
+        print(f"lasthop serve: /metrics, /healthz{extra} on http://{args.bind}:{args.port}", flush=True)
 
     def on_signal(signum: int, frame: object) -> None:
         stopping.set()
@@ -263,7 +298,11 @@ def _serve(engine: object, store: object, args: argparse.Namespace) -> int:
     daemon.start()
     stopping.wait()
     print("lasthop serve: stopping (a move in progress is finished first)", flush=True)
+    if socket_handler is not None:
+        socket_handler.close()
     daemon.stop()
+    if ctx is not None:
+        ctx.close()
     if server is not None:
         server.shutdown()
         server.server_close()

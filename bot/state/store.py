@@ -354,6 +354,14 @@ class StateStore:
             raise ApprovalClosed(record)
         return record
 
+    def set_approval_message(self, approval_id: str, *, channel: str, ts: str) -> None:
+        """Where the approval request was posted, so its outcome can replace it there."""
+        a = t.approvals.c
+        with self._tx() as conn:
+            if not conn.execute(sa_update(t.approvals).where(a.id == approval_id).values(channel=channel,
+                                                                                        message_ts=ts)).rowcount:
+                raise NotFound("approval", approval_id)
+
     def supersede_approvals(self, *, target: str, except_id: str | None = None) -> int:
         """Close the live pending approvals for `target` (a newer request replaces them); returns how many."""
         now = self._now()

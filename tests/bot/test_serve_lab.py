@@ -169,7 +169,13 @@ def test_a_hung_host_does_not_delay_the_other_checks(
     daemon, _ = run_daemon(fast_inventory(lab_inv))
     web = subprocess.run(["ip", "netns", "pids", f"{lab.plan.prefix}-web2"], capture_output=True, text=True,
                          timeout=5).stdout.split()
-    servers = [int(p) for p in web if "webserver" in Path(f"/proc/{p}/cmdline").read_text()]
+    def cmdline(pid: str) -> str:
+        try:
+            return Path(f"/proc/{pid}/cmdline").read_text()
+        except OSError:  # a process (an sshd session, say) that ended since the listing
+            return ""
+
+    servers = [int(p) for p in web if "webserver" in cmdline(p)]
     assert servers
     results: dict[tuple[str, str], int] = {}
     real = daemon._on_result

@@ -133,3 +133,13 @@ def test_a_newer_request_supersedes_pending_approvals_for_its_target(store: Stat
         store.decide_approval(old1.id, decision="approved", by="bob")
     assert store.supersede_approvals(target="www-a") == 1
     assert status_of(store, newest.id) == "superseded"
+
+
+def test_approval_message_location_is_recorded(store: StateStore) -> None:
+    rec = store.create_approval(plan={"target": "www-a"}, requester="U1", reasons=["r"],
+                                expires_in=timedelta(minutes=5))
+    store.set_approval_message(rec.id, channel="C1", ts="1700000000.000100")
+    got = store.get_approval(rec.id)
+    assert got is not None and (got.channel, got.message_ts) == ("C1", "1700000000.000100")
+    with pytest.raises(NotFound):
+        store.set_approval_message("nope", channel="C1", ts="1")

@@ -1,0 +1,103 @@
+"""The Bolt app: built from the environment, served over Socket Mode or HTTP.
+
+Tokens come from the environment only and are registered for redaction, so they
+never reach a log line, an audit record or a message.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from slack_bolt import App, BoltRequest
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+
+from bot.state import register_secret
+from handlers import register_all
+from handlers.context import SlackContext
+
+log = logging.getLogger("lasthop.slack")
+DEFAULT_API_URL = "https://slack.com/api/"
+
+
+class SlackSetupError(Exception):
+    """A one-line reason the Slack app cannot start (missing or refused token)."""
+
+
+@dataclass(frozen=True)
+class SlackSettingsEnv:
+    bot_token: str
+    signing_secret: str | None
+    app_token: str | None
+    api_url: str
+
+    @property
+    def socket_mode(self) -> bool:
+        return bool(self.app_token)
+
+
+def settings_from_env(env: Mapping[str, str] | None = None) -> SlackSettingsEnv | None:
+    """None when no Slack settings are given at all (lasthop then notifies to its log)."""
+    env = os.environ if env is None else env
+    token = env.get("SLACK_BOT_TOKEN", "").strip()
+    secret = env.get("SLACK_SIGNING_SECRET", "").strip() or None
+    app_token = env.get("SLACK_APP_TOKEN", "").strip() or None
+    if not (token or secret or app_token):
+        return None
+    if not token:
+        raise SlackSetupError("SLACK_BOT_TOKEN is not set (it starts with xoxb-)")
+    if not token.startswith("xoxb-"):
+        raise SlackSetupError("SLACK_BOT_TOKEN does not look like a bot token (it should start with xoxb-)")
+    if app_token and not app_token.startswith("xapp-"):
+        raise SlackSetupError("SLACK_APP_TOKEN does not look like an app-level token (it should start with xapp-)")
+    if not app_token and not secret:
+        raise SlackSetupError("HTTP mode needs SLACK_SIGNING_SECRET (or set SLACK_APP_TOKEN for Socket Mode)")
+    for secret_value in (token, secret, app_token):
+        if secret_value:
+            register_secret(secret_value)
+    api_url = env.get("SLACK_API_URL", "").strip() or DEFAULT_API_URL
+    if not api_url.endswith("/"):
+        api_url += "/"
+    return SlackSettingsEnv(token, secret, app_token, api_url)
+
+
+def web_client(settings: SlackSettingsEnv) -> WebClient:
+    return WebClient(token=settings.bot_token, base_url=settings.api_url, timeout=10,
+                     retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=3)])
+
+
+def build_app(ctx: SlackContext, settings: SlackSettingsEnv) -> App:
+    try:
+        app = App(client=ctx.client, signing_secret=settings.signing_secret or "socket-mode-unused",
+                  process_before_response=False, token_verification_enabled=True)
+    except SlackApiError as e:
+        raise SlackSetupError(f"Slack refused SLACK_BOT_TOKEN ({e.response.get('error', 'error')})") from None
+    except Exception as e:  # bolt wraps auth.test failures in its own error types
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise SlackSetupError(f"cannot start the Slack app: {first[:160]}") from None
+    register_all(app, ctx)
+    return app
+
+
+def http_handler(app: App):  # type: ignore[no-untyped-def]
+    """POST /slack/events for bot.web: Bolt checks the signature and dispatches."""
+    def handle(body: bytes, headers: Mapping[str, str], query: str) -> tuple[int, dict[str, str], bytes]:
+        req = BoltRequest(body=body.decode("utf-8", "replace"), query=query,
+                          headers={k.lower(): [v] for k, v in headers.items()})
+        resp = app.dispatch(req)
+        out_headers = {k: (v[0] if isinstance(v, list) and v else str(v)) for k, v in resp.headers.items()}
+        return resp.status, out_headers, (resp.body or "").encode()
+    return handle
+
+
+def start_socket_mode(app: App, settings: SlackSettingsEnv):  # type: ignore[no-untyped-def]
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    handler = SocketModeHandler(app, settings.app_token, web_client=WebClient(
+        token=settings.app_token, base_url=settings.api_url, timeout=10))
+    handler.connect()  # type: ignore[no-untyped-call]
+    return handler
