@@ -79,3 +79,35 @@ def collect_status(engine: Engine, *, only: str | None = None, loopback: bool = 
     for change in engine.store.changes_in_flight():
         view.notes.append(f"change {change.id[:8]} on {change.router} is still {change.status}")
     return view
+
+
+def detail_lines(engine: Engine, view: StatusView, kind: str, name: str) -> list[str]:
+    """What /status NAME adds: per-host health with rise/fall counters, the route, the last changes."""
+    inv = engine.inv
+    machines = getattr(engine.health, "machines", {})  # the serve process's state machines, when there
+    health = engine.health.snapshot()
+
+    def host_line(service: str, host: str) -> str:
+        state = health.get((service, host), Health.INIT).value
+        m = machines.get((service, host))
+        if m is None:
+            return f"{host}: {state}"
+        svc = inv.services[service]
+        count = (f", {m.fails}/{svc.check.fall} failed" if m.fails else "") + (
+            f", {m.passes}/{svc.check.rise} passed" if m.passes else "")
+        last = f"; {m.last_detail}" if m.last_detail else ""
+        return f"{host}: {state}{count}{last}"
+
+    lines: list[str] = []
+    services = [name] if kind == "service" else [s.name for s in inv.services.values() if name in s.hosts]
+    for service in services:
+        svc = inv.services[service]
+        row = next((r for r in view.rows if r.service == service), None)
+        route = ", ".join(row.next_hops) if row and row.next_hops else "no route"
+        lines.append(f"{service}: {svc.prefix} on {svc.router} via {route}")
+        hosts = svc.hosts if kind == "service" else (name,)
+        lines.extend(f"  {host_line(service, h)}" for h in hosts)
+        for change in engine.store.recent_changes(limit=3, prefix=str(svc.prefix)):
+            moves = ", ".join(f"{m['old'] or 'none'} -> {m['new']}" for m in change.moves)
+            lines.append(f"  {change.created_at:%m-%d %H:%M}Z {change.status}: {moves} by {change.requested_by}")
+    return lines

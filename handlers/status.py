@@ -7,6 +7,7 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 
 from bot.commands import STATUS, UsageError, parse_status
+from bot.status import detail_lines
 from handlers import blocks
 from handlers.context import SlackContext
 
@@ -43,16 +44,21 @@ def _status(ctx: SlackContext, user: str, channel: str, target: str | None, resp
         ctx.audit_refusal(user, "slack", "status", target or "", reason)
         respond(text=reason, replace_original=True)
         return
-    only = None
+    only = kind = None
     if target:
         try:
-            _, only = ctx.inv.resolve(target)
+            kind, only = ctx.inv.resolve(target)
         except LookupError as e:
             respond(text=str(e).strip("'\""), replace_original=True)
             return
     view = ctx.read_status(only)
     text = "\n".join(blocks.status_lines(view))
-    respond(text=text or "No services.", blocks=blocks.status_blocks(view), replace_original=True)
+    body = blocks.status_blocks(view)
+    if kind and only:
+        detail = detail_lines(ctx.engine, view, kind, only)
+        text += "\n" + "\n".join(detail)
+        body.insert(1, blocks.section("```" + "\n".join(detail) + "```"))
+    respond(text=text or "No services.", blocks=body, replace_original=True)
 
 
 def _post(ctx: SlackContext, user: str, channel: str, respond: Respond) -> None:

@@ -26,6 +26,7 @@ from support.slack_standin import (
     sign,
     slash_command_body,
     slash_command_payload,
+    view_submission_body,
 )
 
 from bot.engine.pipeline import Engine
@@ -134,6 +135,33 @@ def test_status_acks_at_once_then_answers_from_the_routers(lab: Lab, slack: Slac
     assert "*www-a* → web1 (up) lo ok" in answer and "*www-d* → web1" in answer
     url, ack = slack.command("/status", "help", BOB)
     assert b"/status [SERVICE|HOST|help]" in ack
+
+
+def test_status_of_one_service_shows_its_hosts_route_and_changes(lab: Lab, slack: Slack) -> None:
+    url, _ = slack.command("/status", "www-a", BOB)
+    answer = texts(slack.standin.wait_for_response(url, timeout=30))
+    assert "www-a: 198.51.100.32/27 on r1 via 198.51.100.2" in answer
+    assert "web2: up" in answer and "web3: up" in answer
+    assert "*www-b*" not in answer
+
+
+def test_failover_without_words_opens_a_form_whose_answer_is_a_plan(lab: Lab, slack: Slack) -> None:
+    _, ack = slack.command("/failover", "", ALICE)
+    assert ack in (b"", b"null")
+    view = slack.standin.wait_for_call("views.open").args["view"]
+    assert view["callback_id"] == "failover_modal"
+    values = {
+        "service": {"service": {"type": "static_select", "selected_option": {"value": "www-a"}}},
+        "target": {"target": {"type": "static_select", "selected_option": {"value": "web3"}}},
+        "dry": {"dry": {"type": "checkboxes", "selected_options": [{"value": "dry"}]}},
+    }
+    body = view_submission_body("failover_modal", values, user_id=ALICE, private_metadata=view["private_metadata"])
+    status, _, _ = slack.send(body, timeout=3.0)
+    assert status == 200
+    shown = slack.standin.wait_for_call("chat.postEphemeral", timeout=30)
+    assert shown.args["user"] == ALICE and shown.args["channel"] == OPS
+    assert "Dry run: nothing changed" in str(shown.args["text"])
+    assert fib_a(slack) == {IPv4Address("198.51.100.2")}
 
 
 def test_ack_comes_within_3s_while_the_router_hangs(lab: Lab, slack: Slack) -> None:
