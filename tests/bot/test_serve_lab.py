@@ -19,6 +19,7 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 import pytest
+from support.labtools import cmdline, namespace_pids
 
 from bot.health.state import Health
 from bot.inventory import Inventory
@@ -167,15 +168,7 @@ def test_a_flapping_host_is_detected_and_left_alone(
 def test_a_hung_host_does_not_delay_the_other_checks(
         lab: Lab, lab_inv: Inventory, run_daemon: Callable[..., tuple[Daemon, LogNotifier]]) -> None:
     daemon, _ = run_daemon(fast_inventory(lab_inv))
-    web = subprocess.run(["ip", "netns", "pids", f"{lab.plan.prefix}-web2"], capture_output=True, text=True,
-                         timeout=5).stdout.split()
-    def cmdline(pid: str) -> str:
-        try:
-            return Path(f"/proc/{pid}/cmdline").read_text()
-        except OSError:  # a process (an sshd session, say) that ended since the listing
-            return ""
-
-    servers = [int(p) for p in web if "webserver" in cmdline(p)]
+    servers = [p for p in namespace_pids(lab, "web2") if "webserver" in cmdline(p)]
     assert servers
     results: dict[tuple[str, str], int] = {}
     real = daemon._on_result

@@ -9,15 +9,14 @@ import dataclasses
 import json
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
-from pathlib import Path
 from typing import Any
 
 import pytest
+from support.labtools import comm, namespace_pids
 from support.slack_standin import (
     SlackStandIn,
     block_action_body,
@@ -165,9 +164,7 @@ def test_failover_without_words_opens_a_form_whose_answer_is_a_plan(lab: Lab, sl
 
 
 def test_ack_comes_within_3s_while_the_router_hangs(lab: Lab, slack: Slack) -> None:
-    pids = subprocess.run(["ip", "netns", "pids", f"{lab.plan.prefix}-r1"], capture_output=True, text=True,
-                          timeout=5).stdout.split()
-    zebra = [int(p) for p in pids if Path(f"/proc/{p}/comm").read_text().strip() == "zebra"]
+    zebra = [p for p in namespace_pids(lab, "r1") if comm(p) == "zebra"]
     for pid in zebra:
         os.kill(pid, signal.SIGSTOP)
     try:

@@ -8,11 +8,11 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 import pytest
+from support.labtools import client_answer, comm, namespace_pids, ssh_session_pids
 
 from bot.drivers import DeviceSpec, RouteMove, make_router_driver
 from bot.drivers.errors import CommandRejected, CommandTimeout, ConnectError, HostKeyError
@@ -38,31 +38,16 @@ def spec(lab: Lab, name: str, **over: object) -> DeviceSpec:
     return DeviceSpec(**fields)  # type: ignore[arg-type]
 
 
-def wait_for_answer(lab: Lab, vip: IPv4Address, want: str, timeout: float = 10.0) -> str:
-    """What the client sees, polled: the FIB is verified, but give ARP a moment on first use."""
-    deadline = time.monotonic() + timeout
-    got = ""
-    while time.monotonic() < deadline:
-        try:
-            got = lab.client_get(vip, timeout=1.0)
-        except Exception as e:  # the lab's own error type; keep polling until the deadline
-            got = f"error: {e}"
-        if got == want:
-            return got
-        time.sleep(0.1)
-    return got
-
-
 @pytest.mark.parametrize("kind", ["frr", "cisco_ios"])
 def test_cli_router_moves_a_vip_and_back_as_seen_by_the_client(lab: Lab, lab_home: None, kind: str) -> None:
     with make_router_driver(kind, spec(lab, "r1")) as d:
         routes = {(r.prefix, r.next_hop) for r in d.get_static_routes()}
         assert (A, WEB1) in routes and (B, WEB2) in routes
-        assert wait_for_answer(lab, VIP_A, "web1") == "web1"
+        assert client_answer(lab, VIP_A, "web1") == "web1"
 
         transcript = d.move([RouteMove(A, WEB1, WEB2)])
         assert d.wait_for_fib(A, WEB2) == {WEB2}
-        assert wait_for_answer(lab, VIP_A, "web2") == "web2"
+        assert client_answer(lab, VIP_A, "web2") == "web2"
         sent = [e.command for e in transcript.exchanges]
         if kind == "frr":
             assert "ip route 198.51.100.32/27 198.51.100.3" in sent
@@ -75,7 +60,7 @@ def test_cli_router_moves_a_vip_and_back_as_seen_by_the_client(lab: Lab, lab_hom
 
         d.move([RouteMove(A, WEB2, WEB1)])
         assert d.wait_for_fib(A, WEB1) == {WEB1}
-        assert wait_for_answer(lab, VIP_A, "web1") == "web1"
+        assert client_answer(lab, VIP_A, "web1") == "web1"
         assert {(r.prefix, r.next_hop) for r in d.get_static_routes()} == routes
 
 
@@ -84,8 +69,8 @@ def test_frr_moves_two_prefixes_in_one_session_and_saves(lab: Lab, lab_home: Non
     with make_router_driver("frr", spec(lab, "r1")) as d:
         d.move([RouteMove(A, WEB1, WEB3), RouteMove(B, WEB2, WEB3)])
         assert d.fib_next_hops(A) == {WEB3} and d.fib_next_hops(B) == {WEB3}
-        assert wait_for_answer(lab, VIP_A, "web3") == "web3"
-        assert wait_for_answer(lab, VIP_B, "web3") == "web3"
+        assert client_answer(lab, VIP_A, "web3") == "web3"
+        assert client_answer(lab, VIP_B, "web3") == "web3"
         d.save_config()
         saved = conf.read_text()
         assert "ip route 198.51.100.32/27 198.51.100.4" in saved
@@ -98,15 +83,15 @@ def test_frr_moves_two_prefixes_in_one_session_and_saves(lab: Lab, lab_home: Non
 def test_linux_router_moves_with_an_atomic_replace(lab: Lab, lab_home: None) -> None:
     with make_router_driver("linux", spec(lab, "r2")) as d:
         assert {(r.prefix, r.next_hop) for r in d.get_static_routes()} == {(D, WEB1)}
-        assert wait_for_answer(lab, VIP_D, "web1") == "web1"
+        assert client_answer(lab, VIP_D, "web1") == "web1"
         transcript = d.move([RouteMove(D, WEB1, WEB2)])
         assert [e.command for e in transcript.exchanges] == [
             "ip route replace 198.51.100.96/27 via 198.51.100.3 proto static"
         ]
         assert d.fib_next_hops(D) == {WEB2}
-        assert wait_for_answer(lab, VIP_D, "web2") == "web2"
+        assert client_answer(lab, VIP_D, "web2") == "web2"
         d.move([RouteMove(D, WEB2, WEB1)])
-        assert wait_for_answer(lab, VIP_D, "web1") == "web1"
+        assert client_answer(lab, VIP_D, "web1") == "web1"
 
 
 def test_repeating_a_move_is_harmless(lab: Lab, lab_home: None) -> None:
@@ -184,28 +169,8 @@ def test_rejected_config_line_stops_the_change_and_leaves_routes(lab: Lab, lab_h
         assert d.fib_next_hops(D) == {WEB1}
 
 
-def _comm(pid: int | str) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return ""
-
-
-def _parent(pid: int) -> int:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return 0
-
-
-def _pids_in(lab: Lab, ns: str, name: str) -> list[int]:
-    out = subprocess.run(["ip", "netns", "pids", f"{lab.plan.prefix}-{ns}"], capture_output=True, text=True,
-                         timeout=5).stdout.split()
-    return [int(p) for p in out if _comm(p) == name]
-
-
 def test_a_command_that_times_out_is_named_and_changes_nothing(lab: Lab) -> None:
-    zebra = _pids_in(lab, "r1", "zebra")
+    zebra = [p for p in namespace_pids(lab, "r1") if comm(p) == "zebra"]
     assert zebra, "zebra must run in r1"
     with make_router_driver("frr", spec(lab, "r1", command_timeout=2.0)) as d:
         d.get_static_routes()  # session up before the router hangs
@@ -226,7 +191,7 @@ def test_a_dead_session_is_reconnected_once_for_reads(lab: Lab) -> None:
     with make_router_driver("linux", spec(lab, "r2")) as d:
         before = d.get_static_routes()
         # Kill r2's per-connection sshd processes (children of an sshd); the listener stays.
-        sessions = [p for p in _pids_in(lab, "r2", "sshd") if _comm(_parent(p)) == "sshd"]
+        sessions = ssh_session_pids(lab, "r2")
         assert sessions, "our session must have an sshd process on r2"
         for pid in sessions:
             os.kill(pid, signal.SIGTERM)

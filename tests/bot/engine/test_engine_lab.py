@@ -12,12 +12,12 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.labtools import client_answer, ssh_session_pids
 
 from bot.cli import main as cli_main
 from bot.engine.model import MoveRequest
@@ -43,20 +43,6 @@ def req(target: str, to: str | None = None, *, kind: str = "service", actor: str
                        dry_run=dry_run)
 
 
-def answer(lab: Lab, vip: IPv4Address, want: str, timeout: float = 10.0) -> str:
-    deadline = time.monotonic() + timeout
-    got = ""
-    while time.monotonic() < deadline:
-        try:
-            got = lab.client_get(vip, timeout=1.0)
-        except Exception as e:  # the lab's own error type; keep polling until the deadline
-            got = f"error: {e}"
-        if got == want:
-            break
-        time.sleep(0.1)
-    return got
-
-
 def fib(engine: Engine, router: str, prefix: IPv4Network) -> set[IPv4Address]:
     return engine.devices.router(router).fib_next_hops(prefix)
 
@@ -76,7 +62,7 @@ def test_failover_moves_the_route_and_the_client_gets_the_new_host(lab: Lab, lab
         assert again.lines == [f"already requested: change {outcome.change_id[:8]} on r1 is done; not run again"]
         assert len(engine.store.recent_changes()) == 1
         assert fib(engine, "r1", A) == {WEB2}
-        assert answer(lab, VIP_A, "web2") == "web2"
+        assert client_answer(lab, VIP_A, "web2") == "web2"
         change = engine.store.get_change(outcome.change_id or "")
         assert change is not None and change.status == "done"
         audit = engine.store.history(limit=5)
@@ -106,7 +92,7 @@ def test_cli_failover_and_dry_run(lab: Lab, lab_inv: Inventory, lab_home: None, 
     assert cli_main(["--config", str(config), "failover", "198.51.100.32/27", "--to", "web2", "--yes",
                      "--accept-risk"]) == 0
     assert "Done." in capsys.readouterr().out
-    assert answer(lab, VIP_A, "web2") == "web2"
+    assert client_answer(lab, VIP_A, "web2") == "web2"
     assert cli_main(["--config", str(config), "status", "--json"]) == 0
     assert '"host": "web2"' in capsys.readouterr().out
     assert cli_main(["--config", str(config), "status"]) == 0
@@ -160,21 +146,7 @@ def test_route_that_cannot_be_installed_is_rolled_back_and_verified(lab: Lab, la
     finally:
         lab.exec("r1", ["ip", "route", "del", str(A), "via", str(WEB1), "metric", "0"], check=False)
         engine.close()
-    assert answer(lab, VIP_A, "web1") == "web1"
-
-
-def _kill_sessions(lab: Lab, ns: str) -> None:
-    pids = subprocess.run(["ip", "netns", "pids", f"{lab.plan.prefix}-{ns}"], capture_output=True, text=True,
-                          timeout=5).stdout.split()
-    for pid in pids:
-        try:
-            comm = Path(f"/proc/{pid}/comm").read_text().strip()
-            parent = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]
-            parent_comm = Path(f"/proc/{parent}/comm").read_text().strip()
-        except OSError:
-            continue
-        if comm == "sshd" and parent_comm == "sshd":
-            os.kill(int(pid), signal.SIGKILL)
+    assert client_answer(lab, VIP_A, "web1") == "web1"
 
 
 def test_ssh_session_killed_mid_change_ends_rolled_back(lab: Lab, lab_inv: Inventory, lab_home: None) -> None:
@@ -186,7 +158,8 @@ def test_ssh_session_killed_mid_change_ends_rolled_back(lab: Lab, lab_inv: Inven
     def configure(lines: Any, transcript: Any, **kw: Any) -> None:
         calls.append(list(lines))
         if len(calls) == 2:  # the new route is in; kill the session before the old one goes
-            _kill_sessions(lab, "r1")
+            for pid in ssh_session_pids(lab, "r1"):
+                os.kill(pid, signal.SIGKILL)
         real_configure(lines, transcript, **kw)
 
     driver.cli.configure = configure  # type: ignore[attr-defined]
@@ -198,7 +171,7 @@ def test_ssh_session_killed_mid_change_ends_rolled_back(lab: Lab, lab_inv: Inven
     assert calls[0] == ["ip route 198.51.100.32/27 198.51.100.3"]
     assert fib(engine, "r1", A) == {WEB1}
     assert (A, WEB2) not in driver.configured_routes()  # type: ignore[attr-defined]
-    assert answer(lab, VIP_A, "web1") == "web1"
+    assert client_answer(lab, VIP_A, "web1") == "web1"
     engine.close()
 
 
@@ -210,8 +183,8 @@ def test_draining_a_host_moves_every_service_it_carried(lab: Lab, lab_inv: Inven
     outcome = engine.execute(plan, allow_risky=True)
     assert outcome.status == "done", outcome.lines
     targets = {m.service: m.to_host for m in plan.moves}
-    assert answer(lab, VIP_A, targets["www-a"]) == targets["www-a"]
-    assert answer(lab, VIP_D, targets["www-d"]) == targets["www-d"]
+    assert client_answer(lab, VIP_A, targets["www-a"]) == targets["www-a"]
+    assert client_answer(lab, VIP_D, targets["www-d"]) == targets["www-d"]
     assert "web1" not in targets.values()
     engine.close()
 

@@ -1,0 +1,59 @@
+"""Small helpers the lab tests share: polling what the client sees, finding a namespace's processes."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from ipaddress import IPv4Address
+from pathlib import Path
+
+from lab import Lab
+
+
+def client_answer(lab: Lab, vip: IPv4Address, want: str, timeout: float = 10.0) -> str:
+    """What the client gets from `vip`, polled until it is `want` or the time is up (then the last answer)."""
+    deadline = time.monotonic() + timeout
+    got = ""
+    while time.monotonic() < deadline:
+        try:
+            got = lab.client_get(vip, timeout=1.0)
+        except Exception as e:  # the lab's own error type; keep polling until the deadline
+            got = f"error: {e}"
+        if got == want:
+            break
+        time.sleep(0.1)
+    return got
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:  # the process ended since the listing
+        return ""
+
+
+def comm(pid: int | str) -> str:
+    return _read(f"/proc/{pid}/comm").strip()
+
+
+def parent(pid: int | str) -> int:
+    stat = _read(f"/proc/{pid}/stat")
+    try:
+        return int(stat.rsplit(")", 1)[1].split()[1])
+    except (IndexError, ValueError):
+        return 0
+
+
+def cmdline(pid: int | str) -> str:
+    return _read(f"/proc/{pid}/cmdline")
+
+
+def namespace_pids(lab: Lab, ns: str) -> list[int]:
+    out = subprocess.run(["ip", "netns", "pids", f"{lab.plan.prefix}-{ns}"], capture_output=True, text=True,
+                         timeout=5).stdout.split()
+    return [int(p) for p in out]
+
+
+def ssh_session_pids(lab: Lab, ns: str) -> list[int]:
+    """sshd processes serving a connection (children of an sshd), not the listener."""
+    return [p for p in namespace_pids(lab, ns) if comm(p) == "sshd" and comm(parent(p)) == "sshd"]
