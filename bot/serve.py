@@ -23,7 +23,7 @@ from ipaddress import IPv4Address, IPv4Network
 from bot.drivers.errors import DriverError
 from bot.engine.auto import AutoPolicy
 from bot.engine.live import find_drift, serving_host
-from bot.engine.model import MoveRequest
+from bot.engine.model import MoveRequest, Outcome
 from bot.engine.pipeline import Engine
 from bot.health.checks import CheckResult, run_check
 from bot.health.machine import HealthMachine, TargetKey, Transition
@@ -88,6 +88,7 @@ class Daemon:
                                                                rise=svc.check.rise)
         self.engine = Engine(inv, store, health=self, probe_source=inv.probe.source,
                              probe_vips=inv.probe.verify_vips)
+        self.engine.observers.append(self._count_move)
         self.incidents = IncidentTracker(store, inv, clock=clock)
         self.auto = AutoPolicy(inv, clock=clock)
         self.scheduler = CheckScheduler(self._run, self._on_result)
@@ -317,12 +318,14 @@ class Daemon:
             finally:
                 self._pending.discard(req.target)
 
-    def _move(self, req: MoveRequest) -> None:
-        start = time.monotonic()
-        outcome = self.engine.run(req)
-        kind = "automatic" if req.source == "auto" else "manual"
+    def _count_move(self, outcome: Outcome, kind: str) -> None:
+        """Every move this process's engine runs: automatic ones, and the Slack app's."""
         self.metrics.moves.labels(outcome.status, kind).inc()
-        self.metrics.move_seconds.labels(kind).observe(time.monotonic() - start)
+        if "total_ms" in outcome.timings_ms:
+            self.metrics.move_seconds.labels(kind).observe(outcome.timings_ms["total_ms"] / 1000)
+
+    def _move(self, req: MoveRequest) -> None:
+        outcome = self.engine.run(req)
         if outcome.status == "done":
             self.auto.record_move(req.target)
         self._refresh_serving()

@@ -6,6 +6,7 @@ MoveRequest and calls `Engine`, so the safety rules cannot drift apart.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 import uuid
@@ -25,6 +26,8 @@ from bot.health.live import HealthSource, LiveHealth
 from bot.inventory import CheckSpec, Inventory
 from bot.state import StateStore
 from bot.state.errors import DuplicateRequest, LockHeld
+
+log = logging.getLogger("lasthop.engine")
 
 
 @dataclass
@@ -72,6 +75,8 @@ class Engine:
         self.instance = f"{os.uname().nodename}:{os.getpid()}"
         # Test seam: called with the step name ("applied") so a test can make the process die there.
         self.on_step: Callable[[str], None] = lambda step: None
+        # Called with every executed move's outcome and its kind (manual, approved, automatic): metrics.
+        self.observers: list[Callable[[Outcome, str], None]] = []
 
     # -- reading the world ------------------------------------------------------
     def read_live(self, routers: list[str] | None = None) -> LiveTable:
@@ -120,6 +125,20 @@ class Engine:
 
     def execute(self, plan: Plan, *, approved_by: str | None = None, allow_risky: bool = False,
                 idempotency_key: str | None = None) -> Outcome:
+        """Steps 3-6 for a plan: pre-check, apply, verify, roll back, save. Every outcome is audited."""
+        outcome = self._execute(plan, approved_by=approved_by, allow_risky=allow_risky,
+                                idempotency_key=idempotency_key)
+        if not plan.request.dry_run and plan.moves and outcome.status != "noop":
+            kind = "automatic" if plan.request.source == "auto" else ("approved" if approved_by else "manual")
+            for observe in self.observers:
+                try:
+                    observe(outcome, kind)
+                except Exception:  # a metrics hook must never turn a finished move into an error
+                    log.exception("move observer failed")
+        return outcome
+
+    def _execute(self, plan: Plan, *, approved_by: str | None, allow_risky: bool,
+                 idempotency_key: str | None) -> Outcome:
         req = plan.request
         if plan.noop:
             self._audit(req, "move", "noop", plan.noop, plan)

@@ -55,12 +55,15 @@ def test_failover_moves_the_route_and_the_client_gets_the_new_host(lab: Lab, lab
         plan = engine.plan(req("www-a"))
         assert [(m.from_host, m.to_host) for m in plan.moves] == [("web1", "web2")]
         assert not plan.risky, plan.risks  # web1 is down, web2 is up: a safe move
+        seen: list[tuple[str, str]] = []
+        engine.observers.append(lambda outcome, kind: seen.append((outcome.status, kind)))
         outcome = engine.execute(plan, idempotency_key="click-1")
         assert outcome.status == "done", outcome.lines
         again = engine.execute(plan, idempotency_key="click-1")  # a double click, a retried event
         assert again.status == "noop" and again.change_id == outcome.change_id
         assert again.lines == [f"already requested: change {outcome.change_id[:8]} on r1 is done; not run again"]
         assert len(engine.store.recent_changes()) == 1
+        assert seen == [("done", "manual")]  # the repeat is not a move
         assert fib(engine, "r1", A) == {WEB2}
         assert client_answer(lab, VIP_A, "web2") == "web2"
         change = engine.store.get_change(outcome.change_id or "")
