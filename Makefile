@@ -8,9 +8,14 @@ install:
 
 demo: install
 	lasthop lab up
-	lasthop lab status
 	lasthop --config /run/lasthop-lab/lh/lasthop.yaml status
-	@echo "Try: lasthop --config /run/lasthop-lab/lh/lasthop.yaml failover www-a --dry-run"
+	@echo
+	@echo "lasthop is watching the lab (Ctrl-C stops it; 'sudo lasthop lab down' removes the lab)."
+	@echo "In another terminal:  sudo lasthop lab break web1    # www-a fails over to web2 by itself"
+	@echo "                      sudo lasthop --config /run/lasthop-lab/lh/lasthop.yaml status"
+	@echo "                      sudo lasthop lab heal web1"
+	@echo
+	lasthop --config /run/lasthop-lab/lh/lasthop.yaml serve --port 8080
 
 test: install
 	$(PYTHON) -m ruff check bot handlers lab tests

@@ -33,7 +33,8 @@ def _names(members: tuple[str, ...], who: Who) -> bool:
 
 def refusal(settings: SlackSettings, who: Who, role: Role) -> str | None:
     """None when allowed; otherwise the short reason to show the person."""
-    if "*" not in settings.channels and who.channel not in settings.channels:
+    # The alert channel always counts: lasthop posts its approval buttons there.
+    if "*" not in settings.channels and who.channel not in (*settings.channels, settings.alert_channel):
         return "lasthop does not take commands in this channel"
     if not any(_names(getattr(settings, attr), who) for attr in _GRANTED_BY[role]):
         return f"you are not allowed to {_VERB[role]} (ask an admin to add you to the lasthop roles)"

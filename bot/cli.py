@@ -242,6 +242,7 @@ def _serve(engine: object, store: object, args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # APScheduler logs several INFO lines per check run; lasthop logs the transitions that matter.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("paramiko").setLevel(logging.WARNING)  # one INFO line per SSH login
     inv = engine.inv
     try:
         slack = settings_from_env()

@@ -37,7 +37,8 @@ class LogNotifier:
             self.sent.append((level, key, text))
             tag = f" [{key}]" if key else ""
             print(f"{level.upper():5}{tag} {text}", file=self.stream, flush=True)
-        log.info("%s%s %s", level, f" [{key}]" if key else "", text)
+        # DEBUG: the line above already reached the terminal; the log keeps it for a file handler.
+        log.debug("%s%s %s", level, f" [{key}]" if key else "", text)
 
     def alert(self, key: str, text: str) -> None:
         self._emit("alert", key, text)

@@ -12,6 +12,9 @@ from lab.plan import SERVER_LAN, LabPlan
 
 # Preference order per service: the initial host first, then the others in turn.
 _HOSTS = ("web1", "web2", "web3")
+# Lively for a demo: a failure is seen in about interval + fall x fast_interval.
+CHECK = "{kind: http, port: 80, interval: 2s, timeout: 1s, fall: 2, rise: 2, fast_interval: 500ms}"
+AUTO_SERVICE = "www-a"
 
 
 def _preference(first: str) -> list[str]:
@@ -42,6 +45,8 @@ def inventory_yaml(plan: LabPlan, state_dir: Path, state_url: str | None = None)
     lines.append("services:")
     for s in plan.services:
         hosts = ", ".join(_preference(s.initial_host))
-        lines.append(f"  {s.name}: {{prefix: {s.prefix}, router: {s.router}, hosts: [{hosts}], vips: [{s.vip}],")
-        lines.append("    check: {kind: http, port: 80}}")
+        auto = ", auto_failover: true" if s.name == AUTO_SERVICE else ""
+        lines.append(f"  {s.name}: {{prefix: {s.prefix}, router: {s.router}, hosts: [{hosts}], vips: [{s.vip}]{auto},")
+        lines.append(f"    check: {CHECK}}}")
+    lines += ["policy:", "  auto_failover: {enabled: true, max_moves: 3, window: 1h, failback: false}"]
     return "\n".join(lines) + "\n"

@@ -45,3 +45,9 @@ def test_explicit_star_grants_viewing_to_everyone() -> None:
 def test_group_lookup_needed_only_when_a_role_names_a_group() -> None:
     assert needs_groups(S)
     assert not needs_groups(SlackSettings(viewers=("U1",)))
+
+
+def test_the_alert_channel_always_accepts_clicks() -> None:
+    s = SlackSettings(alert_channel="C_ALERTS", channels=("C_OPS",), approvers=("U_APP",))
+    assert refusal(s, Who("U_APP", "C_ALERTS"), "approver") is None
+    assert refusal(s, Who("U_APP", "C_ELSE"), "approver") == "lasthop does not take commands in this channel"

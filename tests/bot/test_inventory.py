@@ -93,8 +93,11 @@ def test_example_names_its_environment_variables() -> None:
         assert f"#   {name}" in text
 
 
-def test_policy_defaults(lab: Inventory) -> None:
-    p = lab.policy
+def test_policy_defaults(tmp_path: Path) -> None:
+    text = LAB.read_text()
+    no_policy = tmp_path / "no-policy.yaml"
+    no_policy.write_text(text[: text.index("\npolicy:")] + "\n")
+    p = load_inventory(no_policy, env={}, check_files=False).policy
     assert (p.approval_timeout, p.verify_timeout, p.two_person_rule, p.save_after_change) == (900.0, 10.0, True, True)
     assert dataclasses.astuple(p.risky) == (True, True, True, True, True)
     a = p.auto_failover

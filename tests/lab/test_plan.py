@@ -163,6 +163,7 @@ def test_written_inventory_matches_config_lab_yaml(tmp_path: Path) -> None:
     assert got.hosts == want.hosts
     assert got.services == want.services
     assert got.probe == want.probe
+    assert got.policy == want.policy
     other = tmp_path / "other.yaml"
     other.write_text(inventory_yaml(LabPlan("lt", 7), Path("/run/lasthop-lab/lt")))
     lt = load_inventory(other, env={}, check_files=False)
