@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
@@ -18,22 +19,30 @@ def register(app: App, ctx: SlackContext) -> None:
     def approve(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
         user, approval_id = body["user"]["id"], body["actions"][0]["value"]
-        channel = body.get("channel", {}).get("id", "")
-        ctx.submit(lambda: _decide(ctx, user, channel, approval_id, "approved", respond))
+        channel, ts = _clicked(body)
+        ctx.submit(lambda: _decide(ctx, user, channel, ts, approval_id, "approved", respond))
 
     @app.action("approval_deny")
     def deny(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
         user, approval_id = body["user"]["id"], body["actions"][0]["value"]
-        channel = body.get("channel", {}).get("id", "")
-        ctx.submit(lambda: _decide(ctx, user, channel, approval_id, "denied", respond))
+        channel, ts = _clicked(body)
+        ctx.submit(lambda: _decide(ctx, user, channel, ts, approval_id, "denied", respond))
+
+
+def _clicked(body: dict[str, Any]) -> tuple[str, str]:
+    """The channel and message the button was on: the message to replace with the outcome."""
+    container = body.get("container", {})
+    channel = body.get("channel", {}).get("id", "") or container.get("channel_id", "")
+    return channel, str(container.get("message_ts") or body.get("message", {}).get("ts", ""))
 
 
 def _tell(respond: Respond, text: str) -> None:
     respond(text=text, response_type="ephemeral", replace_original=False)
 
 
-def _decide(ctx: SlackContext, user: str, channel: str, approval_id: str, decision: str, respond: Respond) -> None:
+def _decide(ctx: SlackContext, user: str, channel: str, ts: str, approval_id: str, decision: str,
+            respond: Respond) -> None:
     record = ctx.store.get_approval(approval_id)
     if record is None:
         _tell(respond, "This approval request is no longer known.")
@@ -55,6 +64,9 @@ def _decide(ctx: SlackContext, user: str, channel: str, approval_id: str, decisi
         ctx.audit_refusal(user, "slack", decision, target, f"request already {e.record.status}")
         _tell(respond, _closed_text(ctx, e.record.status, e.record.decided_by, approval_id))
         return
+    # The clicked message is the request: Slack names it even when the click beat our own record of it.
+    if channel and ts and not decided.message_ts:
+        decided = dataclasses.replace(decided, channel=channel, message_ts=ts)
     plan = Plan.from_dict(record.plan)
     if decision == "denied":
         ctx.store.audit(actor=f"slack:{user}", source="slack", action="deny", target=target, result="denied",

@@ -119,8 +119,7 @@ def approval_request(standin: SlackStandIn) -> tuple[str, str]:
     blocks = call.args["blocks"]
     value = next(e["value"] for b in blocks if b["type"] == "actions" for e in b["elements"]
                  if e["action_id"] == "approval_approve")
-    ts = standin.wait_for_call("chat.postMessage", lambda c: c is call).args.get("ts", "")
-    return value, ts
+    return value, str(call.response.get("ts", ""))
 
 
 def fib_a(slack: Slack) -> set[IPv4Address]:
