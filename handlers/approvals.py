@@ -11,7 +11,7 @@ from bot.engine.model import Plan
 from bot.state import ApprovalClosed, ApprovalRecord
 from handlers import blocks
 from handlers.context import SlackContext
-from handlers.failover import _closed_text
+from handlers.failover import closed_text
 
 
 def register(app: App, ctx: SlackContext) -> None:
@@ -62,7 +62,7 @@ def _decide(ctx: SlackContext, user: str, channel: str, ts: str, approval_id: st
         decided = ctx.store.decide_approval(approval_id, decision=decision, by=user)
     except ApprovalClosed as e:
         ctx.audit_refusal(user, "slack", decision, target, f"request already {e.record.status}")
-        _tell(respond, _closed_text(ctx, e.record.status, e.record.decided_by, approval_id))
+        _tell(respond, closed_text(ctx, e.record.status, e.record.decided_by, approval_id))
         return
     # The clicked message is the request: Slack names it even when the click beat our own record of it.
     if channel and ts and not decided.message_ts:

@@ -148,7 +148,7 @@ def _confirm(ctx: SlackContext, user: str, approval_id: str, reply: Reply) -> No
     try:
         ctx.store.decide_approval(approval_id, decision="approved", by=user)
     except ApprovalClosed as e:
-        reply(text=_closed_text(ctx, e.record.status, e.record.decided_by, approval_id), replace_original=False)
+        reply(text=closed_text(ctx, e.record.status, e.record.decided_by, approval_id), replace_original=False)
         return
     plan = Plan.from_dict(record.plan)
     reply(text=f"Moving: {'; '.join(plan.summary)}…",
@@ -161,12 +161,12 @@ def _cancel(ctx: SlackContext, user: str, approval_id: str, reply: Reply) -> Non
     try:
         ctx.store.decide_approval(approval_id, decision="denied", by=user)
     except ApprovalClosed as e:
-        reply(text=_closed_text(ctx, e.record.status, e.record.decided_by, approval_id), replace_original=False)
+        reply(text=closed_text(ctx, e.record.status, e.record.decided_by, approval_id), replace_original=False)
         return
     reply(text="Cancelled: nothing changed.")
 
 
-def _closed_text(ctx: SlackContext, status: str, by: str, approval_id: str) -> str:
+def closed_text(ctx: SlackContext, status: str, by: str, approval_id: str) -> str:
     if status == "expired":
         return "This request has expired: nothing was changed. Run /failover again."
     if status == "superseded":
