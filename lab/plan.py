@@ -26,9 +26,9 @@ ALLOWED_RANGES: tuple[IPv4Network, ...] = (
 )
 
 VIP_BLOCK = IPv4Network("198.51.100.0/24")
-# The servers' Ethernet side is the first /27 of the VIP block, as in the seed article
-# (192.168.1.0/27 there). Not 192.0.2.0/24: a sandbox's own uplink may use that range, and
-# the root namespace must never have a lab destination that is also one of its own addresses.
+# The servers' Ethernet side is the first /27 of the VIP block, as in the seed article (there,
+# the first /27 of a private class C). Not 192.0.2.0/24: a sandbox's own uplink may use that
+# range, and the root namespace must never have a lab destination that is one of its own addresses.
 SERVER_LAN = IPv4Network("198.51.100.0/27")
 CLIENT_LAN = IPv4Network("203.0.113.0/28")
 # One /24 per slot: the root namespace sees only this net, so labs with
