@@ -6,8 +6,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
+from support.fakes import ManualClock as Clock
+from support.fakes import inventory_from_text
 
-from bot.config import load_inventory
 from bot.health.machine import Transition
 from bot.health.state import Health
 from bot.incidents import IncidentTracker, IncidentUpdate
@@ -32,19 +33,9 @@ SERVING: Mapping[str, str | None] = {"www-a": "web1", "www-b": "web2", "www-d": 
 D, U = Health.DOWN, Health.UP
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 5000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def inv(tmp_path: Path) -> Inventory:
-    path = tmp_path / "lasthop.yaml"
-    path.write_text(INVENTORY)
-    return load_inventory(path, env={}, check_files=False)
+    return inventory_from_text(tmp_path, INVENTORY)
 
 
 @pytest.fixture
@@ -55,7 +46,7 @@ def store(tmp_path: Path) -> Iterator[StateStore]:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(5000.0)
 
 
 @pytest.fixture
@@ -276,7 +267,7 @@ def test_after_a_restart_a_host_still_down_is_not_announced_again(
     clock.now += 5
     feed(before, down("www-d", "web2"))  # joins web1's incident
 
-    after = IncidentTracker(store, inv, clock=Clock())
+    after = IncidentTracker(store, inv, clock=Clock(5000.0))
     after.rebuild()
     # The new process's health machines start from INIT and find the same failures.
     again = [down(s, h, old=Health.INIT) for s, h in (("www-a", "web1"), ("www-b", "web1"), ("www-d", "web2"))]
@@ -305,7 +296,7 @@ def test_a_flapping_host_is_still_flapping_after_a_restart(store: StateStore, in
         feed(before, t)
     assert before.flapping() == {"web1"}
 
-    later = Clock()
+    later = Clock(5000.0)
     after = IncidentTracker(store, inv, clock=later)
     after.rebuild()
     assert after.flapping() == {"web1"}

@@ -3,8 +3,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support.fakes import inventory_from_text
 
-from bot.inventory import Inventory, load_inventory
+from bot.inventory import Inventory
 
 INVENTORY = """
 defaults: {username: ops, key_file: /k, known_hosts: /kh}
@@ -24,6 +25,4 @@ services:
 
 @pytest.fixture
 def inv(tmp_path: Path) -> Inventory:
-    path = tmp_path / "lasthop.yaml"
-    path.write_text(INVENTORY)
-    return load_inventory(path, env={}, check_files=False)
+    return inventory_from_text(tmp_path, INVENTORY)

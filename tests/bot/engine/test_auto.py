@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.fakes import ManualClock as Clock
+from support.fakes import inventory_from_text
 
-from bot.config import load_inventory
 from bot.engine.auto import AutoDecision, AutoPolicy
 from bot.engine.model import MoveRequest
 from bot.health.state import Health
@@ -39,24 +40,14 @@ policy:
 U, D = Health.UP, Health.DOWN
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def inv(tmp_path: Path) -> Inventory:
-    path = tmp_path / "lasthop.yaml"
-    path.write_text(INVENTORY)
-    return load_inventory(path, env={}, check_files=False)
+    return inventory_from_text(tmp_path, INVENTORY)
 
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(1000.0)
 
 
 def _auto(inv: Inventory, **changes: Any) -> Inventory:
