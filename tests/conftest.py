@@ -12,8 +12,9 @@ from bot.drivers import Transcript
 from bot.inventory import Inventory
 from lab import Lab
 
-LAB_PREFIX = "lt"
-LAB_SLOT = 7
+# Overridable so that two test runs on one machine can each have a lab of their own.
+LAB_PREFIX = os.environ.get("LASTHOP_TEST_LAB_PREFIX", "lt")
+LAB_SLOT = int(os.environ.get("LASTHOP_TEST_LAB_SLOT", "7"))
 _NEEDS_ROOT = "needs root (network namespaces); CI runs these as root"
 
 
@@ -32,7 +33,7 @@ def require_root() -> None:
 
 @pytest.fixture(scope="session")
 def lab(request: pytest.FixtureRequest) -> Lab:
-    """A lab (prefix lt, slot 7) for the whole session, torn down at its end."""
+    """A lab (prefix lt, slot 7 unless overridden) for the whole session, torn down at its end."""
     require_root()
     the_lab = Lab(prefix=LAB_PREFIX, slot=LAB_SLOT)
     # Registered before up(): a lab that fails half-way up is torn down too.

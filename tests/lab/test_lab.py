@@ -111,16 +111,16 @@ def test_status_reports_a_healthy_lab(lab: Lab) -> None:
         "www-d": "web1",
     }
     text = status.render()
-    assert "lab lt (slot 7): healthy" in text
+    assert f"lab {lab.plan.prefix} (slot {lab.plan.slot}): healthy" in text
     assert "www-d" in text and "answered by web1" in text
 
 
 def test_lab_json_tells_other_tools_where_things_are(lab: Lab) -> None:
     data = json.loads(lab.lab_json.read_text())
-    assert data["prefix"] == "lt" and data["slot"] == 7
+    assert data["prefix"] == lab.plan.prefix and data["slot"] == lab.plan.slot
     assert data["key_file"] == str(lab.key_file)
     assert data["known_hosts"] == str(lab.known_hosts)
-    assert {d["name"]: d["mgmt"] for d in data["devices"]}["r1"] == "198.18.7.11"
+    assert {d["name"]: d["mgmt"] for d in data["devices"]}["r1"] == f"198.18.{lab.plan.slot}.11"
 
 
 def test_broken_web_server_stops_answering_and_heals(lab: Lab) -> None:
@@ -192,9 +192,10 @@ def test_client_get_refuses_addresses_outside_the_lab(lab: Lab) -> None:
 def test_cli_status_and_errors(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
     parser = argparse.ArgumentParser(prog="lab")
     configure(parser)
-    assert run(parser.parse_args(["status", "--prefix", "lt"])) == 0
-    assert "lab lt (slot 7): healthy" in capsys.readouterr().out
-    assert run(parser.parse_args(["heal", "web9", "--prefix", "lt"])) == 1
+    prefix = lab.plan.prefix
+    assert run(parser.parse_args(["status", "--prefix", prefix])) == 0
+    assert f"lab {prefix} (slot {lab.plan.slot}): healthy" in capsys.readouterr().out
+    assert run(parser.parse_args(["heal", "web9", "--prefix", prefix])) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unknown host 'web9'" in err
 
