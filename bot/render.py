@@ -36,6 +36,7 @@ def plan_text(plan: Plan) -> str:
     if plan.risks:
         lines.append("Risky, needs approval:")
         lines.extend(f"  - {r.text}" for r in plan.risks)
+    lines.extend(f"Note: {n}" for n in plan.notes)
     return "\n".join(lines)
 
 

@@ -79,6 +79,7 @@ class Plan:
     commands: dict[str, list[str]] = field(default_factory=dict)
     risks: tuple[RiskReason, ...] = ()
     noop: str = ""  # why nothing needs to move, when nothing does
+    notes: tuple[str, ...] = ()  # told, not asked: why a rule did not apply (a rescue that concentrates)
 
     @property
     def risky(self) -> bool:
@@ -108,6 +109,7 @@ class Plan:
             "commands": self.commands,
             "risks": [{"rule": x.rule, "text": x.text} for x in self.risks],
             "noop": self.noop,
+            "notes": list(self.notes),
             "key": self.key,
         }
 
@@ -124,6 +126,7 @@ class Plan:
             commands={k: list(v) for k, v in d["commands"].items()},
             risks=tuple(RiskReason(x["rule"], x["text"]) for x in d["risks"]),
             noop=d.get("noop", ""),
+            notes=tuple(d.get("notes", ())),  # plans stored before notes existed have none
         )
 
 
@@ -140,6 +143,7 @@ class Outcome:
     change_id: str | None = None
     timings_ms: dict[str, int] = field(default_factory=dict)
     transcript: str = ""
+    approved_by: str | None = None  # the second person, when one approved it
 
     @property
     def ok(self) -> bool:

@@ -109,7 +109,11 @@ class Engine:
         else:
             routers = sorted({s.router for s in self.inv.services.values() if req.target in s.hosts})
         live = self.read_live(routers)
-        return make_plan(self.inv, req, live, self.health.snapshot(), self.expected())
+        # Only the serve daemon knows which hosts flap; a one-off health read cannot tell.
+        flapping = getattr(self.health, "flapping", None)
+        return make_plan(self.inv, req, live, self.health.snapshot(), self.expected(),
+                         maintenance=set(self.store.maintenance()),
+                         flapping=set(flapping()) if callable(flapping) else frozenset())
 
     # -- the move ----------------------------------------------------------------
     def run(self, req: MoveRequest, *, approved_by: str | None = None, allow_risky: bool = False,
@@ -171,6 +175,8 @@ class Engine:
                 if status != "done":
                     outcome.status = status  # type: ignore[assignment]
                     break
+        if outcome.status in ("done", "dry-run"):
+            outcome.lines.extend(plan.notes)  # every front end, the automatic move's notice too, tells them
         return outcome
 
     def _repeat(self, plan: Plan, key: str) -> Outcome:
