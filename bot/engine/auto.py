@@ -9,7 +9,8 @@ it knows why nothing moved and what to type instead. The guardrails, in order:
    likeliest broken thing is lasthop's own network, and a move would make it worse;
 3. the active host is flapping: moving on every flap would flap the route too;
 4. the move cap: after `max_moves` automatic moves in `window`, a human decides;
-5. no target that is UP for the service, out of maintenance and not flapping.
+5. no target that is UP for the service, out of maintenance and not flapping (the
+   target is chosen by `bot.engine.targets.choose_target`, the rule every move uses).
 
 Only a "move" carries a MoveRequest; it still goes through the whole pipeline (plan,
 risk, live pre-check, verify, rollback). The caller calls `record_move` once it runs one.
@@ -26,6 +27,7 @@ from typing import Literal
 
 from bot.durations import format_duration
 from bot.engine.model import MoveRequest
+from bot.engine.targets import choose_target
 from bot.health.state import Health
 from bot.inventory import Inventory, Service
 
@@ -79,13 +81,15 @@ class AutoPolicy:
             )
         if (cap := self._cap(service)) is not None:
             return cap
-        targets = self._targets(svc, health, flapping, maintenance, exclude=active)
-        if not targets:
-            why = self._why_no_target(svc, health, flapping, maintenance, exclude=active)
+        choice = choose_target(
+            self._inv, service, health=health, serving=serving, maintenance=maintenance, flapping=flapping,
+            exclude={active},
+        )
+        if choice.host is None:
+            why = f" ({choice.why_none})" if choice.why_none else ""
             return AutoDecision("hold", service, f"no healthy host to take {service}{why}")
-        to_host = targets[0]
-        reason = f"{active} down: lasthop moves {service} to {to_host} automatically"
-        return AutoDecision("move", service, reason, self._request(service, to_host, reason))
+        reason = "; ".join((f"{active} down: lasthop moves {service} to {choice.host} automatically", *choice.notes))
+        return AutoDecision("move", service, reason, self._request(service, choice.host, reason))
 
     def failback(
         self,
@@ -183,32 +187,7 @@ class AutoPolicy:
             self._moves.popleft()
         return [m for m in self._moves if m[0] <= now]
 
-    # --------------------------------------------------------------- targets
-
-    @staticmethod
-    def _targets(
-        svc: Service, health: HealthMap, flapping: AbstractSet[str], maintenance: AbstractSet[str], *, exclude: str
-    ) -> list[str]:
-        return [
-            h for h in svc.hosts
-            if h != exclude and health.get((svc.name, h)) is Health.UP and h not in maintenance and h not in flapping
-        ]
-
-    @staticmethod
-    def _why_no_target(
-        svc: Service, health: HealthMap, flapping: AbstractSet[str], maintenance: AbstractSet[str], *, exclude: str
-    ) -> str:
-        notes = []
-        for h in svc.hosts:
-            if h == exclude:
-                continue
-            if h in maintenance:
-                notes.append(f"{h} in maintenance")
-            elif h in flapping:
-                notes.append(f"{h} flapping")
-            else:
-                notes.append(f"{h} {health.get((svc.name, h), Health.INIT).value}")
-        return f" ({', '.join(notes)})" if notes else ""
+    # --------------------------------------------------------------- request
 
     @staticmethod
     def _request(service: str, to_host: str, reason: str) -> MoveRequest:

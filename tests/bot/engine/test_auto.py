@@ -1,7 +1,8 @@
 """Automatic failover decisions: the plain move, and each guardrail on its own.
 
 Every guardrail test starts from the situation of `test_plain_move...` (web1 down for
-www-a, web2 and web3 up) and changes one thing, so removing that rule makes it fail.
+www-a, web2 and web3 up, web2 already serving www-b) and changes one thing, so removing
+that rule makes it fail.
 """
 
 from __future__ import annotations
@@ -79,15 +80,35 @@ def _decide(policy: AutoPolicy, service: str = "www-a", **kw: Any) -> AutoDecisi
 # ---------------------------------------------------------------- decide()
 
 
-def test_plain_move_goes_to_the_first_healthy_host_in_preference_order(inv: Inventory, clock: Clock) -> None:
+def test_plain_move_goes_to_the_healthy_host_serving_fewest_other_services(inv: Inventory, clock: Clock) -> None:
+    # web2 (www-a's second choice) already serves www-b; web3 serves nothing: www-a goes to web3,
+    # so that the move neither piles everything onto web2 nor needs approval for doing so.
     d = AutoPolicy(inv, clock=clock).decide(
         "www-a", health=_health(web1_www_a=D), serving=SERVING, flapping=set(), maintenance=set()
     )
     assert d.action == "move" and d.service == "www-a"
     assert d.request == MoveRequest(
-        kind="service", target="www-a", actor="lasthop", source="auto", to_host="web2", reason=d.reason
+        kind="service", target="www-a", actor="lasthop", source="auto", to_host="web3", reason=d.reason
     )
-    assert d.reason.startswith("web1 down: ")
+    assert d.reason == "web1 down: lasthop moves www-a to web3 automatically"
+
+
+def test_preference_breaks_a_tie_in_load(inv: Inventory, clock: Clock) -> None:
+    d = _decide(AutoPolicy(inv, clock=clock), serving={**SERVING, "www-c": "web3"})
+    assert d.request is not None and d.request.to_host == "web2"
+
+
+def test_a_move_onto_the_last_healthy_host_goes_ahead_and_says_it_concentrates(inv: Inventory, clock: Clock) -> None:
+    # web3 is down for www-a only (so the partition guard stays quiet): web2, which serves every
+    # other service, is the only home; one host serving everything beats www-a staying down.
+    serving = {**SERVING, "www-c": "web2"}
+    d = _decide(AutoPolicy(inv, clock=clock), serving=serving, health=_health(web1_www_a=D, web3_www_a=D))
+    assert d.action == "move" and d.request is not None and d.request.to_host == "web2"
+    assert d.reason == (
+        "web1 down: lasthop moves www-a to web2 automatically; "
+        "afterwards web2 serves every service: allowed, because web1 is down for www-a"
+    )
+    assert d.request.reason == d.reason
 
 
 def test_nothing_to_decide_while_the_active_host_is_not_down_for_the_service(inv: Inventory, clock: Clock) -> None:
@@ -166,22 +187,23 @@ def test_record_move_without_a_time_uses_the_clock(inv: Inventory, clock: Clock)
 @pytest.mark.parametrize(
     ("change", "skipped"),
     [
-        ({"health": _health(web1_www_a=D, web2_www_a=Health.RISING)}, "web2 rising"),
-        ({"maintenance": {"web2"}}, "web2 in maintenance"),
-        ({"flapping": {"web2"}}, "web2 flapping"),
+        ({"health": _health(web1_www_a=D, web3_www_a=Health.RISING)}, "web3 rising"),
+        ({"maintenance": {"web3"}}, "web3 in maintenance"),
+        ({"flapping": {"web3"}}, "web3 flapping"),
     ],
 )
 def test_a_target_must_be_up_out_of_maintenance_and_not_flapping(
     inv: Inventory, clock: Clock, change: dict[str, Any], skipped: str
 ) -> None:
     policy = AutoPolicy(inv, clock=clock)
+    # web3 would be chosen (it serves nothing); skipped, web2 takes www-a.
     d = _decide(policy, **change)
-    assert d.action == "move" and d.request is not None and d.request.to_host == "web3"
-    # Take web3 away too (down for this service only, so the partition guard stays quiet).
+    assert d.action == "move" and d.request is not None and d.request.to_host == "web2"
+    # Take web2 away too (down for this service only, so the partition guard stays quiet).
     health = change.get("health", _health(web1_www_a=D))
     assert isinstance(health, dict)
-    d = _decide(policy, **{**change, "health": {**health, ("www-a", "web3"): D}})
-    assert d == _hold("www-a", f"no healthy host to take www-a ({skipped}, web3 down)")
+    d = _decide(policy, **{**change, "health": {**health, ("www-a", "web2"): D}})
+    assert d == _hold("www-a", f"no healthy host to take www-a (web2 down, {skipped})")
 
 
 def test_guards_apply_in_order_off_before_partition(inv: Inventory, clock: Clock) -> None:
