@@ -20,6 +20,7 @@ import os
 import re
 import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import fields
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network, ip_address, ip_interface
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
@@ -30,6 +31,7 @@ from annotated_types import MinLen
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, StrictStr, ValidationError
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from bot.commands import CommandNames, check_command_name
 from bot.drivers.base import DeviceSpec
 from bot.durations import format_duration, parse_duration
 from bot.inventory import (
@@ -536,16 +538,35 @@ def _slack_id(value: object) -> str:
 SlackId = Annotated[str, PlainValidator(_slack_id)]
 
 
+def _command_name(value: object) -> str:
+    if not isinstance(value, str):
+        raise _fail("a command name is text like /lasthop")
+    reason = check_command_name(value)
+    if reason is not None:
+        raise _fail(f"bad command name {_q(value)}: {reason}")
+    return value
+
+
+CommandName = Annotated[str, PlainValidator(_command_name)]
+
+
 class RolesModel(_Model):
     viewers: list[SlackId] = Field(default_factory=list)
     operators: list[SlackId] = Field(default_factory=list)
     approvers: list[SlackId] = Field(default_factory=list)
 
 
+class CommandsModel(_Model):
+    umbrella: CommandName | None = None
+    failover: CommandName | None = None
+    status: CommandName | None = None
+
+
 class SlackModel(_Model):
     alert_channel: SlackId | None = None
     channels: list[SlackId] = Field(default_factory=list)
     roles: RolesModel = Field(default_factory=RolesModel)
+    commands: CommandsModel = Field(default_factory=CommandsModel)
 
 
 class ProbeModel(_Model):
@@ -737,6 +758,7 @@ class _Builder:
             viewers=tuple(slack_model.roles.viewers),
             operators=tuple(slack_model.roles.operators),
             approvers=tuple(slack_model.roles.approvers),
+            commands=self.command_names(slack_model.commands),
         )
 
         state_url, state_url_redacted = self.state_url()
@@ -876,6 +898,20 @@ class _Builder:
             return quote(found, safe="") if encode else found
 
         return _ENV_REF.sub(value, text)
+
+    def command_names(self, m: CommandsModel) -> CommandNames:
+        given = {k: v for k, v in m.model_dump().items() if v is not None}
+        names = CommandNames(**given)
+        seen: dict[str, str] = {}
+        for key in (f.name for f in fields(names)):
+            name = getattr(names, key)
+            if name in seen:
+                # Point at a key the file sets: two defaults never collide.
+                where = key if key in given else seen[name]
+                other = seen[name] if where == key else key
+                self.error(("slack", "commands", where), f"{name} is also the {other} command: each needs its own name")
+            seen[name] = key
+        return names
 
     # -- entries --
     def device(

@@ -15,6 +15,7 @@ from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from bot.commands import CommandNames
 from bot.drivers.base import DeviceSpec
 from bot.durations import format_duration
 
@@ -158,6 +159,7 @@ class SlackSettings:
     viewers: tuple[str, ...] = ()
     operators: tuple[str, ...] = ()
     approvers: tuple[str, ...] = ()
+    commands: CommandNames = field(default_factory=CommandNames)  # the slash commands the Slack app installs
 
 
 DEFAULT_STATE_URL = "sqlite:///state/lasthop.db"

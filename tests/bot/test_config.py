@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.commands import CommandNames
 from bot.config import ConfigError, ConfigIssue, load_inventory, redact_url
 from bot.durations import format_duration, parse_duration
 
@@ -363,6 +364,43 @@ MISTAKES: list[tuple[str, str, str, int | None, str]] = [
         "", 1, "the file is empty",
     ),
     (
+        "a Slack built-in command name",
+        BASE + "slack:\n  commands:\n    umbrella: /lasthop\n    status: /status\n",
+        "slack.commands.status", 12,
+        "bad command name '/status': /status is one of Slack's own commands, and Slack refuses an app that lists it",
+    ),
+    (
+        "a command name Slack cannot install",
+        BASE + "slack:\n  commands: {failover: /Fail-Over}\n",
+        "slack.commands.failover", 10,
+        "bad command name '/Fail-Over': use lowercase letters, digits, '-' or '_' after the '/'",
+    ),
+    (
+        "a command name without its slash",
+        BASE + "slack:\n  commands: {umbrella: lasthop}\n",
+        "slack.commands.umbrella", 10, "bad command name 'lasthop': a command name starts with '/'",
+    ),
+    (
+        "a command name that is not text",
+        BASE + "slack:\n  commands:\n    status: [/vip-status]\n",
+        "slack.commands.status", 11, "a command name is text like /lasthop",
+    ),
+    (
+        "two commands with one name",
+        BASE + "slack:\n  commands:\n    failover: /move\n    status: /move\n",
+        "slack.commands.status", 12, "/move is also the failover command: each needs its own name",
+    ),
+    (
+        "a command named like another's default",
+        BASE + "slack:\n  commands:\n    umbrella: /failover\n",
+        "slack.commands.umbrella", 11, "/failover is also the failover command: each needs its own name",
+    ),
+    (
+        "an unknown command key",
+        BASE + "slack:\n  commands:\n    maintenance: /maint\n",
+        "slack.commands", 11, "unknown key 'maintenance'",
+    ),
+    (
         "empty section",
         BASE.replace("routers:\n  r1: {driver: frr, address: 198.18.0.11, lan: [192.0.2.0/27]}\n", "routers: {}\n")
         .replace("router: r1", "router: r1x"),
@@ -405,6 +443,17 @@ def test_the_base_file_is_valid(tmp_path: Path) -> None:
     assert list(inv.services) == ["www-a"]
     # Relative key paths are taken from the config file's directory.
     assert inv.routers["r1"].ssh.key_file == tmp_path / "id_test"
+
+
+def test_slack_command_names_load_and_default(tmp_path: Path) -> None:
+    assert load_inventory(write(tmp_path, BASE), {}).slack.commands == CommandNames()
+    text = BASE + "slack:\n  commands: {umbrella: /lh, status: /who-serves}\n"
+    commands = load_inventory(write(tmp_path, text), {}).slack.commands
+    assert commands == CommandNames(umbrella="/lh", failover="/failover", status="/who-serves")
+    # config/example.yaml says its commands are the defaults.
+    example = load_inventory(Path(__file__).parents[2] / "config" / "example.yaml", {"LASTHOP_EDGE_PASSWORD": "x"},
+                             check_files=False)
+    assert example.slack.commands == CommandNames()
 
 
 def test_missing_file(tmp_path: Path) -> None:
