@@ -15,10 +15,19 @@ Behaviour worth knowing (see also each method's docstring):
   ``invalid_auth`` or ``unknown_method`` -- with the HTTP status and the JSON answer (``ApiCall.status`` /
   ``ApiCall.response``; e.g. the ``ts`` a message got).
 * ``args`` merges the query string and the body (form-urlencoded, JSON or multipart).  Form values stay strings;
-  ``blocks``, ``attachments``, ``view`` and ``metadata`` are JSON-decoded when they arrive as JSON strings
+  ``blocks``, ``attachments``, ``view``, ``metadata`` and ``manifest`` are JSON-decoded when they arrive as JSON strings
   (as in form bodies; slack_sdk's chat.*/views.* methods send JSON bodies where they already are objects), so
   assertions see lists/dicts either way.  A ``token`` form/JSON field is taken as the token and removed from ``args``.
-* Token check order: unknown method -> rate limit (consumes one of ``rate_limit``'s ``times``) -> token.
+* Token check order: unknown method -> rate limit (consumes one of ``rate_limit``'s ``times``) -> token ->
+  the per-channel limit of chat.postMessage.
+* chat.postMessage allows one post per channel per ``post_interval`` seconds (default 1.0, Slack's "one
+  message per second per channel"; 0 turns it off): a post sooner answers HTTP 429 ``ratelimited`` with a
+  whole-second ``Retry-After``, and is not a message.  ``rate_limited()`` lists every 429 answered.
+* Channels keep what they show: ``channel_messages()``, ``thread()`` and ``message()`` (as last updated by
+  chat.update; an unknown ``ts`` answers ``message_not_found``).
+* ``apps.manifest.validate`` checks an app manifest the way Slack does (``validate_manifest``), and
+  ``install()`` installs one: ``slash_command_body()`` / ``slash_command_payload()`` on the stand-in then
+  refuse, as Slack does, a command the app does not have or one Slack keeps for itself (``CommandRejected``).
 * A response_url accepts 5 posts (as Slack does); the 6th and later answer 404
   ``{"ok": false, "error": "used_too_many_times"}`` and are not recorded.  Unknown response URLs answer 404
   ``expired_url``; bodies that are not JSON objects answer 400 ``invalid_payload``.
@@ -38,6 +47,8 @@ import hashlib
 import hmac
 import itertools
 import json
+import math
+import re
 import select
 import socket
 import socketserver
@@ -48,7 +59,8 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from copy import deepcopy
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from types import TracebackType
@@ -58,6 +70,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 __all__ = [
     "Ack",
     "ApiCall",
+    "CommandRejected",
     "SlackStandIn",
     "block_action_body",
     "block_action_payload",
@@ -65,13 +78,14 @@ __all__ = [
     "sign",
     "slash_command_body",
     "slash_command_payload",
+    "validate_manifest",
     "view_submission_body",
     "view_submission_payload",
 ]
 
 _WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
-_JSON_FIELDS = ("blocks", "attachments", "view", "metadata")
+_JSON_FIELDS = ("blocks", "attachments", "view", "metadata", "manifest")
 _RESPONSE_URL_LIMIT = 5
 _MAX_FRAME = 4 * 1024 * 1024
 _POLL = 0.1  # seconds: how often blocking loops look at the stop flag
@@ -84,6 +98,16 @@ BOT_ID = "B1"
 TEAM_NAME = "lab"
 BOT_NAME = "lasthop"
 VERIFICATION_TOKEN = "verification-token"
+
+# Slack's own commands, kept here apart from lasthop's list: the stand-in plays Slack, not the app.
+BUILT_IN_COMMANDS = frozenset(
+    f"/{name}"
+    for name in [
+        "status", "me", "join", "away", "dnd", "shrug", "remind", "msg", "feed", "who", "collapse", "expand",
+        "leave", "open", "search", "topic", "mute", "pro", "shortcuts", "help",
+    ]
+)
+_COMMAND_CHARS = re.compile(r"/[a-z0-9_-]+")
 
 
 @dataclass(frozen=True)
@@ -109,6 +133,10 @@ class Ack:
     envelope_id: str
     payload: dict[str, Any] | None
     at: float
+
+
+class CommandRejected(AssertionError):
+    """Slack would not send this slash command to the app: str() is what Slack tells the person."""
 
 
 class _WsClosed(Exception):
@@ -407,12 +435,15 @@ class SlackStandIn:
         bot_token: str = "xoxb-test",
         app_token: str = "xapp-test",
         server_ping_interval: float | None = 0.5,
+        post_interval: float = 1.0,
     ) -> None:
         self.bot_user_id = bot_user_id
         self.team_id = team_id
         self.bot_token = bot_token
         self.app_token = app_token
         self.server_ping_interval = server_ping_interval
+        self.post_interval = post_interval
+        self.installed_commands: frozenset[str] = frozenset()
         self.calls: list[ApiCall] = []
         self.responses: dict[str, list[dict[str, Any]]] = {}
         self.acks: list[Ack] = []
@@ -425,6 +456,10 @@ class SlackStandIn:
         self._cond = threading.Condition()
         self._stopping = threading.Event()
         self._rate_limits: dict[str, list[int]] = {}
+        self._last_post: dict[str, float] = {}  # channel -> when its last post was accepted
+        self._messages: dict[tuple[str, str], dict[str, Any]] = {}  # (channel, ts) -> the message as it is now
+        self._top: dict[str, list[str]] = {}  # channel -> ts of its top-level messages, in order
+        self._replies: dict[tuple[str, str], list[str]] = {}  # (channel, thread_ts) -> ts of replies, in order
         self._ts = _FIRST_TS_US
         self._view_ids = itertools.count(1)
         self._response_ids = itertools.count(1)
@@ -533,6 +568,57 @@ class SlackStandIn:
         with self._cond:
             self._rate_limits[method] = [times, retry_after]
 
+    def rate_limited(self, method: str | None = None) -> list[ApiCall]:
+        """The calls answered HTTP 429 (scripted by ``rate_limit`` or by the per-channel post limit)."""
+        with self._cond:
+            return [c for c in self.calls if c.status == 429 and method in (None, c.method)]
+
+    # -- what channels show --
+    def message(self, channel: str, ts: str) -> dict[str, Any] | None:
+        """The message ``ts`` in ``channel`` as it reads now (after any chat.update), or None."""
+        with self._cond:
+            found = self._messages.get((channel, ts))
+            return deepcopy(found) if found is not None else None
+
+    def thread(self, channel: str, ts: str) -> list[dict[str, Any]]:
+        """The replies to ``ts`` in ``channel``, in arrival order."""
+        with self._cond:
+            return [deepcopy(self._messages[(channel, r)]) for r in self._replies.get((channel, ts), [])]
+
+    def channel_messages(self, channel: str) -> list[dict[str, Any]]:
+        """The top-level messages of ``channel``, in arrival order."""
+        with self._cond:
+            return [deepcopy(self._messages[(channel, t)]) for t in self._top.get(channel, [])]
+
+    # -- the app as installed --
+    def install(self, manifest: Mapping[str, Any]) -> None:
+        """Install the app from ``manifest`` (AssertionError listing Slack's objections if it would refuse it)."""
+        errors = validate_manifest(manifest)
+        if errors:
+            raise AssertionError("Slack refuses the manifest: " + "; ".join(f"{e['pointer']}: {e['message']}"
+                                                                           for e in errors))
+        commands = manifest.get("features", {}).get("slash_commands", [])
+        with self._cond:
+            self.installed_commands = frozenset(c["command"] for c in commands)
+
+    def slash_command_payload(self, command: str, text: str, **fields: Any) -> dict[str, Any]:
+        """``slash_command_payload()`` for a command the installed app has; CommandRejected otherwise."""
+        self._check_command(command)
+        return slash_command_payload(command, text, **fields)
+
+    def slash_command_body(self, command: str, text: str, **fields: Any) -> bytes:
+        """``slash_command_body()`` for a command the installed app has; CommandRejected otherwise."""
+        self._check_command(command)
+        return slash_command_body(command, text, **fields)
+
+    def _check_command(self, command: str) -> None:
+        if command in BUILT_IN_COMMANDS:
+            raise CommandRejected(f"{command} is one of Slack's own commands: Slack answers it, the app never sees it")
+        with self._cond:
+            installed = command in self.installed_commands
+        if not installed:
+            raise CommandRejected(f"{command} is not a valid command")
+
     def _record_call(self, call: ApiCall) -> None:
         with self._cond:
             self.calls.append(call)
@@ -555,10 +641,28 @@ class SlackStandIn:
             if limit is not None and limit[0] > 0:
                 limit[0] -= 1
                 return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(limit[1])}
+        if method == "apps.manifest.validate":
+            # It takes an app configuration token, which the stand-in does not model: any will do.
+            if not token:
+                return 200, {"ok": False, "error": "not_authed"}, {}
+            return 200, handler(self, args), {}
         expected = self.app_token if method == "apps.connections.open" else self.bot_token
         if token is None or not hmac.compare_digest(token, expected):
             return 200, {"ok": False, "error": "invalid_auth"}, {}
-        return 200, handler(self, args), {}
+        if method != "chat.postMessage":
+            return 200, handler(self, args), {}
+        with self._cond:  # the check and the post as one step: two posts at once are still one after the other
+            wait = self._post_wait(args.get("channel"))
+            if wait > 0:
+                return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(max(1, math.ceil(wait)))}
+            return 200, handler(self, args), {}
+
+    def _post_wait(self, channel: object) -> float:
+        """Seconds until ``channel`` takes another post (0: now)."""
+        last = self._last_post.get(channel) if isinstance(channel, str) else None
+        if not self.post_interval or last is None:
+            return 0.0
+        return last + self.post_interval - time.monotonic()
 
     def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -589,16 +693,36 @@ class SlackStandIn:
             "blocks": args.get("blocks") or [],
             "ts": ts,
         }
-        if args.get("thread_ts"):
-            message["thread_ts"] = args["thread_ts"]
+        thread_ts = str(args["thread_ts"]) if args.get("thread_ts") else None
+        if thread_ts is not None:
+            message["thread_ts"] = thread_ts
+        with self._cond:
+            self._last_post[channel] = time.monotonic()
+            self._messages[(channel, ts)] = deepcopy(message)
+            if thread_ts is None:
+                self._top.setdefault(channel, []).append(ts)
+            else:
+                # Slack answers ok to a thread_ts that names no message, and the reply shows nowhere in the
+                # channel (python-slack-sdk#840, jolicode/slack-php-api#40): so here too, kept only in
+                # thread(channel, thread_ts), where a test can find it beside message(...) being None.
+                self._replies.setdefault((channel, thread_ts), []).append(ts)
         return {"ok": True, "channel": channel, "ts": ts, "message": message}
 
     def _update(self, args: dict[str, Any]) -> dict[str, Any]:
-        if not args.get("channel") or not args.get("ts"):
+        channel, ts = args.get("channel"), args.get("ts")
+        if not channel or not ts:
             return {"ok": False, "error": "cant_update_message"}
-        text = args.get("text", "")
-        message = {"text": text, "blocks": args.get("blocks") or [], "user": self.bot_user_id, "bot_id": BOT_ID}
-        return {"ok": True, "channel": args["channel"], "ts": args["ts"], "text": text, "message": message}
+        with self._cond:
+            stored = self._messages.get((str(channel), str(ts)))
+            if stored is None:
+                return {"ok": False, "error": "message_not_found"}
+            # Fields left out of an update keep their old value, as in Slack.
+            if "text" in args:
+                stored["text"] = args["text"]
+            if "blocks" in args:
+                stored["blocks"] = args["blocks"] or []
+            message = {k: deepcopy(stored[k]) for k in ("text", "blocks", "user", "bot_id")}
+        return {"ok": True, "channel": channel, "ts": ts, "text": message["text"], "message": message}
 
     def _post_ephemeral(self, args: dict[str, Any]) -> dict[str, Any]:
         if not args.get("channel") or not args.get("user"):
@@ -828,7 +952,89 @@ _API_METHODS: dict[str, Callable[[SlackStandIn, dict[str, Any]], dict[str, Any]]
     "conversations.info": SlackStandIn._conversation,
     "users.info": SlackStandIn._user,
     "apps.connections.open": SlackStandIn._connections_open,
+    "apps.manifest.validate": lambda s, a: _manifest_answer(a),
 }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# App manifests, checked as Slack checks them (slackapi/manifest-schema and the answers Slack gives)
+
+
+def validate_manifest(manifest: object) -> list[dict[str, str]]:
+    """Slack's objections to ``manifest`` as ``{"message", "pointer"}`` items; empty if Slack would take it."""
+    errors: list[dict[str, str]] = []
+
+    def fail(pointer: str, message: str) -> None:
+        errors.append({"message": message, "pointer": pointer})
+
+    if not isinstance(manifest, Mapping):
+        fail("/", "the manifest must be a JSON object")
+        return errors
+    display = _mapping(manifest.get("display_information"))
+    name = display.get("name")
+    if not isinstance(name, str) or not 1 <= len(name) <= 35:
+        fail("/display_information/name", "the app needs a name of 1 to 35 characters")
+    features = _mapping(manifest.get("features"))
+    if "bot_user" in features:
+        shown = _mapping(features["bot_user"]).get("display_name")
+        if not isinstance(shown, str) or not 1 <= len(shown) <= 80:
+            fail("/features/bot_user/display_name", "the bot user needs a display name of 1 to 80 characters")
+    settings = _mapping(manifest.get("settings"))
+    http = settings.get("socket_mode_enabled") is not True
+    commands = features.get("slash_commands", [])
+    if not isinstance(commands, list):
+        fail("/features/slash_commands", "slash_commands must be a list")
+        commands = []
+    seen: set[str] = set()
+    for i, command in enumerate(commands):
+        at = f"/features/slash_commands/{i}"
+        entry = _mapping(command)
+        name = entry.get("command")
+        if not isinstance(name, str):
+            fail(f"{at}/command", "the slash command needs a command")
+        elif not _COMMAND_CHARS.fullmatch(name) or len(name) > 32 or name in BUILT_IN_COMMANDS:
+            fail(f"{at}/command", "the slash command has an invalid name")
+        elif name in seen:
+            fail(f"{at}/command", "the slash command is already in the manifest")
+        else:
+            seen.add(name)
+        description = entry.get("description")
+        if not isinstance(description, str) or not 1 <= len(description) <= 2000:
+            fail(f"{at}/description", "the slash command needs a description")
+        url = entry.get("url")
+        if url is None and http:
+            fail(f"{at}/url", "the slash command needs a Request URL when Socket Mode is off")
+        elif url is not None and not _https(url):
+            fail(f"{at}/url", "the Request URL must be an https:// URL")
+    interactivity = _mapping(settings.get("interactivity"))
+    if interactivity.get("is_enabled") is True:
+        request_url = interactivity.get("request_url")
+        if request_url is None and http:
+            fail("/settings/interactivity", "Interactivity requires a Request URL")
+        elif request_url is not None and not _https(request_url):
+            fail("/settings/interactivity/request_url", "the Request URL must be an https:// URL")
+    scopes = _mapping(_mapping(manifest.get("oauth_config")).get("scopes")).get("bot", [])
+    if commands and (not isinstance(scopes, list) or "commands" not in scopes):
+        fail("/oauth_config/scopes/bot", "slash commands need the commands scope")
+    return errors
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _https(url: object) -> bool:
+    return isinstance(url, str) and url.startswith("https://") and len(url) > len("https://")
+
+
+def _manifest_answer(args: dict[str, Any]) -> dict[str, Any]:
+    manifest = args.get("manifest")
+    if manifest is None:
+        return {"ok": False, "error": "invalid_arguments"}
+    errors = validate_manifest(manifest)
+    if errors:
+        return {"ok": False, "error": "invalid_manifest", "errors": errors}
+    return {"ok": True}
 
 
 def _short(value: Any, limit: int = 2000) -> str:

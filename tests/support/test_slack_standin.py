@@ -26,6 +26,7 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.webhook import WebhookClient
 
 from support.slack_standin import (
+    CommandRejected,
     SlackStandIn,
     block_action_body,
     block_action_payload,
@@ -33,6 +34,7 @@ from support.slack_standin import (
     sign,
     slash_command_body,
     slash_command_payload,
+    validate_manifest,
     view_submission_body,
 )
 
@@ -63,7 +65,15 @@ def web(slack: SlackStandIn) -> WebClient:
     return WebClient(token="xoxb-test", base_url=slack.api_url, timeout=10)
 
 
-def test_auth_test_post_message_and_update(slack: SlackStandIn, web: WebClient) -> None:
+@pytest.fixture
+def unlimited() -> Iterator[SlackStandIn]:
+    """A stand-in without the per-channel post limit, for tests that post to one channel in a burst."""
+    with SlackStandIn(post_interval=0) as standin:
+        yield standin
+
+
+def test_auth_test_post_message_and_update(unlimited: SlackStandIn) -> None:
+    slack, web = unlimited, WebClient(token="xoxb-test", base_url=unlimited.api_url, timeout=10)
     auth = web.auth_test()
     assert (auth["user_id"], auth["bot_id"], auth["team_id"], auth["team"]) == ("UBOT", "B1", "T1", "lab")
 
@@ -540,3 +550,254 @@ def test_close_ends_live_connections_and_threads() -> None:
     finally:
         ws.close()
         idle.close()
+
+
+# -- the per-channel post limit ---------------------------------------------------------------------------------
+
+
+def test_one_post_per_channel_per_second_by_default(slack: SlackStandIn, web: WebClient) -> None:
+    assert web.chat_postMessage(channel="C1", text="first")["ok"]
+    with pytest.raises(SlackApiError) as caught:
+        web.chat_postMessage(channel="C1", text="too soon")
+    assert caught.value.response.status_code == 429
+    assert caught.value.response["error"] == "ratelimited"
+    assert caught.value.response.headers["Retry-After"] == "1"  # whole seconds, never 0
+    assert web.chat_postMessage(channel="C2", text="another channel")["ok"]
+    assert web.chat_update(channel="C1", ts=slack.calls_to("chat.postMessage")[0].response["ts"], text="edit")["ok"]
+    assert [c.status for c in slack.calls_to("chat.postMessage")] == [200, 429, 200]
+    assert [c.args["text"] for c in slack.rate_limited()] == ["too soon"]
+    assert slack.rate_limited("chat.update") == []
+    assert [m["text"] for m in slack.channel_messages("C1")] == ["edit"]  # the refused post is no message
+
+
+def test_the_post_limit_clears_after_the_interval_and_a_retry_handler_waits_it_out() -> None:
+    with SlackStandIn(post_interval=0.3) as slack:
+        web = WebClient(token="xoxb-test", base_url=slack.api_url, timeout=10)
+        web.chat_postMessage(channel="C1", text="a")
+        with pytest.raises(SlackApiError) as caught:
+            web.chat_postMessage(channel="C1", text="b")
+        assert caught.value.response.headers["Retry-After"] == "1"
+        time.sleep(0.35)
+        assert web.chat_postMessage(channel="C1", text="c")["ok"]
+        patient = WebClient(token="xoxb-test", base_url=slack.api_url, timeout=10,
+                            retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=1)])
+        assert patient.chat_postMessage(channel="C1", text="d")["ok"]  # waited Retry-After, then went through
+        assert [c.status for c in slack.calls_to("chat.postMessage")] == [200, 429, 200, 429, 200]
+        assert len(slack.rate_limited("chat.postMessage")) == 2
+
+
+def test_posts_racing_to_one_channel_get_one_through() -> None:
+    with SlackStandIn() as slack:
+        web = WebClient(token="xoxb-test", base_url=slack.api_url, timeout=10)
+
+        def post(n: int) -> int:
+            try:
+                return int(web.chat_postMessage(channel="C1", text=f"n{n}").status_code)
+            except SlackApiError as e:
+                return int(e.response.status_code)
+
+        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="racer") as pool:
+            statuses = sorted(pool.map(post, range(4)))
+        assert statuses == [200, 429, 429, 429]
+        assert len(slack.channel_messages("C1")) == 1
+
+
+def test_zero_post_interval_turns_the_limit_off(unlimited: SlackStandIn) -> None:
+    web = WebClient(token="xoxb-test", base_url=unlimited.api_url, timeout=10)
+    for n in range(5):
+        web.chat_postMessage(channel="C1", text=f"n{n}")
+    assert unlimited.rate_limited() == []
+
+
+def test_scripted_rate_limits_count_as_rate_limited(slack: SlackStandIn, web: WebClient) -> None:
+    slack.rate_limit("auth.test", 1)
+    with pytest.raises(SlackApiError):
+        web.auth_test()
+    assert [(c.method, c.status) for c in slack.rate_limited()] == [("auth.test", 429)]
+
+
+# -- what channels show --------------------------------------------------------------------------------------------
+
+
+def test_channels_keep_their_messages_threads_and_updates(unlimited: SlackStandIn) -> None:
+    slack, web = unlimited, WebClient(token="xoxb-test", base_url=unlimited.api_url, timeout=10)
+    alert = web.chat_postMessage(channel="C1", text="web1 is down", blocks=BLOCKS)["ts"]
+    other = web.chat_postMessage(channel="C1", text="www-b moved")["ts"]
+    first = web.chat_postMessage(channel="C1", text="re-checked", thread_ts=alert)["ts"]
+    second = web.chat_postMessage(channel="C1", text="moved www-a", thread_ts=alert)["ts"]
+    web.chat_postMessage(channel="C2", text="elsewhere")
+
+    assert [m["text"] for m in slack.channel_messages("C1")] == ["web1 is down", "www-b moved"]
+    assert [m["ts"] for m in slack.thread("C1", alert)] == [first, second]
+    assert all(m["thread_ts"] == alert for m in slack.thread("C1", alert))
+    assert slack.thread("C1", other) == [] and slack.thread("C2", alert) == []
+
+    web.chat_update(channel="C1", ts=alert, text="web1 is back", blocks=[])
+    web.chat_update(channel="C1", ts=second, text="moved www-a to web2")
+    now = slack.message("C1", alert)
+    assert now is not None and (now["text"], now["blocks"], now["ts"]) == ("web1 is back", [], alert)
+    reply = slack.message("C1", second)
+    assert reply is not None and reply["text"] == "moved www-a to web2"
+    assert slack.message("C2", alert) is None  # a ts names a message in one channel only
+    now["text"] = "changed by the test"  # what the stand-in hands out are copies
+    assert slack.message("C1", alert) == {**now, "text": "web1 is back"}
+
+
+def test_an_update_keeps_what_it_leaves_out(unlimited: SlackStandIn) -> None:
+    web = WebClient(token="xoxb-test", base_url=unlimited.api_url, timeout=10)
+    ts = web.chat_postMessage(channel="C1", text="plan", blocks=BLOCKS)["ts"]
+    web.api_call("chat.update", json={"channel": "C1", "ts": ts, "text": "plan (approved)"})
+    now = unlimited.message("C1", ts)
+    assert now is not None and (now["text"], now["blocks"]) == ("plan (approved)", BLOCKS)
+
+
+def test_updating_an_unknown_message(slack: SlackStandIn, web: WebClient) -> None:
+    ts = web.chat_postMessage(channel="C1", text="x")["ts"]
+    for channel, missing in (("C1", "1.0"), ("C2", ts)):
+        with pytest.raises(SlackApiError) as caught:
+            web.chat_update(channel=channel, ts=missing, text="y")
+        assert caught.value.response["error"] == "message_not_found"
+    assert [c.response["error"] for c in slack.calls_to("chat.update")] == ["message_not_found"] * 2
+
+
+def test_a_reply_to_no_message_is_taken_and_shows_nowhere(unlimited: SlackStandIn) -> None:
+    web = WebClient(token="xoxb-test", base_url=unlimited.api_url, timeout=10)
+    answer = web.chat_postMessage(channel="C1", text="lost", thread_ts="1600000000.000100")
+    assert answer["ok"] and answer["message"]["thread_ts"] == "1600000000.000100"
+    assert unlimited.channel_messages("C1") == []
+    assert unlimited.message("C1", "1600000000.000100") is None
+    assert [m["text"] for m in unlimited.thread("C1", "1600000000.000100")] == ["lost"]
+
+
+# -- manifests and the installed app -------------------------------------------------------------------------------
+
+
+def _manifest(**settings: Any) -> dict[str, Any]:
+    commands: list[dict[str, Any]] = [
+        {"command": "/lasthop", "description": "everything", "usage_hint": "status|failover", "should_escape": False},
+        {"command": "/failover", "description": "move a service"},
+    ]
+    return {
+        "display_information": {"name": "lasthop"},
+        "features": {"bot_user": {"display_name": "lasthop"}, "slash_commands": commands},
+        "oauth_config": {"scopes": {"bot": ["commands", "chat:write"]}},
+        "settings": {"interactivity": {"is_enabled": True}, "socket_mode_enabled": True, **settings},
+    }
+
+
+def _http_manifest() -> dict[str, Any]:
+    manifest = _manifest(socket_mode_enabled=False)
+    for command in manifest["features"]["slash_commands"]:
+        command["url"] = "https://lasthop.example.net/slack/events"
+    manifest["settings"]["interactivity"]["request_url"] = "https://lasthop.example.net/slack/events"
+    return manifest
+
+
+def _broken(change: Any) -> dict[str, Any]:
+    manifest = _manifest()
+    change(manifest)
+    return manifest
+
+
+@pytest.mark.parametrize(
+    ("manifest", "pointer", "message"),
+    [
+        (_broken(lambda m: m["features"]["slash_commands"][1].update(command="/status")),
+         "/features/slash_commands/1/command", "the slash command has an invalid name"),
+        (_broken(lambda m: m["features"]["slash_commands"][0].update(command="/help")),
+         "/features/slash_commands/0/command", "the slash command has an invalid name"),
+        (_broken(lambda m: m["features"]["slash_commands"][0].update(command="/LastHop")),
+         "/features/slash_commands/0/command", "the slash command has an invalid name"),
+        (_broken(lambda m: m["features"]["slash_commands"][0].update(command="lasthop")),
+         "/features/slash_commands/0/command", "the slash command has an invalid name"),
+        (_broken(lambda m: m["features"]["slash_commands"][0].update(command="/" + "x" * 32)),
+         "/features/slash_commands/0/command", "the slash command has an invalid name"),
+        (_broken(lambda m: m["features"]["slash_commands"][1].update(command="/lasthop")),
+         "/features/slash_commands/1/command", "the slash command is already in the manifest"),
+        (_broken(lambda m: m["features"]["slash_commands"][1].pop("command")),
+         "/features/slash_commands/1/command", "the slash command needs a command"),
+        (_broken(lambda m: m["features"]["slash_commands"][1].pop("description")),
+         "/features/slash_commands/1/description", "the slash command needs a description"),
+        (_broken(lambda m: m["display_information"].pop("name")),
+         "/display_information/name", "the app needs a name of 1 to 35 characters"),
+        (_broken(lambda m: m.pop("display_information")),
+         "/display_information/name", "the app needs a name of 1 to 35 characters"),
+        (_broken(lambda m: m["features"]["bot_user"].pop("display_name")),
+         "/features/bot_user/display_name", "the bot user needs a display name of 1 to 80 characters"),
+        (_broken(lambda m: m["oauth_config"]["scopes"]["bot"].remove("commands")),
+         "/oauth_config/scopes/bot", "slash commands need the commands scope"),
+        (_broken(lambda m: m["settings"].update(socket_mode_enabled=False)),
+         "/features/slash_commands/0/url", "the slash command needs a Request URL when Socket Mode is off"),
+        (_broken(lambda m: m["settings"].pop("socket_mode_enabled")),
+         "/settings/interactivity", "Interactivity requires a Request URL"),
+        (_broken(lambda m: m["features"]["slash_commands"][0].update(url="http://lasthop.example.net/slack/events")),
+         "/features/slash_commands/0/url", "the Request URL must be an https:// URL"),
+        ("not a manifest", "/", "the manifest must be a JSON object"),
+    ],
+)
+def test_validate_manifest_objects_as_slack_does(manifest: Any, pointer: str, message: str) -> None:
+    assert {"message": message, "pointer": pointer} in validate_manifest(manifest)
+
+
+def test_validate_manifest_takes_good_manifests() -> None:
+    assert validate_manifest(_manifest()) == []
+    assert validate_manifest(_http_manifest()) == []
+    no_commands = _broken(lambda m: m["features"].pop("slash_commands"))
+    no_commands["oauth_config"]["scopes"]["bot"].remove("commands")
+    assert validate_manifest(no_commands) == []
+    http = _http_manifest()
+    http["settings"]["interactivity"]["request_url"] = "http://lasthop.example.net/slack/events"
+    assert validate_manifest(http) == [
+        {"message": "the Request URL must be an https:// URL", "pointer": "/settings/interactivity/request_url"}
+    ]
+
+
+def test_apps_manifest_validate_over_the_web_api(slack: SlackStandIn) -> None:
+    config = WebClient(token="xoxe.xoxp-any-config-token", base_url=slack.api_url, timeout=10)
+    assert config.apps_manifest_validate(manifest=_manifest())["ok"]  # sent as a JSON string in a form
+    assert config.api_call("apps.manifest.validate", json={"manifest": _http_manifest()})["ok"]
+    reserved = _broken(lambda m: m["features"]["slash_commands"][0].update(command="/status"))
+    with pytest.raises(SlackApiError) as caught:
+        config.apps_manifest_validate(manifest=json.dumps(reserved))
+    assert caught.value.response.data == {
+        "ok": False,
+        "error": "invalid_manifest",
+        "errors": [
+            {"message": "the slash command has an invalid name", "pointer": "/features/slash_commands/0/command"},
+        ],
+    }
+    with pytest.raises(SlackApiError) as caught:
+        config.apps_manifest_validate(manifest="{not json")
+    assert caught.value.response["error"] == "invalid_manifest"
+    with pytest.raises(SlackApiError) as caught:
+        config.api_call("apps.manifest.validate", params={})
+    assert caught.value.response["error"] == "invalid_arguments"
+    with pytest.raises(SlackApiError) as caught:
+        WebClient(base_url=slack.api_url, timeout=10).apps_manifest_validate(manifest=_manifest())
+    assert caught.value.response["error"] == "not_authed"
+    assert slack.calls_to("apps.manifest.validate")[0].args["manifest"] == _manifest()
+
+
+def test_install_and_the_commands_slack_sends(slack: SlackStandIn) -> None:
+    url = slack.new_response_url()
+    with pytest.raises(CommandRejected, match=r"^/lasthop is not a valid command$"):
+        slack.slash_command_payload("/lasthop", "status", user_id="U1", channel_id="C1", response_url=url)
+    slack.install(_manifest())
+    assert slack.installed_commands == {"/lasthop", "/failover"}
+    payload = slack.slash_command_payload("/failover", "www-a", user_id="U1", channel_id="C1", response_url=url)
+    assert payload == slash_command_payload("/failover", "www-a", user_id="U1", channel_id="C1", response_url=url)
+    body = slack.slash_command_body("/lasthop", "status", user_id="U1", channel_id="C1", response_url=url)
+    assert body == slash_command_body("/lasthop", "status", user_id="U1", channel_id="C1", response_url=url)
+    with pytest.raises(CommandRejected, match=r"^/status is one of Slack's own commands"):
+        slack.slash_command_body("/status", "", user_id="U1", channel_id="C1", response_url=url)
+    with pytest.raises(CommandRejected, match=r"^/vip-status is not a valid command$"):
+        slack.slash_command_body("/vip-status", "", user_id="U1", channel_id="C1", response_url=url)
+    assert isinstance(CommandRejected("x"), AssertionError)
+
+
+def test_install_refuses_what_slack_refuses(slack: SlackStandIn) -> None:
+    slack.install(_manifest())
+    reserved = _broken(lambda m: m["features"]["slash_commands"][0].update(command="/status"))
+    with pytest.raises(AssertionError, match=r"/features/slash_commands/0/command: the slash command has an invalid"):
+        slack.install(reserved)
+    assert slack.installed_commands == {"/lasthop", "/failover"}  # the refused manifest changed nothing
