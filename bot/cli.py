@@ -60,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("history", help="the audit log, newest first")
     p.add_argument("--limit", type=int, default=20)
 
+    p = sub.add_parser("slack-manifest", help="print the Slack app's manifest (YAML) for the inventory's commands")
+    p.add_argument("--mode", choices=["socket", "http"], default="socket", help="how Slack reaches lasthop")
+    p.add_argument("--url", help="HTTP mode: the public https://HOST/slack/events address")
+
     from lab import cli as lab_cli
 
     lab_cli.add_parser(sub)
@@ -77,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from lab import cli as lab_cli
 
         return lab_cli.run(args)
+    if args.command == "slack-manifest":
+        return _slack_manifest(args)
     from bot.config import ConfigError, load_inventory
 
     try:
@@ -118,6 +124,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         store.close()
     parser.error(f"unknown command {args.command!r}")
     return USAGE
+
+
+def _slack_manifest(args: argparse.Namespace) -> int:
+    from collections.abc import Iterator, Mapping
+
+    from bot.commands import CommandNames
+    from bot.config import ConfigError, config_path, load_inventory
+    from bot.manifest import manifest_yaml
+
+    class AnySecret(Mapping[str, str]):
+        # The manifest needs the command names, not the devices' passwords: any ${VAR} will do.
+        def __getitem__(self, key: str) -> str:
+            return "unused"
+
+        def __iter__(self) -> Iterator[str]:
+            return iter(())
+
+        def __len__(self) -> int:
+            return 0
+
+    path = config_path(args.config)
+    note = None
+    try:
+        names = load_inventory(path, AnySecret(), check_files=False).slack.commands
+    except ConfigError as e:
+        problem = str(e) if len(e.errors) == 1 else f"{path}: {len(e.errors)} problems (check-config lists them)"
+        note = f"lasthop slack-manifest: {problem}; using the default command names"
+        names = CommandNames()
+    try:
+        text = manifest_yaml(names, mode=args.mode, request_url=args.url)
+    except ValueError as e:
+        print(f"lasthop slack-manifest: {e}", file=sys.stderr)
+        return USAGE
+    if note is not None:
+        print(note, file=sys.stderr)
+    print(text, end="")
+    return OK
 
 
 def _check_config(inv: object, connect: bool) -> int:
