@@ -86,6 +86,20 @@ class LockInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class IncidentEvent:
+    """One entry of an incident's timeline: what happened as data, and the sentence rendered from it.
+
+    `kind` and `data` are what a restart replays; `text` is for people and may be reworded freely.
+    """
+
+    at: datetime
+    kind: str
+    member: str
+    data: dict[str, Any]
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class IncidentRecord:
     """An outage being tracked, with its timeline oldest first."""
 
@@ -96,6 +110,6 @@ class IncidentRecord:
     status: str
     opened_at: datetime
     resolved_at: datetime | None
-    events: list[tuple[datetime, str]]
-    channel: str
+    events: list[IncidentEvent]
+    channel: str  # where its parent message is, once posted
     thread_ts: str

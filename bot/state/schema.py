@@ -27,7 +27,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.types import TypeDecorator
 
-SCHEMA_VERSION = 1
+# 2: incident events carry structured data (kind, member, data) beside their rendered text.
+SCHEMA_VERSION = 2
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -192,8 +193,21 @@ incident_events = Table(
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("incident_id", BigId, ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("at", UTCDateTime, nullable=False),
+    # What happened, as data: a restart replays these, never the sentence people read.
+    Column("kind", Text, nullable=False, default=""),
+    Column("member", Text, nullable=False, default=""),  # "host:web1", "service:www-a", or "" for the incident
+    Column("data", Json, nullable=True),
     Column("text", Text, nullable=False),
 )
+
+# Statements that bring a database of the version in the key up to the next one.
+MIGRATIONS: dict[int, list[str]] = {
+    1: [
+        "ALTER TABLE incident_events ADD COLUMN kind TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE incident_events ADD COLUMN member TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE incident_events ADD COLUMN data JSON",
+    ],
+}
 
 
 # The audit trail is append-only in the database too, not just by the absence of a method:

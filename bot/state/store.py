@@ -56,6 +56,7 @@ from bot.state.records import (
     ApprovalRecord,
     AuditRecord,
     ChangeRecord,
+    IncidentEvent,
     IncidentRecord,
     LockInfo,
     MaintenanceRecord,
@@ -284,6 +285,12 @@ class StateStore:
         with self._tx() as conn:
             return conn.execute(stmt).first() is not None
 
+    def release_key(self, key: str, *, owner: str) -> bool:
+        """Give a claimed key back (its request changed nothing), so a later retry may run. Only its owner can."""
+        k = t.idempotency_keys.c
+        with self._tx() as conn:
+            return bool(conn.execute(sa_delete(t.idempotency_keys).where(k.key == key, k.owner == owner)).rowcount)
+
     # ------------------------------------------------------------ approvals
 
     def create_approval(
@@ -508,14 +515,22 @@ class StateStore:
             # Resolved by someone else between our two statements: open a fresh one.
         raise StateError(f"incident {key}: it kept being opened and resolved; try again")
 
-    def add_incident_event(self, incident_id: int, text: str) -> None:
+    def add_incident_event(
+        self, incident_id: int, text: str, *, kind: str = "note", member: str = "",
+        data: Mapping[str, Any] | None = None,
+    ) -> IncidentEvent:
+        """Append to an incident's timeline: `kind`, `member` and `data` say what happened, `text` says it in words."""
+        at = self._now()
         stmt = (
             t.incident_events.insert()
             .from_select(
-                ["incident_id", "at", "text"],
+                ["incident_id", "at", "kind", "member", "data", "text"],
                 select(
                     t.incidents.c.id,
-                    literal(self._now(), t.UTCDateTime()),
+                    literal(at, t.UTCDateTime()),
+                    literal(kind, Text()),
+                    literal(member, Text()),
+                    literal(_redact_json(dict(data or {})), t.Json),
                     literal(redact(text), Text()),
                 ).where(t.incidents.c.id == incident_id),
             )
@@ -524,9 +539,19 @@ class StateStore:
         with self._tx() as conn:
             if conn.execute(stmt).first() is None:
                 raise NotFound("incident", str(incident_id))
+        return IncidentEvent(at, kind, member, _redact_json(dict(data or {})), redact(text))
 
-    def resolve_incident(self, key: str, *, text: str = "") -> IncidentRecord | None:
-        """Resolve the open incident for `key`; None if none was open (or another process resolved it)."""
+    def get_incident(self, incident_id: int) -> IncidentRecord | None:
+        with self._tx(write=False) as conn:
+            row = conn.execute(select(t.incidents).where(t.incidents.c.id == incident_id)).mappings().first()
+            return self._incident_records(conn, [row])[0] if row is not None else None
+
+    def resolve_incident(
+        self, key: str, *, text: str = "", data: Mapping[str, Any] | None = None, member: str = ""
+    ) -> IncidentRecord | None:
+        """Resolve the open incident for `key`; None if none was open (or another process resolved it).
+
+        `text` (with `data`) becomes its last event, of kind "resolved"."""
         now = self._now()
         i = t.incidents.c
         with self._tx() as conn:
@@ -541,7 +566,9 @@ class StateStore:
             if resolved.rowcount != 1:
                 return None
             if text:
-                conn.execute(t.incident_events.insert().values(incident_id=incident_id, at=now, text=redact(text)))
+                conn.execute(t.incident_events.insert().values(
+                    incident_id=incident_id, at=now, kind="resolved", member=member,
+                    data=_redact_json(dict(data or {})), text=redact(text)))
             row = conn.execute(select(t.incidents).where(i.id == incident_id)).mappings().one()
             return self._incident_records(conn, [row])[0]
 
@@ -563,6 +590,10 @@ class StateStore:
                 raise NotFound("incident", str(incident_id))
 
     # ------------------------------------------------------------ internals
+
+    def now(self) -> datetime:
+        """The store's clock: what its records are stamped with."""
+        return self._now()
 
     def _now(self) -> datetime:
         now = self._clock()
@@ -595,6 +626,11 @@ class StateStore:
             t.metadata.create_all(conn)
             conn.execute(self._insert(t.schema_version).values(id=1, version=t.SCHEMA_VERSION).on_conflict_do_nothing())
             found = conn.execute(select(t.schema_version.c.version).where(t.schema_version.c.id == 1)).scalar_one()
+            while int(found) < t.SCHEMA_VERSION and int(found) in t.MIGRATIONS:
+                for statement in t.MIGRATIONS[int(found)]:
+                    conn.exec_driver_sql(statement)
+                found = int(found) + 1
+                conn.execute(sa_update(t.schema_version).where(t.schema_version.c.id == 1).values(version=found))
         if int(found) > t.SCHEMA_VERSION:
             raise StateError(
                 f"the state database has schema version {found}, newer than this lasthop ({t.SCHEMA_VERSION})"
@@ -627,12 +663,13 @@ class StateStore:
     @staticmethod
     def _incident_records(conn: Connection, rows: Sequence[RowMapping]) -> list[IncidentRecord]:
         ids = [row["id"] for row in rows]
-        events: dict[int, list[tuple[datetime, str]]] = {int(i): [] for i in ids}
+        events: dict[int, list[IncidentEvent]] = {int(i): [] for i in ids}
         if ids:
             e = t.incident_events.c
-            query = select(e.incident_id, e.at, e.text).where(e.incident_id.in_(ids)).order_by(e.at, e.id)
-            for incident_id, at, text in conn.execute(query):
-                events[int(incident_id)].append((at, str(text)))
+            query = (select(e.incident_id, e.at, e.kind, e.member, e.data, e.text)
+                     .where(e.incident_id.in_(ids)).order_by(e.at, e.id))
+            for incident_id, at, kind, member, data, text in conn.execute(query):
+                events[int(incident_id)].append(IncidentEvent(at, str(kind), str(member), dict(data or {}), str(text)))
         return [_incident_record(row, events[int(row["id"])]) for row in rows]
 
 
@@ -798,7 +835,7 @@ def _lock_info(row: RowMapping) -> LockInfo:
     )
 
 
-def _incident_record(row: RowMapping, events: list[tuple[datetime, str]]) -> IncidentRecord:
+def _incident_record(row: RowMapping, events: list[IncidentEvent]) -> IncidentRecord:
     return IncidentRecord(
         id=int(row["id"]),
         key=row["key"],

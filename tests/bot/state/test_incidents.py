@@ -30,23 +30,27 @@ def test_opening_twice_returns_the_open_incident_and_resolve_closes_it(store: St
 
     clock.advance(seconds=5)
     moved_at = clock.now
-    store.add_incident_event(first.id, "moved www-a to web2")
+    store.add_incident_event(first.id, "moved www-a to web2", kind="move", member="",
+                             data={"service": "www-a", "to": "web2"})
     store.set_incident_thread(first.id, channel="C0OPS", ts="1700000000.000200")
     clock.advance(seconds=5)
     store.add_incident_event(first.id, "web1 back")
     assert [i.key for i in store.open_incidents()] == ["www-a", "www-b"]
     (current,) = [i for i in store.open_incidents() if i.key == "www-a"]
-    assert current.events == [
+    assert [(e.at, e.text) for e in current.events] == [
         (moved_at, "moved www-a to web2"),
         (clock.now, "web1 back"),
     ]
+    assert (current.events[0].kind, current.events[0].data) == ("move", {"service": "www-a", "to": "web2"})
+    assert (current.events[1].kind, current.events[1].member, current.events[1].data) == ("note", "", {})
     assert (current.channel, current.thread_ts) == ("C0OPS", "1700000000.000200")
 
     clock.advance(seconds=5)
     resolved = store.resolve_incident("www-a", text="all checks green")
     assert resolved is not None
     assert (resolved.id, resolved.status, resolved.resolved_at) == (first.id, "resolved", clock.now)
-    assert resolved.events[-1] == (clock.now, "all checks green")
+    assert (resolved.events[-1].at, resolved.events[-1].kind, resolved.events[-1].text) == (
+        clock.now, "resolved", "all checks green")
     assert len(resolved.events) == 3
     assert [i.key for i in store.open_incidents()] == ["www-b"]
     assert store.resolve_incident("www-a") is None
@@ -59,7 +63,7 @@ def test_resolve_without_text_adds_no_event(store: StateStore) -> None:
     incident = store.open_incident(key="r1", title="r1 unreachable")
     store.add_incident_event(incident.id, "paged")
     resolved = store.resolve_incident("r1")
-    assert resolved is not None and [text for _, text in resolved.events] == ["paged"]
+    assert resolved is not None and [e.text for e in resolved.events] == ["paged"]
 
 
 def test_unknown_incident(store: StateStore) -> None:
@@ -78,3 +82,17 @@ def test_concurrent_opens_of_one_outage_make_one_incident(
     assert all(isinstance(r, IncidentRecord) for r in results), results
     assert len({r.id for r in results}) == 1
     assert len(store.open_incidents()) == 1
+
+
+def test_events_keep_their_data_and_a_secret_in_them_is_redacted(store: StateStore) -> None:
+    from bot.state import register_secret
+
+    register_secret("s3cret-token-value")
+    incident = store.open_incident(key="host:web1", title="web1 is down")
+    event = store.add_incident_event(incident.id, "web1 is down (www-a)", kind="down", member="host:web1",
+                                     data={"failing": ["www-a"], "detail": "token s3cret-token-value refused"})
+    assert event.data["failing"] == ["www-a"] and "s3cret" not in str(event.data)
+    (stored,) = store.get_incident(incident.id).events  # type: ignore[union-attr]
+    assert (stored.kind, stored.member, stored.data["failing"]) == ("down", "host:web1", ["www-a"])
+    assert "s3cret" not in str(stored.data) and stored == event
+    assert store.get_incident(999999) is None

@@ -23,6 +23,7 @@ from bot.state import (
     StateError,
     StateStore,
 )
+from bot.state.schema import SCHEMA_VERSION
 
 TABLES = {
     "audit",
@@ -41,7 +42,7 @@ def test_first_start_creates_the_tables_and_reopening_keeps_the_data(
 ) -> None:
     assert set(inspect(raw).get_table_names()) >= TABLES
     with raw.connect() as conn:
-        assert conn.execute(text("SELECT version FROM schema_version")).scalar_one() == 1
+        assert conn.execute(text("SELECT version FROM schema_version")).scalar_one() == SCHEMA_VERSION
     first = open_store()
     audit_id = first.audit(actor="a", source="cli", action="x", target="r1", result="ok")
     first.close()
@@ -86,6 +87,33 @@ def test_a_database_from_a_newer_lasthop_is_refused(
         conn.execute(text("UPDATE schema_version SET version = 99"))
     with pytest.raises(StateError, match="schema version 99, newer than this lasthop"):
         open_store()
+
+
+def test_a_version_1_database_is_migrated_and_keeps_its_incidents(
+    store: StateStore, raw: Engine, open_store: Callable[..., StateStore]
+) -> None:
+    incident = store.open_incident(key="host:web1", title="web1 is down")
+    store.add_incident_event(incident.id, "web1 is down (www-a)")
+    with raw.begin() as conn:  # what a lasthop of schema version 1 left behind
+        for column in ("kind", "member", "data"):
+            conn.execute(text(f"ALTER TABLE incident_events DROP COLUMN {column}"))
+        conn.execute(text("UPDATE schema_version SET version = 1"))
+    reopened = open_store()
+    with raw.connect() as conn:
+        assert conn.execute(text("SELECT version FROM schema_version")).scalar_one() == SCHEMA_VERSION
+    (old,) = reopened.get_incident(incident.id).events  # type: ignore[union-attr]
+    assert (old.text, old.kind, old.data) == ("web1 is down (www-a)", "", {})
+    new = reopened.add_incident_event(incident.id, "web1 is back up", kind="up", member="host:web1",
+                                      data={"failing": []})
+    assert reopened.get_incident(incident.id).events[-1] == new  # type: ignore[union-attr]
+
+
+def test_a_released_key_can_be_claimed_again_by_anyone_but_only_its_owner_releases(store: StateStore) -> None:
+    assert store.claim_key("k", owner="first") is True
+    assert store.release_key("k", owner="someone else") is False
+    assert store.claim_key("k", owner="second") is False
+    assert store.release_key("k", owner="first") is True
+    assert store.claim_key("k", owner="second") is True
 
 
 def test_the_open_constructor(db_url: str) -> None:
