@@ -10,12 +10,13 @@ import getpass
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from bot import __version__
 
 OK, FAILED, USAGE = 0, 1, 2
+NOT_CONFIRMED = {False: "Nothing changed.", True: "Refused: not confirmed (no terminal to ask on; use --yes)"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")),
                    help="HTTP port for /healthz and /metrics (default $PORT or 8080; 0 disables)")
     p.add_argument("--bind", default="127.0.0.1", help="HTTP address (default 127.0.0.1)")
+
+    p = sub.add_parser("console", help="the chat workflow in this terminal: alerts, commands, buttons by number")
+    p.add_argument("--user", default=None, help="who you are in the console (default: your login name)")
+    p.add_argument("--script", metavar="FILE",
+                   help="read the console's input from FILE ('-': stdin) and stop at its end")
 
     p = sub.add_parser("maintenance", help="take a host out of service (drain, silence) or put it back")
     p.add_argument("host")
@@ -112,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _failover(engine, args)
         if args.command == "serve":
             return _serve(engine, store, args)
+        if args.command == "console":
+            return _console(engine, store, args)
         if args.command == "maintenance":
             return _maintenance(engine, args)
         if args.command == "history":
@@ -127,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _slack_manifest(args: argparse.Namespace) -> int:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Mapping
 
     from bot.commands import CommandNames
     from bot.config import ConfigError, config_path, load_inventory
@@ -220,50 +228,54 @@ def _status(engine: object, args: argparse.Namespace) -> int:
     return FAILED if any(r.error for r in view.rows) else OK
 
 
+def _ask(question: str) -> bool | None:
+    """y/N on the terminal; None when there is no terminal to ask on."""
+    if not sys.stdin.isatty():
+        return None
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
+def _show(answer: object) -> None:
+    from bot import plain
+    from bot.chat import Answer
+
+    assert isinstance(answer, Answer)
+    print(plain.render(answer.message, buttons=False))
+
+
 def _failover(engine: object, args: argparse.Namespace) -> int:
-    from bot.drivers.errors import DriverError
-    from bot.engine.model import MoveRequest, Refusal
+    from bot.chat import Actor
+    from bot.commands import FailoverCommand
     from bot.engine.pipeline import Engine
-    from bot.render import outcome_text, plan_text
+    from bot.workflow import Workflow
 
     assert isinstance(engine, Engine)
-    inv = engine.inv
     try:
-        kind, target = inv.resolve(args.target)
-        to_host = None
-        if args.to_host:
-            to_kind, to_host = inv.resolve(args.to_host)
-            if to_kind != "host":
-                raise LookupError(f"--to takes a host, and {to_host} is a service")
+        engine.inv.resolve(args.target)
+        if args.to_host and engine.inv.resolve(args.to_host)[0] != "host":
+            raise LookupError(f"--to takes a host, and {args.to_host} is a service")
     except LookupError as e:
         print(str(e).strip("'\""), file=sys.stderr)
         return USAGE
     for note in engine.reconcile():
         print(f"reconciled: {note}")
-    req = MoveRequest(kind=kind, target=target, actor=_actor(), source="cli", to_host=to_host, dry_run=args.dry_run)
-    try:
-        plan = engine.plan(req)
-    except (Refusal, DriverError) as e:
-        print(f"Refused: {e}")
-        return FAILED
-    print(plan_text(plan))
-    if plan.noop:
-        print(plan.noop)
-        return OK
-    if plan.risky and not args.accept_risk and not args.dry_run:
-        print("Refused: this plan needs a second person's approval (use Slack), or --accept-risk to own it.")
-        return FAILED
-    if not args.dry_run and not args.yes:
-        if not sys.stdin.isatty():
-            print("Refused: not confirmed (no terminal to ask on; use --yes)")
+    # The same workflow as chat: plan, risk, then a confirmation, which here is a question.
+    workflow = Workflow(engine.inv, engine, engine.store)
+    actor = Actor(_actor(), "cli")
+    answer = workflow.request(actor, FailoverCommand(args.target, args.to_host, args.dry_run),
+                              accept_risk=args.accept_risk)
+    _show(answer)
+    if answer.offer is None:
+        return OK if answer.ok else FAILED
+    if not args.yes:
+        yes = _ask("Proceed?")
+        if not yes:
+            workflow.cancel(actor, answer.offer.approval_id)
+            print(NOT_CONFIRMED[yes is None])
             return FAILED
-        answer = input("Proceed? [y/N] ").strip().lower()
-        if answer not in ("y", "yes"):
-            print("Nothing changed.")
-            return FAILED
-    outcome = engine.execute(plan, allow_risky=args.accept_risk)
-    print(outcome_text(outcome))
-    return OK if outcome.ok else FAILED
+    result = workflow.confirm(actor, answer.offer.approval_id, accept_risk=args.accept_risk)
+    _show(result)
+    return OK if result.ok else FAILED
 
 
 def _serve(engine: object, store: object, args: argparse.Namespace) -> int:
@@ -271,14 +283,24 @@ def _serve(engine: object, store: object, args: argparse.Namespace) -> int:
     import signal
     import threading
 
+    from bot.chat import ChatOut
     from bot.engine.pipeline import Engine
-    from bot.notify import LogNotifier, Notifier
+    from bot.notify import LogOut
     from bot.serve import Daemon, probe_source_note
     from bot.state import StateStore
+    from bot.views import Phrasing
     from bot.web import make_server, serve_in_background
-    from handlers.app import SlackSetupError, build_app, http_handler, settings_from_env, start_socket_mode, web_client
-    from handlers.context import SlackContext
-    from handlers.notifier import SlackNotifier
+    from bot.workflow import Workflow
+    from handlers.app import (
+        SlackSetupError,
+        build_app,
+        http_handler,
+        poster_client,
+        settings_from_env,
+        start_socket_mode,
+        web_client,
+    )
+    from handlers.context import SlackAccess, SlackContext
     from handlers.poster import Poster
 
     assert isinstance(engine, Engine) and isinstance(store, StateStore)
@@ -292,25 +314,30 @@ def _serve(engine: object, store: object, args: argparse.Namespace) -> int:
     except SlackSetupError as e:
         print(f"lasthop serve: {e}", file=sys.stderr)
         return USAGE
-    notifier: Notifier = LogNotifier()
-    poster = client = None
+    out: ChatOut = LogOut()
+    channel = "log"
+    poster = None
     if slack is None:
         print("lasthop serve: no Slack settings (SLACK_BOT_TOKEN unset): alerts go to this log", flush=True)
     else:
-        client = web_client(slack)
-        poster = Poster(client)
+        poster = Poster(poster_client(slack))
         if inv.slack.alert_channel:
-            notifier = SlackNotifier(poster, inv.slack.alert_channel)
+            out, channel = poster, inv.slack.alert_channel
         else:
             print("lasthop serve: slack.alert_channel is not set: alerts go to this log", flush=True)
     print(f"lasthop serve: {len(inv.services)} services, {len(inv.hosts)} hosts; "
           f"{probe_source_note(inv.probe.source)}", flush=True)
-    daemon = Daemon(inv, store, notifier)
+    phrasing = Phrasing(inv.slack.commands)
+    daemon = Daemon(inv, store, out, channel=channel, phrasing=phrasing)
     routes = {}
     socket_handler = None
     ctx = None
-    if slack is not None and client is not None and poster is not None:
-        ctx = SlackContext(inv, daemon.engine, store, client, poster)
+    if slack is not None and poster is not None:
+        client = web_client(slack)
+        access = SlackAccess(inv.slack, client)
+        workflow = Workflow(inv, daemon.engine, store, access=access, out=poster,
+                            alert_channel=inv.slack.alert_channel or "", incidents=daemon, phrasing=phrasing)
+        ctx = SlackContext(workflow, client, poster, access)
         try:
             app = build_app(ctx, slack)
             if slack.socket_mode:
@@ -347,6 +374,8 @@ def _serve(engine: object, store: object, args: argparse.Namespace) -> int:
     daemon.stop()
     if ctx is not None:
         ctx.close()
+    elif poster is not None:
+        poster.close()
     if server is not None:
         server.shutdown()
         server.server_close()
@@ -355,56 +384,87 @@ def _serve(engine: object, store: object, args: argparse.Namespace) -> int:
 
 
 def _maintenance(engine: object, args: argparse.Namespace) -> int:
-    from datetime import timedelta
+    import re
 
+    from bot.chat import Actor
+    from bot.commands import MaintenanceCommand
     from bot.durations import parse_duration
-    from bot.engine.model import MoveRequest
     from bot.engine.pipeline import Engine
-    from bot.render import outcome_text, plan_text
-    from bot.state import utcnow
+    from bot.workflow import Workflow
 
     assert isinstance(engine, Engine)
     inv = engine.inv
     if args.host not in inv.hosts:
         print(f"unknown host {args.host!r} (known: {', '.join(sorted(inv.hosts))})", file=sys.stderr)
         return USAGE
-    if args.state == "off":
-        was = engine.store.clear_maintenance(args.host)
-        engine.store.audit(actor=_actor(), source="cli", action="maintenance", target=args.host, result="off",
-                           detail="" if was else "was not in maintenance")
-        print(f"{args.host} is out of maintenance" if was else f"{args.host} was not in maintenance")
-        return OK
-    until = None
+    duration = None
     if args.duration:
+        if re.fullmatch(r"\s*\d+(\.\d+)?\s*", args.duration):
+            print(f"--for: {args.duration.strip()!r} needs its unit, e.g. 30m or 2h", file=sys.stderr)
+            return USAGE
         try:
-            until = utcnow() + timedelta(seconds=parse_duration(args.duration))
+            duration = parse_duration(args.duration)
         except ValueError as e:
             print(f"--for: {e}", file=sys.stderr)
             return USAGE
-    # Drain first, through the engine and its rules; only then silence the host.
-    req = MoveRequest(kind="host", target=args.host, actor=_actor(), source="cli", reason="maintenance")
-    plan = engine.plan(req)
-    print(plan_text(plan))
-    if plan.moves:
-        if plan.risky and not args.accept_risk:
-            print("Refused: draining is risky here (use Slack for approval, or --accept-risk to own it).")
-            return FAILED
+    workflow = Workflow(inv, engine, engine.store)
+    actor = Actor(_actor(), "cli")
+    cmd = MaintenanceCommand(args.host, args.state == "on", duration, args.reason)
+    answer = workflow.maintenance(actor, cmd, accept_risk=args.accept_risk)
+    _show(answer)
+    if answer.offer is not None:  # the drain comes first, and needs a yes
         if not args.yes:
-            if not sys.stdin.isatty():
-                print("Refused: not confirmed (no terminal to ask on; use --yes)")
+            yes = _ask("Drain and start maintenance?")
+            if not yes:
+                print(NOT_CONFIRMED[yes is None])
                 return FAILED
-            if input("Drain and start maintenance? [y/N] ").strip().lower() not in ("y", "yes"):
-                print("Nothing changed.")
-                return FAILED
-        outcome = engine.execute(plan, allow_risky=args.accept_risk)
-        print(outcome_text(outcome))
-        if not outcome.ok:
-            return FAILED
-    engine.store.set_maintenance(args.host, by=_actor(), reason=args.reason, until=until)
-    engine.store.audit(actor=_actor(), source="cli", action="maintenance", target=args.host, result="on",
-                       detail=f"until {until:%Y-%m-%d %H:%M}Z" if until else "until turned off")
-    print(f"{args.host} is in maintenance" + (f" until {until:%H:%M}Z" if until else ""))
-    return OK
+        answer = workflow.maintenance(actor, cmd, confirmed=True, accept_risk=args.accept_risk)
+        _show(answer)
+    return OK if answer.ok else FAILED
+
+
+def _console(engine: object, store: object, args: argparse.Namespace) -> int:
+    from bot.console import CHANNEL, Console, ConsoleOut
+    from bot.engine.pipeline import Engine
+    from bot.serve import Daemon
+    from bot.state import StateStore
+    from bot.views import Phrasing
+    from bot.workflow import Workflow
+
+    assert isinstance(store, StateStore) and isinstance(engine, Engine)
+    inv = engine.inv
+    out = ConsoleOut()
+    phrasing = Phrasing(inv.slack.commands)
+    daemon = Daemon(inv, store, out, channel=CHANNEL, phrasing=phrasing)
+    workflow = Workflow(inv, daemon.engine, store, out=out, alert_channel=CHANNEL, incidents=daemon,
+                        phrasing=phrasing)
+    console = Console(workflow, out, user=args.user or _actor())
+    out.say(f"lasthop console: {len(inv.services)} services, {len(inv.hosts)} hosts; you are {console.user}. "
+            "Type help, or /lasthop status.")
+    daemon.start()
+    try:
+        if args.script and args.script != "-":
+            with open(args.script, encoding="utf-8") as f:
+                return console.run(f)
+        return console.run(_console_lines(console))
+    except KeyboardInterrupt:
+        return OK
+    finally:
+        daemon.stop()
+
+
+def _console_lines(console: object) -> Iterator[str]:
+    from bot.console import Console
+
+    assert isinstance(console, Console)
+    if not sys.stdin.isatty():
+        yield from sys.stdin
+        return
+    while True:
+        try:
+            yield input(f"{console.user}> ")
+        except EOFError:
+            return
 
 
 if __name__ == "__main__":

@@ -9,16 +9,18 @@ Members and incidents
     check through the router fails (target (service, "@vip")). A member that fails while in
     no open incident joins the open incident opened less than `group_window` ago (for a
     VIP: the incident of the host serving it, whenever that was opened), else opens its
-    own, keyed `host:<host>` or `service:<service>`. The key is fixed when the incident is
-    opened (the store cannot rename one), so a burst that began with web1 stays
-    `host:web1` even when web2 and web3 join it. The incident resolves when every member
-    is back and none is flapping.
+    own, keyed `host:<host>` or `service:<service>`. The incident resolves when every member
+    is back and none is flapping. A member in maintenance stays in its incident (it is not
+    serving) but is silent; when maintenance ends, the checks say whether it is back.
 
-The timeline is the journal
-    Every event text starts with one of a few fixed phrases ("web1 is down (www-a)",
-    "web1 is back up", "www-a is unreachable through r1", ...). `rebuild()` replays them
-    after a restart, so a member still down is recognised and not announced again. The
-    schema has no column for members, and the timeline must exist anyway for people.
+What is news
+    `bot.health.notify_rules` decides, from the transition and whether this target was
+    announced down. The tracker applies the notice to the member's state.
+
+The timeline is data
+    Every event is stored with its kind, member and the member's whole state; the sentence
+    is rendered from that (`bot.views.event_text`). `rebuild()` replays the data after a
+    restart, so rewording a message can never break recovery.
 
 Flapping
     A member whose state flips between down and up `flap_threshold` times within
@@ -28,40 +30,30 @@ Flapping
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from bot.durations import format_duration
+from bot import incident_view as iv
 from bot.health.machine import Transition
-from bot.health.state import Health
+from bot.health.notify_rules import Notice, decide
 from bot.inventory import Inventory, one_line
+from bot.state import IncidentEvent
+from bot.views import event_text
 
 if TYPE_CHECKING:
+    from bot.engine.model import Outcome
     from bot.state import IncidentRecord, StateStore
 
 VIP = "@vip"
-# Maintenance ends a failure as far as alerting goes: a person has taken the host.
-_CLEARS = frozenset({Health.UP, Health.DISABLED})
 _DETAIL_MAX = 80
 
 MemberKind = Literal["host", "service"]
 Member = tuple[MemberKind, str]
 UpdateKind = Literal["opened", "updated", "resolved", "flapping"]
-
-# The journal's phrases; rebuild() applies them in timeline order, so the latest one wins.
-_NAME = r"(?P<name>[^\s()]+)"
-_J_DOWN = re.compile(rf"^{_NAME} is (?:still |stable again and )?down \((?P<list>[^)]*)\)")
-_J_UP = re.compile(rf"^{_NAME} is (?:back up|no longer checked|stable again and up)\b")
-_J_VIP_DOWN = re.compile(rf"^{_NAME} is (?:stable again and )?unreachable through ")
-_J_VIP_UP = re.compile(rf"^{_NAME} is (?:reachable again|stable again and reachable) through ")
-_J_FLAP = re.compile(rf"^{_NAME} (?P<vip>through \S+ )?is flapping\b")
-_J_STABLE_HOST = re.compile(rf"^{_NAME} is stable again and ")
-_J_STABLE_VIP = re.compile(rf"^{_NAME} is stable again and (?:reachable|unreachable) through ")
 
 
 @dataclass(frozen=True)
@@ -72,17 +64,26 @@ class IncidentUpdate:
     incident_id: int
     key: str
     title: str
-    text: str
+    event: IncidentEvent
+
+    @property
+    def text(self) -> str:
+        return self.event.text
 
 
 @dataclass
 class _MemberState:
-    # Host: its services whose check is DOWN. VIP member: {service} while unreachable.
+    # Host: its services announced DOWN and not back. VIP member: {service} while unreachable.
     failing: set[str] = field(default_factory=set)
     incident: str | None = None  # key of the open incident it belongs to
     changes: deque[float] = field(default_factory=deque)
     last_change: float | None = None
     flapping: bool = False
+    maintenance: bool = False
+    # Out of maintenance, with failures still on record: the first check result is news once,
+    # and "back up" says it came back after maintenance.
+    checking_again: bool = False
+    after_maintenance: bool = False
 
 
 @dataclass
@@ -94,6 +95,12 @@ class _Open:
     # survive a restart, and an incident from before it is no longer "just opened".
     opened: float | None
     members: set[Member] = field(default_factory=set)
+    affected: set[str] = field(default_factory=set)
+    acked_by: str = ""
+
+
+def _ref(member: Member) -> str:
+    return f"{member[0]}:{member[1]}"
 
 
 class IncidentTracker:
@@ -157,16 +164,72 @@ class IncidentTracker:
     def incident_key(self, target: tuple[str, str]) -> str | None:
         """The open incident a (service, host) or (service, "@vip") target's member belongs to, if any.
 
-        For threading a later message (an automatic move's hold reason, say): after grouping,
-        web2's failures may live in `host:web1`.
+        After grouping, web2's failures may live in `host:web1`.
         """
         with self._lock:
             member = self._member_for(target)
             st = self._members.get(member) if member is not None else None
             return st.incident if st is not None and st.incident in self._open else None
 
+    def open_for(self, service: str) -> list[int]:
+        """Open incidents in which `service` failed: where a move of it belongs in the timeline."""
+        with self._lock:
+            return [o.id for o in self._open.values() if service in o.affected]
+
+    def note(self, key: str, kind: str, text: str, data: Mapping[str, Any] | None = None) -> IncidentUpdate | None:
+        """An incident-level event (an automatic hold, say) for the open incident `key`; None if it is not open."""
+        with self._lock:
+            incident = self._open.get(key)
+            if incident is None:
+                return None
+            event = self._store.add_incident_event(incident.id, text, kind=kind, data=data)
+            return IncidentUpdate("updated", incident.id, incident.key, incident.title, event)
+
+    def acknowledge(self, incident_id: int, by: str) -> tuple[IncidentUpdate | None, str]:
+        """Record who is on it. (update, "") the first time; (None, who) when someone already had it."""
+        with self._lock:
+            incident = next((o for o in self._open.values() if o.id == incident_id), None)
+            if incident is None:
+                return None, ""
+            if incident.acked_by:
+                return None, incident.acked_by
+            incident.acked_by = by
+            data = {"by": by}
+            event = self._store.add_incident_event(incident.id, event_text(self._inv, iv.ACK, "", data),
+                                                   kind=iv.ACK, data=data)
+            return IncidentUpdate("updated", incident.id, incident.key, incident.title, event), ""
+
+    def record_move(self, outcome: Outcome, kind: str) -> list[IncidentUpdate]:
+        """A move that ran (any source), written into every open incident of a service it moved."""
+        plan = outcome.plan
+        if plan is None or not plan.moves or plan.request.dry_run or outcome.status in ("noop", "refused"):
+            return []
+        services = [m.service for m in plan.moves]
+        data = {
+            "services": services,
+            "moves": [{"service": m.service, "from": m.from_host, "to": m.to_host} for m in plan.moves],
+            "status": outcome.status,
+            "by": plan.request.actor,
+            "approved_by": outcome.approved_by or "",
+            "kind": kind,
+            "ms": outcome.timings_ms.get("total_ms"),
+            "why": _short(next((line for line in outcome.lines if line.startswith("change failed")), ""), 160),
+        }
+        text = event_text(self._inv, iv.MOVE, "", data)
+        with self._lock:
+            updates = []
+            for incident in self._open.values():
+                if incident.affected & set(services):
+                    event = self._store.add_incident_event(incident.id, text, kind=iv.MOVE, data=data)
+                    updates.append(IncidentUpdate("updated", incident.id, incident.key, incident.title, event))
+            return updates
+
+    def view(self, incident_id: int) -> iv.IncidentView | None:
+        record = self._store.get_incident(incident_id)
+        return iv.view_of(record) if record is not None else None
+
     def rebuild(self) -> None:
-        """Load the open incidents from the store (after a restart) by replaying their timelines."""
+        """Load the open incidents from the store (after a restart) by replaying their events' data."""
         with self._lock:
             now = self._clock()
             self._members.clear()
@@ -189,14 +252,24 @@ class IncidentTracker:
     ) -> IncidentUpdate | None:
         st = self._members.setdefault(member, _MemberState())
         service = t.key[0]
+        notice = decide(t, announced=service in st.failing)
+        if notice is Notice.MAINTENANCE_ON:
+            return self._maintenance(member, st, on=True)
+        if notice is Notice.MAINTENANCE_OFF:
+            return self._maintenance(member, st, on=False)
+        if notice is Notice.STILL_DOWN:
+            if not st.checking_again:
+                return None  # a restart finding what the timeline already says
+            st.checking_again = False
+            return self._event(member, st, iv.STILL_DOWN, {})
         before = set(st.failing)
-        if t.new is Health.DOWN:
+        if notice is Notice.DOWN:
             st.failing.add(service)
-        elif t.new in _CLEARS:
+        elif notice is Notice.RECOVERED:
             st.failing.discard(service)
-        # FALLING, RISING, INIT: in doubt, so what was known still stands.
         if st.failing == before:
             return None
+        st.checking_again = False
         if bool(before) != bool(st.failing):
             st.changes.append(now)
             st.last_change = now
@@ -209,57 +282,71 @@ class IncidentTracker:
         st.flapping = False
         if st.failing - before:
             return self._failed(member, st, service, now, serving, t.detail)
-        return self._recovered(member, st, before - st.failing, t.new, now)
+        after_maintenance = st.after_maintenance
+        if not st.failing:
+            st.after_maintenance = False
+        return self._recovered(member, st, before - st.failing, now, after_maintenance)
+
+    def _state(self, st: _MemberState, **extra: Any) -> dict[str, Any]:
+        return {"failing": self._ordered(st.failing), "flapping": st.flapping, "maintenance": st.maintenance,
+                **extra}
+
+    def _event(self, member: Member, st: _MemberState, kind: str, extra: Mapping[str, Any]) -> IncidentUpdate | None:
+        incident = self._open.get(st.incident) if st.incident else None
+        if incident is None:
+            return None
+        return self._write(incident, member, st, kind, extra)
+
+    def _write(self, incident: _Open, member: Member, st: _MemberState, kind: str,
+               extra: Mapping[str, Any], update: UpdateKind = "updated") -> IncidentUpdate:
+        data = self._state(st, **extra)
+        incident.affected.update(st.failing)
+        event = self._store.add_incident_event(incident.id, event_text(self._inv, kind, _ref(member), data),
+                                               kind=kind, member=_ref(member), data=data)
+        return IncidentUpdate(update, incident.id, incident.key, incident.title, event)
+
+    def _maintenance(self, member: Member, st: _MemberState, *, on: bool) -> IncidentUpdate | None:
+        if st.maintenance == on:
+            return None  # the host's other services say the same
+        st.maintenance = on
+        st.checking_again = st.after_maintenance = not on and bool(st.failing)
+        if not st.failing:
+            return None  # planned maintenance of a healthy host is not an incident
+        return self._event(member, st, iv.MAINTENANCE_ON if on else iv.MAINTENANCE_OFF, {})
 
     def _failed(
         self, member: Member, st: _MemberState, service: str, now: float,
         serving: Mapping[str, str | None], detail: str,
     ) -> IncidentUpdate:
-        text = self._down_text(member, st, serving, detail=(service, detail))
         incident, fresh = self._attach(member, st, now, serving)
-        self._store.add_incident_event(incident.id, text)
-        return IncidentUpdate("opened" if fresh else "updated", incident.id, incident.key, incident.title, text)
+        extra = {"service": service, "detail": _short(detail), "serving": self._serving(st, serving, member)}
+        return self._write(incident, member, st, iv.DOWN, extra, "opened" if fresh else "updated")
+
+    def _serving(self, st: _MemberState, serving: Mapping[str, str | None], member: Member) -> dict[str, str | None]:
+        services = st.failing if member[0] == "host" else {member[1]}
+        return {s: serving.get(s) for s in self._ordered(services)}
 
     def _recovered(
-        self, member: Member, st: _MemberState, back: set[str], new: Health, now: float
+        self, member: Member, st: _MemberState, back: set[str], now: float, after_maintenance: bool
     ) -> IncidentUpdate | None:
         incident = self._open.get(st.incident) if st.incident else None
         if incident is None:
-            return None  # a recovery from a failure nobody announced (before a restart, say)
-        kind, name = member
+            return None  # a recovery from a failure nobody announced
         if st.failing:
-            back_up = self._ordered(back)
-            text = f"{name} is still down ({self._listing(st.failing)}); {_join(back_up)} {_is(back_up)} back up"
-        elif kind == "service":
-            text = f"{name} is reachable again through {self._inv.services[name].router}"
-        elif new is Health.DISABLED:
-            text = f"{name} is no longer checked (maintenance)"
-        else:
-            text = f"{name} is back up"
-        return self._resolve_or_update(incident, text, now)
+            return self._write(incident, member, st, iv.PARTIAL, {"back": self._ordered(back)})
+        return self._resolve_or_update(incident, member, st, iv.UP,
+                                       {"after_maintenance": after_maintenance}, now)
 
     def _announce_flapping(
         self, member: Member, st: _MemberState, now: float, serving: Mapping[str, str | None], detail: str
     ) -> IncidentUpdate:
-        kind, name = member
         incident = self._open.get(st.incident) if st.incident else None
         if incident is None:
-            # Its last change opened nothing yet (or resolved it): the flapping needs a home,
-            # and the timeline a record of the state it is in for rebuild() to replay.
+            # Its last change opened nothing yet (or resolved it): the flapping needs a home.
             incident, _ = self._attach(member, st, now, serving)
-            if st.failing:
-                self._store.add_incident_event(incident.id, self._down_text(member, st, serving))
-        window = format_duration(self._flap_window)
-        who = name if kind == "host" else f"{name} through {self._inv.services[name].router}"
-        stops = "; lasthop moves nothing to or from it automatically" if kind == "host" else ""
-        text = (
-            f"{who} is flapping: {len(st.changes)} changes in {window}{stops}, "
-            f"and says nothing more about it until it has been stable for {window}"
-        )
-        if detail:
-            text += f"; last: {_short(detail)}"
-        self._store.add_incident_event(incident.id, text)
-        return IncidentUpdate("flapping", incident.id, incident.key, incident.title, text)
+        extra = {"changes": len(st.changes), "window": self._flap_window, "detail": _short(detail)}
+        update = self._write(incident, member, st, iv.FLAPPING, extra)
+        return IncidentUpdate("flapping", update.incident_id, update.key, update.title, update.event)
 
     def _settle(self, now: float, serving: Mapping[str, str | None]) -> list[IncidentUpdate]:
         """Flapping members that have calmed down, and open incidents left with nothing failing."""
@@ -271,24 +358,34 @@ class IncidentTracker:
             incident = self._open.get(st.incident) if st.incident else None
             if incident is None:
                 continue
-            updates.append(self._resolve_or_update(incident, self._stable_text(member, st, serving), now))
+            extra = {"serving": self._serving(st, serving, member)} if st.failing else {}
+            updates.append(self._resolve_or_update(incident, member, st, iv.STABLE, extra, now))
         for incident in list(self._open.values()):
             if self._clear(incident, now):
                 # Nothing failing but still open: its last member came back while flapping, or
                 # the timeline says so after a restart.
-                updates.append(self._resolve_or_update(incident, "nothing is failing any more", now))
+                updates.append(self._resolve(incident, "", {}))
         return updates
 
-    def _resolve_or_update(self, incident: _Open, text: str, now: float) -> IncidentUpdate:
+    def _resolve_or_update(self, incident: _Open, member: Member, st: _MemberState, kind: str,
+                           extra: Mapping[str, Any], now: float) -> IncidentUpdate:
         if not self._clear(incident, now):
-            self._store.add_incident_event(incident.id, text)
-            return IncidentUpdate("updated", incident.id, incident.key, incident.title, text)
-        record = self._store.resolve_incident(incident.key, text=text)
+            return self._write(incident, member, st, kind, extra)
+        return self._resolve(incident, _ref(member), self._state(st, **extra, why=kind))
+
+    def _resolve(self, incident: _Open, member: str, data: dict[str, Any]) -> IncidentUpdate:
+        record = self._store.get_incident(incident.id)
+        took = None
+        if record is not None:
+            took = round((self._store.now() - record.opened_at).total_seconds())
+        data = {**data, "took": took}
+        text = event_text(self._inv, iv.RESOLVED, member, data)
+        resolved = self._store.resolve_incident(incident.key, text=text, data=data, member=member)
         self._close(incident)
-        if record is not None and record.resolved_at is not None:
-            took = round((record.resolved_at - record.opened_at).total_seconds())
-            text = f"{text}; all clear after {format_duration(took)}"
-        return IncidentUpdate("resolved", incident.id, incident.key, incident.title, text)
+        event = resolved.events[-1] if resolved is not None and resolved.events else None
+        if event is None:  # resolved by another process between our two statements
+            event = IncidentEvent(self._store.now(), iv.RESOLVED, member, data, text)
+        return IncidentUpdate("resolved", incident.id, incident.key, incident.title, event)
 
     # ------------------------------------------------------------- incidents
 
@@ -347,102 +444,47 @@ class IncidentTracker:
 
     def _load(self, record: IncidentRecord, now: float) -> None:
         kind, _, name = record.key.partition(":")
-        first: Member
-        if kind == "host" and name in self._inv.hosts:
-            first = ("host", name)
-        elif kind == "service" and name in self._inv.services:
-            first = ("service", name)
-        else:
+        if not ((kind == "host" and name in self._inv.hosts) or (kind == "service" and name in self._inv.services)):
             return  # not one of ours (or for something no longer in the inventory)
         incident = _Open(record.id, record.key, record.title, None)
         self._open[record.key] = incident
-        self._join_loaded(incident, first)
-        for _, text in record.events:
-            self._replay(incident, text, now)
-
-    def _replay(self, incident: _Open, text: str, now: float) -> None:
-        hosts, services = self._inv.hosts, self._inv.services
-        if (m := _J_FLAP.match(text)) is not None:
-            member: Member = ("service", m["name"]) if m["vip"] else ("host", m["name"])
-            if member[1] in (services if m["vip"] else hosts):
-                st = self._join_loaded(incident, member)
+        for e in record.events:
+            if e.kind == iv.ACK and not incident.acked_by:
+                incident.acked_by = str(e.data.get("by", ""))
+            if not e.member or e.kind not in iv.MEMBER_KINDS:
+                continue
+            mkind, _, mname = e.member.partition(":")
+            member: Member
+            if mkind == "host" and mname in self._inv.hosts:
+                member = ("host", mname)
+            elif mkind == "service" and mname in self._inv.services:
+                member = ("service", mname)
+            else:
+                continue
+            failing, flapping, maintenance = iv.member_state(e.data)
+            st = self._members.setdefault(member, _MemberState())
+            st.incident = incident.key
+            incident.members.add(member)
+            st.failing = {s for s in failing if s in self._inv.services}
+            incident.affected.update(st.failing)
+            st.maintenance = maintenance
+            if flapping and not st.flapping:
                 # How long it has been flapping is lost with the old process's clock; assume
                 # it just changed, so automatic actions wait a full window after a restart.
-                st.flapping, st.last_change = True, now
+                st.last_change = now
                 st.changes = deque([now] * self._flap_threshold)
-            return
-        if (m := _J_VIP_DOWN.match(text) or _J_VIP_UP.match(text)) is not None and m["name"] in services:
-            st = self._join_loaded(incident, ("service", m["name"]))
-            st.failing = {m["name"]} if m.re is _J_VIP_DOWN else set()
-            if _J_STABLE_VIP.match(text):
-                st.flapping = False
-            return
-        if (m := _J_DOWN.match(text) or _J_UP.match(text)) is not None and m["name"] in hosts:
-            st = self._join_loaded(incident, ("host", m["name"]))
-            listed = (s.strip() for s in m["list"].split(",")) if m.re is _J_DOWN else ()
-            st.failing = {s for s in listed if s in services}
-            if _J_STABLE_HOST.match(text):
-                st.flapping = False
+            st.flapping = flapping
+        if not incident.members and kind in ("host", "service"):
+            # Opened but nothing recorded about who failed (a crash between the two writes).
+            first: Member = ("host", name) if kind == "host" else ("service", name)
+            incident.members.add(first)
+            self._members.setdefault(first, _MemberState()).incident = incident.key
 
-    def _join_loaded(self, incident: _Open, member: Member) -> _MemberState:
-        st = self._members.setdefault(member, _MemberState())
-        st.incident = incident.key
-        incident.members.add(member)
-        return st
-
-    # ------------------------------------------------------------------ text
-
-    def _down_text(
-        self, member: Member, st: _MemberState, serving: Mapping[str, str | None],
-        *, detail: tuple[str, str] | None = None, head: str = "",
-    ) -> str:
-        kind, name = member
-        if kind == "service":
-            router = self._inv.services[name].router
-            host = serving.get(name)
-            behind = f"it is served by {host}" if host else "who serves it is unknown"
-            text = f"{name} is {head}unreachable through {router} (VIP check); {behind}"
-        else:
-            failing = self._ordered(st.failing)
-            text = f"{name} is {head}down ({', '.join(failing)}); {self._advice(name, failing, serving)}"
-        if detail is not None and detail[1]:
-            text += f"; {detail[0]}: {_short(detail[1])}"
-        return text
-
-    def _advice(self, host: str, failing: list[str], serving: Mapping[str, str | None]) -> str:
-        served = [s for s in failing if serving.get(s) == host]
-        unknown = [s for s in failing if serving.get(s) is None]
-        parts = []
-        if served:
-            everything = [s for s in self._inv.services if serving.get(s) == host]
-            if len(served) > 1 and served == everything:
-                move = f"suggested move: lasthop failover {host}"
-            else:
-                moves = ", ".join(f"lasthop failover {s}" for s in served)
-                move = f"suggested move{'s' if len(served) > 1 else ''}: {moves}"
-            parts.append(f"{_join(served)} {_is(served)} served by {host}: {move}")
-        if unknown:
-            parts.append(f"who serves {_join(unknown)} is unknown")
-        if not parts:
-            parts.append(f"{host} serves none of {'them' if len(failing) > 1 else 'it'} now: nothing to move")
-        return "; ".join(parts)
-
-    def _stable_text(self, member: Member, st: _MemberState, serving: Mapping[str, str | None]) -> str:
-        kind, name = member
-        if st.failing:
-            return self._down_text(member, st, serving, head="stable again and ")
-        if kind == "service":
-            return f"{name} is stable again and reachable through {self._inv.services[name].router}"
-        return f"{name} is stable again and up"
+    # ------------------------------------------------------------------ misc
 
     def _ordered(self, services: Iterable[str]) -> list[str]:
         wanted = set(services)
         return [s for s in self._inv.services if s in wanted]
-
-    def _listing(self, services: Iterable[str]) -> str:
-        return ", ".join(self._ordered(services))
-
-    # --------------------------------------------------------------- flapping
 
     def _flaps(self, st: _MemberState, now: float) -> bool:
         if st.last_change is None or now - st.last_change >= self._flap_window:
@@ -457,15 +499,7 @@ class IncidentTracker:
             st.changes.popleft()
 
 
-def _join(names: Iterable[str]) -> str:
-    items = list(names)
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
-
-
-def _is(names: Iterable[str]) -> str:
-    return "is" if len(list(names)) == 1 else "are"
-
-
-def _short(detail: str) -> str:
+def _short(detail: str, limit: int = _DETAIL_MAX) -> str:
     text = one_line(detail.strip())
-    return text if len(text) <= _DETAIL_MAX else text[: _DETAIL_MAX - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+

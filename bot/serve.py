@@ -20,6 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
+from bot import incident_view as iv
+from bot.announce import Announcer
+from bot.chat import ChatOut, MessageRef
 from bot.drivers.errors import DriverError
 from bot.engine.auto import AutoPolicy
 from bot.engine.live import find_drift, serving_host
@@ -27,20 +30,21 @@ from bot.engine.model import MoveRequest, Outcome
 from bot.engine.pipeline import Engine
 from bot.health.checks import CheckResult, run_check
 from bot.health.machine import HealthMachine, TargetKey, Transition
-from bot.health.notify_rules import decide
 from bot.health.scheduler import CheckJob, CheckScheduler
 from bot.health.state import Health
 from bot.incidents import IncidentTracker, IncidentUpdate
 from bot.inventory import Inventory
 from bot.metrics import Metrics
-from bot.notify import Notifier
+from bot.situation import Situation
 from bot.state import StateStore
+from bot.views import Phrasing
 
 log = logging.getLogger("lasthop.serve")
 
 VIP = "@vip"  # key (service, VIP): the service as clients reach it, through the router
 LOOPBACK = "@lo"  # key (LOOPBACK, host): the host's VIPs on its loopback
 DRIFT = "@drift"  # key (DRIFT, router): the router's live table against what lasthop expects
+BUSY = "\x00busy"  # a drift read while lasthop itself was changing the router: no verdict
 
 
 @dataclass
@@ -50,6 +54,8 @@ class ServeSettings:
     maintenance_poll: float = 5.0
     # Auto moves wait until every target has a known state: no acting on a half-built view.
     startup_grace: float = 30.0
+    # An open incident nobody acknowledged is mentioned again in its thread this often (0: never).
+    remind_after: float = 900.0
 
 
 @dataclass
@@ -66,15 +72,16 @@ class Daemon:
         self,
         inv: Inventory,
         store: StateStore,
-        notifier: Notifier,
+        out: ChatOut,
         *,
+        channel: str = "alerts",
+        phrasing: Phrasing | None = None,
         metrics: Metrics | None = None,
         settings: ServeSettings | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.inv = inv
         self.store = store
-        self.notifier = notifier
         self.metrics = metrics or Metrics()
         self.settings = settings or ServeSettings()
         self.clock = clock
@@ -88,8 +95,10 @@ class Daemon:
                                                                rise=svc.check.rise)
         self.engine = Engine(inv, store, health=self, probe_source=inv.probe.source,
                              probe_vips=inv.probe.verify_vips)
-        self.engine.observers.append(self._count_move)
+        self.engine.observers.append(self._on_move)
         self.incidents = IncidentTracker(store, inv, clock=clock)
+        self.announcer = Announcer(inv, store, out, channel, situation=self.situation,
+                                   phrasing=phrasing or Phrasing(inv.slack.commands))
         self.auto = AutoPolicy(inv, clock=clock)
         self.scheduler = CheckScheduler(self._run, self._on_result)
         self.scheduler.on_lateness = self.metrics.lateness.observe
@@ -104,6 +113,7 @@ class Daemon:
         self._pending: set[str] = set()  # services with an automatic move queued or running
         # service -> (deadline, targets still to re-check) before an automatic decision is made
         self._confirming: dict[str, tuple[float, set[TargetKey]]] = {}
+        self._reminded: dict[int, float] = {}
         self._stop = threading.Event()
         self._started_at = clock()
         self._ready = False
@@ -122,11 +132,38 @@ class Daemon:
         with self._serving_lock:
             return dict(self._serving)
 
+    def flapping(self) -> set[str]:
+        return self.incidents.flapping()
+
+    def situation(self) -> Situation:
+        return Situation(self.snapshot(), self.serving(), frozenset(self._maintenance), frozenset(self.flapping()))
+
+    # -- IncidentDesk, for the workflow -------------------------------------------------------
+    def acknowledge(self, incident_id: int, by: str) -> tuple[IncidentUpdate | None, str]:
+        return self.incidents.acknowledge(incident_id, by)
+
+    def view(self, incident_id: int) -> iv.IncidentView | None:
+        return self.incidents.view(incident_id)
+
+    def announce(self, update: IncidentUpdate) -> None:
+        self.announcer.incident(update)
+
+    def parent(self, incident_id: int) -> MessageRef | None:
+        future = self.announcer.parent_of(incident_id)
+        if future is None:
+            record = self.store.get_incident(incident_id)
+            return MessageRef(record.channel, record.thread_ts) if record and record.thread_ts else None
+        try:
+            return future.result(timeout=30)
+        except Exception:
+            return None
+
     # -- life cycle -------------------------------------------------------------------------------
     def start(self) -> None:
         for note in self.engine.reconcile():
-            self.notifier.alert("reconcile", f"after restart: {note}")
+            self.announcer.alarm("reconcile", f"after restart: {note}")
         self.incidents.rebuild()
+        self.announcer.load()
         self._refresh_serving(baseline=True)
         self._refresh_maintenance()
         for key in self.machines:
@@ -185,14 +222,25 @@ class Daemon:
         return True, f"{host} has its {len(vips)} VIPs on lo"
 
     def _run_drift(self, router: str) -> tuple[bool, str]:
+        # A router lasthop is changing shows both next hops for a moment (make before break):
+        # judged then, it would look half-changed. No verdict while the lock is held, before or after.
+        if self.store.lock_info(router) is not None:
+            return True, BUSY
         try:
             live = self.engine.read_live([router])
         except DriverError as e:
             return False, f"cannot read {router}: {e}"
+        if self.store.lock_info(router) is not None:
+            return True, BUSY
         expected = {**self._baseline, **self.engine.expected()}
+        changed = False
         with self._serving_lock:
             for svc in self.inv.services_on(router):
-                self._serving[svc.name] = serving_host(self.inv, live, svc.name)
+                host = serving_host(self.inv, live, svc.name)
+                changed |= self._serving.get(svc.name) != host
+                self._serving[svc.name] = host
+        if changed:
+            self.announcer.refresh_open()
         drift = find_drift(self.inv, live, expected)
         for svc in self.inv.services_on(router):
             self.metrics.drift.labels(svc.name).set(1 if any(d.service == svc.name for d in drift) else 0)
@@ -202,7 +250,8 @@ class Daemon:
     def _on_result(self, job: CheckJob, ok: bool, detail: str, lateness: float) -> None:
         a, b = job.key
         if a in (LOOPBACK, DRIFT):
-            self._alarm(job.key, ok, detail)
+            if detail != BUSY:
+                self._alarm(job.key, ok, detail)
             return
         machine = self.machines[job.key]
         now = self.clock()
@@ -220,7 +269,7 @@ class Daemon:
 
     def _tell(self, updates: list[IncidentUpdate]) -> None:
         for u in updates:
-            (self.notifier.alert if u.kind == "opened" else self.notifier.update)(u.key, u.text)
+            self.announcer.incident(u)
         if updates:
             self.metrics.incidents_open.set(len(self.store.open_incidents()))
 
@@ -235,10 +284,10 @@ class Daemon:
         if not ok and (not alarm.active or alarm.text != detail):
             alarm.active, alarm.text = True, detail
             alarm.history.append(detail)
-            self.notifier.alert(name, detail)
+            self.announcer.alarm(name, detail)
         elif ok and alarm.active:
             alarm.active, alarm.text = False, ""
-            self.notifier.info(f"resolved: {detail}")
+            self.announcer.alarm_over(name, f"resolved: {detail}")
 
     def _on_transition(self, t: Transition) -> None:
         service, host = t.key
@@ -247,10 +296,7 @@ class Daemon:
             self.healthy_since.setdefault(host, t.at)
         elif t.new in (Health.DOWN, Health.FALLING) and host != VIP:
             self.healthy_since.pop(host, None)
-        notice = decide(t)
-        log.debug("%s/%s: notice %s", service, host, notice.value)
-        # Every transition: the tracker ignores what is not news, and needs the rest (INIT->UP after a
-        # restart resolves a rebuilt incident; DOWN->DISABLED takes a host out of it).
+        # Every transition: the tracker's notification table decides what is news.
         self._tell(self.incidents.on_transition(t, serving=self.serving()))
         if self._ready and host != VIP:
             if t.new is Health.DOWN:
@@ -290,10 +336,8 @@ class Daemon:
         if decision.action == "move" and decision.request is not None:
             self._pending.add(service)
             self._moves.put(decision.request)
-        elif decision.action == "hold":
-            host = self.serving().get(service)
-            key = self.incidents.incident_key((service, host)) if host else None
-            self.notifier.update(key or f"service:{service}", decision.reason)
+        elif decision.action == "hold" and not decision.routine:
+            self._say(service, iv.HOLD, decision.reason)
 
     def _consider_failback(self, service: str) -> None:
         if service in self._pending:
@@ -314,26 +358,43 @@ class Daemon:
                 self._move(req)
             except Exception:  # one bad move must not stop the next
                 log.exception("automatic move of %s failed", req.target)
-                self.notifier.alert(f"service:{req.target}", f"automatic move of {req.target} crashed; see the log")
+                self._say(req.target, iv.NOTE, f"automatic move of {req.target} crashed; see lasthop's log")
             finally:
                 self._pending.discard(req.target)
 
-    def _count_move(self, outcome: Outcome, kind: str) -> None:
-        """Every move this process's engine runs: automatic ones, and the Slack app's."""
+    def _say(self, service: str, kind: str, text: str) -> None:
+        """Something about `service` for people: in the thread of its incident, else in the channel."""
+        host = self.serving().get(service)
+        key = self.incidents.incident_key((service, host)) if host else None
+        update = self.incidents.note(key, kind, text, {"service": service, "text": text}) if key else None
+        if update is not None:
+            self.announcer.incident(update)
+        else:
+            self.announcer.info(text)
+
+    def _on_move(self, outcome: Outcome, kind: str) -> None:
+        """Every move this process's engine runs (automatic ones, and the chat's): metrics, routes, incidents."""
         self.metrics.moves.labels(outcome.status, kind).inc()
         if "total_ms" in outcome.timings_ms:
             self.metrics.move_seconds.labels(kind).observe(outcome.timings_ms["total_ms"] / 1000)
+        if outcome.status == "done" and outcome.plan is not None:
+            # Verified in the FIB, so this is where the routes point now; the next drift read confirms it.
+            with self._serving_lock:
+                for m in outcome.plan.moves:
+                    self._serving[m.service] = m.to_host
+        for update in self.incidents.record_move(outcome, kind):
+            self.announcer.incident(update)
+        self.announcer.refresh_open()
 
     def _move(self, req: MoveRequest) -> None:
         outcome = self.engine.run(req)
         if outcome.status == "done":
             self.auto.record_move(req.target)
         self._refresh_serving()
-        text = f"automatic move of {req.target}: {outcome.status}: " + "; ".join(outcome.lines)
-        if outcome.ok:
-            self.notifier.info(text)
-        else:
-            self.notifier.alert(f"service:{req.target}", text)
+        if outcome.status in ("refused", "noop"):
+            # A move that ran is in the incident's timeline already (_on_move); one that did not is news too.
+            self._say(req.target, iv.NOTE, f"automatic move of {req.target} {outcome.status}: "
+                      + "; ".join(outcome.lines))
 
     # -- housekeeping ------------------------------------------------------------------------------------
     def _housekeeping(self) -> None:
@@ -353,9 +414,28 @@ class Daemon:
         self._apply_maintenance(maintenance)
         self._confirmed(("", ""), self.clock())  # a decision whose re-checks never came back
         self._tell(self.incidents.tick(self.serving()))
+        self._remind()
         if self._ready and self.inv.policy.auto_failover.failback:
             for svc in self.inv.services:
                 self._consider_failback(svc)
+
+    def _remind(self) -> None:
+        """An open incident that nobody acknowledged is said again in its thread, every `remind_after`."""
+        every = self.settings.remind_after
+        if every <= 0:
+            return
+        now = self.clock()
+        for record in self.store.open_incidents():
+            view = iv.view_of(record)
+            if view.acked_by:
+                continue
+            age = (self.store.now() - record.opened_at).total_seconds()
+            last = self._reminded.get(record.id)
+            if age >= every and (last is None or now - last >= every):
+                self._reminded[record.id] = now
+                text = f"reminder: {view.title} for {round(age / 60)} min and nobody has acknowledged it"
+                event = self.store.add_incident_event(record.id, text, kind=iv.REMINDER, data={"text": text})
+                self.announcer.incident(IncidentUpdate("updated", record.id, record.key, record.title, event))
 
     def _refresh_maintenance(self) -> None:
         self._apply_maintenance(set(self.store.maintenance()))
@@ -370,13 +450,21 @@ class Daemon:
                     self.metrics.set_health(key[0], host, m.state.value)
                     if t is not None:
                         self._tell(self.incidents.on_transition(t, serving=self.serving()))
-            self.notifier.info(f"{host} is in maintenance: no alerts, no automatic moves to it")
+            if not self._in_incident(host):  # an incident's thread says it already
+                self.announcer.info(f":wrench: {host} is in maintenance: no alerts, no automatic moves to it")
         for host in sorted(ended):
             for key, m in self.machines.items():
                 if key[1] == host:
-                    m.enable(self.clock())
+                    t = m.enable(self.clock())
                     self.scheduler.set_next(key, 0.0)
-            self.notifier.info(f"{host} is out of maintenance: checking it again")
+                    if t is not None:
+                        self._tell(self.incidents.on_transition(t, serving=self.serving()))
+            if not self._in_incident(host):
+                self.announcer.info(f"{host} is out of maintenance: checking it again")
+
+    def _in_incident(self, host: str) -> bool:
+        return any(self.incidents.incident_key((s.name, host)) for s in self.inv.services.values()
+                   if host in s.hosts)
 
     def _refresh_serving(self, *, baseline: bool = False) -> None:
         try:
@@ -385,7 +473,9 @@ class Daemon:
             log.warning("cannot read the routers: %s", e)
             return
         with self._serving_lock:
-            self._serving = {s: serving_host(self.inv, live, s) for s in self.inv.services}
+            before, self._serving = self._serving, {s: serving_host(self.inv, live, s) for s in self.inv.services}
+        if before and before != self._serving:
+            self.announcer.refresh_open()
         if baseline:
             for svc in self.inv.services.values():
                 hops = live.get(svc.router, {}).get(svc.prefix, frozenset())

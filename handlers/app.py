@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from slack_bolt import App, BoltRequest
 from slack_sdk import WebClient
@@ -18,7 +19,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from bot.state import register_secret
 from handlers import register_all
-from handlers.context import SlackContext
+from handlers.context import KEY, SlackContext
 
 log = logging.getLogger("lasthop.slack")
 DEFAULT_API_URL = "https://slack.com/api/"
@@ -66,8 +67,15 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> SlackSettingsEnv 
 
 
 def web_client(settings: SlackSettingsEnv) -> WebClient:
+    """Bolt's client (acks, forms, response URLs): it waits out a 429 itself, a few times."""
     return WebClient(token=settings.bot_token, base_url=settings.api_url, timeout=10,
                      retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=3)])
+
+
+def poster_client(settings: SlackSettingsEnv) -> WebClient:
+    """The poster's client: no retry handlers at all, because the poster handles 429s and network
+    trouble itself; two layers would wait out the same Retry-After twice."""
+    return WebClient(token=settings.bot_token, base_url=settings.api_url, timeout=10, retry_handlers=[])
 
 
 def build_app(ctx: SlackContext, settings: SlackSettingsEnv) -> App:
@@ -79,6 +87,11 @@ def build_app(ctx: SlackContext, settings: SlackSettingsEnv) -> App:
     except Exception as e:  # bolt wraps auth.test failures in its own error types
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise SlackSetupError(f"cannot start the Slack app: {first[:160]}") from None
+    def inject(context: Any, next: Callable[[], None]) -> None:
+        context[KEY] = ctx  # listeners are plain functions; they find lasthop here
+        next()
+
+    app.use(inject)
     register_all(app, ctx)
     return app
 

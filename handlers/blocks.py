@@ -1,117 +1,91 @@
-"""Block Kit for phones: short lines, the important word first, buttons under 30 characters.
+"""Block Kit for phones: lasthop's chat-neutral messages (bot.chat) as Slack blocks, within Slack's limits.
 
-Rendering only: every decision was made by the engine; this turns its data into blocks.
+Rendering only. A button's action_id is `lh.<action>.<n>`: one Bolt listener takes them all,
+and `n` keeps two buttons of the same action in one message distinct, as Slack requires.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from bot.engine.model import Outcome, Plan
-from bot.status import StatusView
+from bot.chat import Button, Buttons, Code, Message, Note, Text
 
 Block = dict[str, Any]
-ICON = {"up": ":large_green_circle:", "down": ":red_circle:", "falling": ":large_yellow_circle:",
-        "rising": ":large_yellow_circle:", "init": ":white_circle:", "disabled": ":wrench:"}
+ACTION_ID = re.compile(r"^lh\.([a-z_]+)\.\d+$")
+MAX_BLOCKS = 50
+SECTION_MAX = 3000
+LABEL_MAX = 75
 
 
 def section(text: str) -> Block:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:SECTION_MAX]}}
 
 
 def context(text: str) -> Block:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:3000]}]}
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:SECTION_MAX]}]}
 
 
-def button(label: str, action_id: str, value: str, *, style: str | None = None,
-           confirm: tuple[str, str, str] | None = None) -> Block:
-    b: Block = {"type": "button", "text": {"type": "plain_text", "text": label[:30]}, "action_id": action_id,
-                "value": value}
-    if style:
-        b["style"] = style
-    if confirm:
-        title, text, yes = confirm
-        b["confirm"] = {"title": {"type": "plain_text", "text": title[:100]},
-                        "text": {"type": "mrkdwn", "text": text[:300]},
-                        "confirm": {"type": "plain_text", "text": yes[:30]},
-                        "deny": {"type": "plain_text", "text": "Cancel"}}
-    return b
+def button(b: Button, n: int) -> Block:
+    out: Block = {"type": "button", "text": {"type": "plain_text", "text": b.label[:LABEL_MAX]},
+                  "action_id": f"lh.{b.action}.{n}", "value": b.value[:2000]}
+    if b.style:
+        out["style"] = b.style
+    if b.confirm:
+        out["confirm"] = {"title": {"type": "plain_text", "text": b.confirm.title[:100]},
+                          "text": {"type": "mrkdwn", "text": b.confirm.text[:300]},
+                          "confirm": {"type": "plain_text", "text": b.confirm.yes[:30]},
+                          "deny": {"type": "plain_text", "text": b.confirm.no[:30]}}
+    return out
 
 
-def actions(*buttons: Block) -> Block:
-    return {"type": "actions", "elements": list(buttons)}
+def _chunks(text: str) -> list[str]:
+    """Long text split at line ends into sections Slack accepts."""
+    out, current = [], ""
+    for line in text.split("\n"):
+        if current and len(current) + 1 + len(line) > SECTION_MAX:
+            out.append(current)
+            current = line
+        else:
+            current = f"{current}\n{line}" if current else line
+    out.append(current)
+    return [c[:SECTION_MAX] for c in out if c]
 
 
-def status_lines(view: StatusView) -> list[str]:
-    lines = []
-    for r in view.rows:
-        served = r.host or ("?" if r.error else "no single host")
-        lo = "" if r.loopback is None else (" lo ok" if r.loopback else " *VIP missing on lo*")
-        mark = " :warning: drift" if r.drift else ""
-        err = f" :x: {r.error}" if r.error else ""
-        lines.append(f"{ICON.get(r.health, '')} *{r.service}* → {served} ({r.health}){lo}{mark}{err}")
-    return lines
-
-
-def status_blocks(view: StatusView, *, offer_post: bool = True) -> list[Block]:
-    blocks = [section("\n".join(status_lines(view)) or "No services.")]
-    notes = [r.drift for r in view.rows if r.drift] + view.notes
-    if notes:
-        blocks.append(context("\n".join(f":warning: {n}" for n in notes)))
-    if offer_post:
-        blocks.append(actions(button("Post to channel", "status_post", "all")))
+def render(message: Message) -> list[Block]:
+    blocks: list[Block] = []
+    n = 0
+    for part in message.parts or (Text(message.fallback),):
+        if isinstance(part, Text):
+            blocks.extend(section(c) for c in _chunks(part.text))
+        elif isinstance(part, Note):
+            blocks.append(context(part.text))
+        elif isinstance(part, Code):
+            blocks.extend(section(f"```{c}```") for c in _chunks(part.text.replace("```", "'''")))
+        elif isinstance(part, Buttons):
+            elements = []
+            for b in part.buttons[:25]:
+                elements.append(button(b, n))
+                n += 1
+            if elements:
+                blocks.append({"type": "actions", "elements": elements})
+    if len(blocks) > MAX_BLOCKS:  # keep the buttons: they are what the reader acts on
+        actions = [b for b in blocks if b["type"] == "actions"][:MAX_BLOCKS]
+        rest = [b for b in blocks if b["type"] != "actions"]
+        blocks = rest[: MAX_BLOCKS - len(actions)] + actions
     return blocks
 
 
-def plan_text(plan: Plan) -> str:
-    lines = [f"*Plan* ({plan.request.target}):"] + [f"• {s}" for s in plan.summary]
-    for router, commands in plan.commands.items():
-        lines.append(f"_Commands on {router}:_\n```" + "\n".join(commands) + "```")
-    if plan.risks:
-        lines.append("*Needs approval:*\n" + "\n".join(f"• {r.text}" for r in plan.risks))
-    return "\n".join(lines)
+def fallback(message: Message) -> str:
+    return message.fallback[:SECTION_MAX] or "lasthop"
 
 
-def confirm_blocks(plan: Plan, approval_id: str) -> list[Block]:
-    question = f"Move {', '.join(m.service for m in plan.moves)} now?"
-    return [
-        section(plan_text(plan)),
-        actions(
-            button("Confirm move", "failover_confirm", approval_id, style="primary",
-                   confirm=("Move traffic?", question, "Move")),
-            button("Cancel", "failover_cancel", approval_id),
-        ),
-    ]
+def action_of(action_id: str) -> str | None:
+    m = ACTION_ID.match(action_id)
+    return m[1] if m else None
 
 
-def approval_blocks(plan: Plan, approval_id: str, requester: str, minutes: int) -> list[Block]:
-    return [
-        section(f":raised_hand: <@{requester}> asks to move traffic. Approval needed within {minutes} min.\n"
-                + plan_text(plan)),
-        actions(
-            button("Approve", "approval_approve", approval_id, style="primary",
-                   confirm=("Approve this move?", "Pre-checks run again before anything changes.", "Approve")),
-            button("Deny", "approval_deny", approval_id, style="danger"),
-        ),
-    ]
-
-
-HEAD = {"done": ":white_check_mark: Done", "dry-run": ":mag: Dry run: nothing changed",
-        "noop": ":information_source: Nothing to do", "refused": ":no_entry: Refused",
-        "rolled_back": ":leftwards_arrow_with_hook: Failed and rolled back", "failed": ":x: Failed",
-        "needs_human": ":rotating_light: FAILED and rollback failed: a human is needed now"}
-
-
-def outcome_text(outcome: Outcome, *, by: str = "") -> str:
-    lines = [HEAD[outcome.status] + (f" ({by})" if by else "")]
-    lines += [f"• {line}" for line in outcome.lines]
-    if outcome.timings_ms:
-        lines.append("_" + ", ".join(f"{k.removesuffix('_ms')} {v} ms" for k, v in outcome.timings_ms.items()) + "_")
-    return "\n".join(lines)
-
-
-def outcome_blocks(outcome: Outcome, *, by: str = "", plan: Plan | None = None) -> list[Block]:
-    blocks = [section(outcome_text(outcome, by=by))]
-    if plan is not None:
-        blocks.append(context("\n".join(plan.summary)))
-    return blocks
+def reply(message: Message, *, replace: bool) -> dict[str, Any]:
+    """respond() arguments: an ephemeral answer, taking the place of the clicked message when `replace`."""
+    return {"text": fallback(message), "blocks": render(message), "response_type": "ephemeral",
+            "replace_original": replace}

@@ -1,4 +1,4 @@
-"""What every Slack handler needs, built once per process."""
+"""What every Slack listener needs, built once per process and handed to them by Bolt's context."""
 
 from __future__ import annotations
 
@@ -13,54 +13,39 @@ from typing import Any
 from slack_sdk import WebClient
 
 from bot.access import Role, Who, needs_groups, refusal
-from bot.engine.pipeline import Engine
-from bot.inventory import Inventory
-from bot.state import StateStore
-from bot.status import StatusView, collect_status
+from bot.chat import Actor
+from bot.commands import CommandNames
+from bot.inventory import SlackSettings
+from bot.workflow import Workflow
 from handlers.poster import Poster
 
 log = logging.getLogger("lasthop.slack")
 GROUP_CACHE_SECONDS = 300.0
+KEY = "lasthop"  # where the context sits in Bolt's per-request context
 
 
 @dataclass
-class SlackContext:
-    inv: Inventory
-    engine: Engine
-    store: StateStore
+class SlackAccess:
+    """Slack's roles (bot.access), with the user groups a role may name looked up and cached."""
+
+    settings: SlackSettings
     client: WebClient
-    poster: Poster
-    executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(8, "slack-work"))
-    status: Callable[[str | None], StatusView] | None = None
     _groups: dict[str, tuple[float, frozenset[str]]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def submit(self, fn: Callable[[], Any]) -> Future[Any]:
-        """Work after the ack: SSH, the database and health checks never run before it."""
-        def guarded() -> Any:
-            try:
-                return fn()
-            except Exception:
-                log.exception("Slack background work failed")
-                raise
-        return self.executor.submit(guarded)
-
-    def read_status(self, only: str | None) -> StatusView:
-        if self.status is not None:
-            return self.status(only)
-        return collect_status(self.engine, only=only)
-
-    def quick_refusal(self, user: str, channel: str, role: Role) -> str | None:
-        """The access check that needs no network (no user groups named): usable before the ack."""
-        if needs_groups(self.inv.slack):
+    def quick(self, actor: Actor, role: Role) -> str | None:
+        """The check that needs no network (no user group named): usable before the ack."""
+        if needs_groups(self.settings):
             return None
-        return refusal(self.inv.slack, Who(user, channel), role)
+        return refusal(self.settings, Who(actor.id, actor.channel), role)
 
-    def full_refusal(self, user: str, channel: str, role: Role) -> str | None:
-        return refusal(self.inv.slack, Who(user, channel, self._user_groups(user)), role)
+    def refusal(self, actor: Actor, role: Role) -> str | None:
+        if actor.backend != "slack":
+            return "only Slack users act through the Slack app"
+        return refusal(self.settings, Who(actor.id, actor.channel, self._user_groups(actor.id)), role)
 
     def _user_groups(self, user: str) -> frozenset[str]:
-        if not needs_groups(self.inv.slack):
+        if not needs_groups(self.settings):
             return frozenset()
         now = time.monotonic()
         with self._lock:
@@ -68,7 +53,7 @@ class SlackContext:
             if cached and now - cached[0] < GROUP_CACHE_SECONDS:
                 return cached[1]
         groups = set()
-        for gid in {m for attr in ("viewers", "operators", "approvers") for m in getattr(self.inv.slack, attr)
+        for gid in {m for attr in ("viewers", "operators", "approvers") for m in getattr(self.settings, attr)
                     if m.startswith("S")}:
             try:
                 users: list[str] = self.client.usergroups_users_list(usergroup=gid).get("users", [])
@@ -81,10 +66,35 @@ class SlackContext:
             self._groups[user] = (now, frozenset(groups))
         return frozenset(groups)
 
-    def audit_refusal(self, user: str, source: str, action: str, target: str, reason: str) -> None:
-        self.store.audit(actor=f"slack:{user}", source=source, action=action, target=target or "-",
-                         result="refused", detail=reason)
+
+@dataclass
+class SlackContext:
+    workflow: Workflow
+    client: WebClient  # Bolt's own (acks, views.open); channel posts go through `poster`
+    poster: Poster
+    access: SlackAccess
+    executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(8, "slack-work"))
+
+    @property
+    def names(self) -> CommandNames:
+        return self.workflow.inv.slack.commands
+
+    def submit(self, fn: Callable[[], Any]) -> Future[Any]:
+        """Work after the ack: SSH, the database and health checks never run before it."""
+        def guarded() -> Any:
+            try:
+                return fn()
+            except Exception:
+                log.exception("Slack background work failed")
+                raise
+        return self.executor.submit(guarded)
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=False)
         self.poster.close()
+
+
+def context_of(context: Any) -> SlackContext:
+    ctx = context[KEY]
+    assert isinstance(ctx, SlackContext)
+    return ctx

@@ -41,6 +41,9 @@ class AutoDecision:
     service: str
     reason: str
     request: MoveRequest | None = None
+    # A hold because automatic failover is simply off: the normal case, which the alert's own
+    # buttons already answer, so it is not worth a line in the incident's thread.
+    routine: bool = False
 
 
 class AutoPolicy:
@@ -148,7 +151,8 @@ class AutoPolicy:
         if self._inv.policy.auto_failover.enabled and svc.auto_failover:
             return None
         return AutoDecision(
-            "hold", svc.name, f"automatic failover is off for {svc.name}: suggested lasthop failover {svc.name}"
+            "hold", svc.name, f"automatic failover is off for {svc.name}: suggested lasthop failover {svc.name}",
+            routine=True,
         )
 
     def _partition(self, service: str, health: HealthMap, routers_down: AbstractSet[str]) -> AutoDecision | None:

@@ -14,12 +14,15 @@ from bot.drivers.host import HostVerifier
 from bot.inventory import Inventory
 
 RouterFactory = Callable[[str], RouterDriver]
+HostFactory = Callable[[str], HostVerifier]
 
 
 class Devices:
-    def __init__(self, inv: Inventory, router_factory: RouterFactory | None = None) -> None:
+    def __init__(self, inv: Inventory, router_factory: RouterFactory | None = None,
+                 host_factory: HostFactory | None = None) -> None:
         self.inv = inv
         self._router_factory = router_factory or self._make_router
+        self._host_factory = host_factory or (lambda name: HostVerifier(self.inv.hosts[name].ssh))
         self._routers: dict[str, RouterDriver] = {}
         self._hosts: dict[str, HostVerifier] = {}
         self._lock = threading.Lock()
@@ -37,7 +40,7 @@ class Devices:
     def host(self, name: str) -> HostVerifier:
         with self._lock:
             if name not in self._hosts:
-                self._hosts[name] = HostVerifier(self.inv.hosts[name].ssh)
+                self._hosts[name] = self._host_factory(name)
             return self._hosts[name]
 
     def close(self) -> None:

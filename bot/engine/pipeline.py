@@ -109,6 +109,12 @@ class Engine:
         else:
             routers = sorted({s.router for s in self.inv.services.values() if req.target in s.hosts})
         live = self.read_live(routers)
+        for router, table in live.items():
+            lock = self.store.lock_info(router) if any(len(h) > 1 for h in table.values()) else None
+            if lock is not None:
+                # Two next hops while someone holds the router: a make-before-break move in flight,
+                # not a half-done change. Say who is at it rather than ask for a repair.
+                raise Refusal(f"{router} is busy: {lock.info} since {lock.acquired_at:%H:%M:%S}Z; try again shortly")
         # Only the serve daemon knows which hosts flap; a one-off health read cannot tell.
         flapping = getattr(self.health, "flapping", None)
         return make_plan(self.inv, req, live, self.health.snapshot(), self.expected(),
@@ -132,6 +138,7 @@ class Engine:
         """Steps 3-6 for a plan: pre-check, apply, verify, roll back, save. Every outcome is audited."""
         outcome = self._execute(plan, approved_by=approved_by, allow_risky=allow_risky,
                                 idempotency_key=idempotency_key)
+        outcome.approved_by = approved_by
         if not plan.request.dry_run and plan.moves and outcome.status != "noop":
             kind = "automatic" if plan.request.source == "auto" else ("approved" if approved_by else "manual")
             for observe in self.observers:
@@ -155,6 +162,15 @@ class Engine:
         if idempotency_key and not req.dry_run and not self.store.claim_key(idempotency_key, owner=holder):
             # A retried event, a second click: report what the first one did, never run it again.
             return self._repeat(plan, idempotency_key)
+        outcome = self._locked(plan, holder, approved_by, idempotency_key)
+        if idempotency_key and not req.dry_run and outcome.status == "refused" and outcome.change_id is None:
+            # Refused before anything changed (router busy, pre-check failed): the request never ran,
+            # so a later tap may try again. A change that started keeps its key forever.
+            self.store.release_key(idempotency_key, owner=holder)
+        return outcome
+
+    def _locked(self, plan: Plan, holder: str, approved_by: str | None, idempotency_key: str | None) -> Outcome:
+        req = plan.request
         what = f"{'dry run' if req.dry_run else 'change'} by {req.actor} ({req.source})"
         outcome = Outcome("done" if not req.dry_run else "dry-run", plan)
         with ExitStack() as locks:
@@ -182,7 +198,7 @@ class Engine:
     def _repeat(self, plan: Plan, key: str) -> Outcome:
         changes = self.store.changes_for_request(key)
         if not changes:
-            text = "already requested: the first request was refused or is still running; not run again"
+            text = "already requested: the first request is still running; not run again"
         else:
             text = "already requested: " + ", ".join(f"change {c.id[:8]} on {c.router} is {c.status}"
                                                      for c in changes) + "; not run again"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -79,17 +80,18 @@ def test_every_failing_service_of_a_host_is_one_incident_with_each_service_an_ev
 ) -> None:
     (opened,) = feed(tracker, down("www-a", "web1"))
     assert (opened.kind, opened.key, opened.title) == ("opened", "host:web1", "web1 is down")
-    assert opened.text == "web1 is down (www-a); www-a is served by web1: suggested move: lasthop failover www-a"
+    assert opened.text == "web1 is down for www-a"
+    assert (opened.event.kind, opened.event.member) == ("down", "host:web1")
+    assert opened.event.data["failing"] == ["www-a"] and opened.event.data["serving"] == {"www-a": "web1"}
 
     (updated,) = feed(tracker, down("www-b", "web1"))
     assert (updated.kind, updated.incident_id, updated.key) == ("updated", opened.incident_id, "host:web1")
-    assert updated.text == (
-        "web1 is down (www-a, www-b); www-a is served by web1: suggested move: lasthop failover www-a"
-    )
+    assert updated.text == "web1 is down for www-a and www-b"
+    assert updated.event.data["failing"] == ["www-a", "www-b"]
 
     (incident,) = store.open_incidents()
     assert (incident.id, incident.key) == (opened.incident_id, "host:web1")
-    assert [text for _, text in incident.events] == [opened.text, updated.text]
+    assert [e.text for e in incident.events] == [opened.text, updated.text]
 
 
 def test_a_target_already_down_is_not_news_again(tracker: IncidentTracker) -> None:
@@ -99,21 +101,14 @@ def test_a_target_already_down_is_not_news_again(tracker: IncidentTracker) -> No
     assert feed(tracker, Transition(("www-b", "web1"), U, Health.FALLING, 0.0, "timeout")) == []
 
 
-def test_the_text_says_what_to_do_and_why(tracker: IncidentTracker) -> None:
+def test_the_text_says_what_failed_and_the_data_says_who_serves_what(tracker: IncidentTracker) -> None:
     serving = {"www-a": "web1", "www-b": None, "www-d": "web1"}
     (first,) = feed(tracker, down("www-b", "web1", detail="connect timeout after 2s"), serving=serving)
-    assert first.text == "web1 is down (www-b); who serves www-b is unknown; www-b: connect timeout after 2s"
+    assert first.text == "web1 is down for www-b (www-b: connect timeout after 2s)"
     feed(tracker, down("www-a", "web1"), serving=serving)
-    (last,) = feed(tracker, down("www-d", "web1"), serving=serving)
-    # Everything web1 serves is down: the drain moves it all in one command.
-    assert last.text.startswith(
-        "web1 is down (www-a, www-b, www-d); www-a and www-d are served by web1: suggested move: lasthop failover web1"
-    )
-
-
-def test_a_host_serving_none_of_its_failures_needs_no_move(tracker: IncidentTracker) -> None:
-    (u,) = feed(tracker, down("www-b", "web1"))
-    assert u.text == "web1 is down (www-b); web1 serves none of it now: nothing to move"
+    (last,) = feed(tracker, down("www-d", "web1", detail="<!channel> refused"), serving=serving)
+    assert last.text == "web1 is down for www-a, www-b and www-d (www-d: &lt;!channel&gt; refused)"
+    assert last.event.data["serving"] == {"www-a": "web1", "www-b": None, "www-d": "web1"}
 
 
 def test_the_host_back_up_for_all_its_services_resolves_its_incident(
@@ -121,21 +116,89 @@ def test_the_host_back_up_for_all_its_services_resolves_its_incident(
 ) -> None:
     (opened,) = feed(tracker, down("www-a", "web1"), down("www-b", "web1"))[:1]
     (partial,) = feed(tracker, up("www-a", "web1"))
-    assert (partial.kind, partial.text) == ("updated", "web1 is still down (www-b); www-a is back up")
+    assert (partial.kind, partial.text) == ("updated", "www-a back on web1; web1 is still down for www-b")
     (resolved,) = feed(tracker, up("www-b", "web1"))
     assert (resolved.kind, resolved.incident_id, resolved.key) == ("resolved", opened.incident_id, "host:web1")
     assert resolved.text.startswith("web1 is back up; all clear after ")
+    assert (resolved.event.kind, resolved.event.member, resolved.event.data["failing"]) == ("resolved", "host:web1", [])
     assert store.open_incidents() == []
     # Down again later: a new incident.
     (again,) = feed(tracker, down("www-a", "web1"))
     assert again.kind == "opened" and again.incident_id != opened.incident_id
 
 
-def test_maintenance_ends_the_failure(tracker: IncidentTracker, store: StateStore) -> None:
-    feed(tracker, down("www-a", "web1"))
-    (u,) = feed(tracker, Transition(("www-a", "web1"), D, Health.DISABLED, 0.0, "maintenance"))
-    assert u.kind == "resolved" and u.text.startswith("web1 is no longer checked (maintenance)")
+def test_maintenance_silences_a_down_host_and_the_checks_after_it_say_it_recovered(
+    tracker: IncidentTracker, store: StateStore
+) -> None:
+    """The known gap: alerted DOWN, put in maintenance, found UP afterwards must be said recovered."""
+    (opened,) = feed(tracker, down("www-a", "web1"), down("www-b", "web1"))[:1]
+    (on,) = feed(tracker, Transition(("www-a", "web1"), D, Health.DISABLED, 0.0, "maintenance"))
+    assert (on.kind, on.event.kind) == ("updated", "maintenance_on")
+    assert on.text == "web1 is in maintenance: its alerts are silenced and nothing moves to it"
+    # Its other services say the same thing: not said twice.
+    assert feed(tracker, Transition(("www-b", "web1"), D, Health.DISABLED, 0.0, "maintenance")) == []
+    assert [i.id for i in store.open_incidents()] == [opened.incident_id]  # not over: web1 serves nothing
+    (off,) = feed(tracker, Transition(("www-a", "web1"), Health.DISABLED, Health.INIT, 0.0, "maintenance over"),
+                  Transition(("www-b", "web1"), Health.DISABLED, Health.INIT, 0.0, "maintenance over"))
+    assert off.text == "web1 is out of maintenance: checking it again"
+    (partial,) = feed(tracker, up("www-a", "web1", old=Health.INIT))
+    assert partial.text == "www-a back on web1; web1 is still down for www-b"
+    (resolved,) = feed(tracker, up("www-b", "web1", old=Health.INIT))
+    assert resolved.kind == "resolved" and resolved.text.startswith("web1 is back up after maintenance; all clear")
     assert store.open_incidents() == []
+
+
+def test_a_host_still_down_after_maintenance_is_said_so_once(tracker: IncidentTracker) -> None:
+    feed(tracker, down("www-a", "web1"), down("www-b", "web1"))
+    for service in ("www-a", "www-b"):
+        feed(tracker, Transition((service, "web1"), D, Health.DISABLED, 0.0, "maintenance"))
+    for service in ("www-a", "www-b"):
+        feed(tracker, Transition((service, "web1"), Health.DISABLED, Health.INIT, 0.0, "maintenance over"))
+    (still,) = feed(tracker, down("www-a", "web1", old=Health.INIT))
+    assert (still.event.kind, still.text) == ("still_down", "web1 is still down after maintenance (www-a and www-b)")
+    assert feed(tracker, down("www-b", "web1", old=Health.INIT)) == []
+
+
+def test_planned_maintenance_of_a_healthy_host_is_no_incident(tracker: IncidentTracker, store: StateStore) -> None:
+    assert feed(tracker, Transition(("www-a", "web1"), U, Health.DISABLED, 0.0, "maintenance"),
+                Transition(("www-a", "web1"), Health.DISABLED, Health.INIT, 0.0, "maintenance over"),
+                up("www-a", "web1", old=Health.INIT)) == []
+    assert store.open_incidents() == []
+
+
+def test_the_first_to_acknowledge_is_recorded_and_later_ones_are_told_who(tracker: IncidentTracker) -> None:
+    (opened,) = feed(tracker, down("www-a", "web1"))
+    update, already = tracker.acknowledge(opened.incident_id, "slack:U0ALICE")
+    assert update is not None and already == ""
+    assert (update.event.kind, update.event.data, update.text) == ("ack", {"by": "slack:U0ALICE"},
+                                                                   "<@U0ALICE> is on it (acknowledged)")
+    assert tracker.acknowledge(opened.incident_id, "slack:U0BOB") == (None, "slack:U0ALICE")
+    view = tracker.view(opened.incident_id)
+    assert view is not None and view.acked_by == "slack:U0ALICE"
+    assert tracker.acknowledge(424242, "slack:U0BOB") == (None, "")
+
+
+def test_a_move_of_an_affected_service_goes_into_its_incident(tracker: IncidentTracker, inv: Inventory) -> None:
+    from bot.engine.model import MoveRequest, Outcome, Plan, PlannedMove
+
+    (opened,) = feed(tracker, down("www-a", "web1"))
+    feed(tracker, down("www-b", "web2"))  # joins: within the group window
+    req = MoveRequest("service", "www-a", "slack:U0BOB", "slack", to_host="web3")
+    move = PlannedMove("www-a", "r1", inv.services["www-a"].prefix, "web1", inv.hosts["web1"].address, "web3",
+                       inv.hosts["web3"].address, inv.services["www-a"].vips)
+    outcome = Outcome("done", Plan(req, (move,), ("www-a: web1 -> web3",)), timings_ms={"total_ms": 812},
+                      approved_by="slack:U0CAROL")
+    (update,) = tracker.record_move(outcome, "approved")
+    assert update.incident_id == opened.incident_id
+    assert update.text == ("moved www-a web1 → web3 (<@U0BOB>, approved by <@U0CAROL>) in 0.8 s, "
+                           "verified in the router's FIB")
+    view = tracker.view(opened.incident_id)
+    assert view is not None and view.last_move("www-a") is not None and view.last_move("www-b") is None
+    # A dry run, a refusal, or a service in no incident is not news for a thread.
+    assert tracker.record_move(Outcome("refused", outcome.plan), "manual") == []
+    other = dataclasses.replace(outcome, plan=Plan(dataclasses.replace(req, target="www-d"),
+                                                   (dataclasses.replace(move, service="www-d"),), ("x",)))
+    assert tracker.record_move(other, "manual") == []
 
 
 # ------------------------------------------------------------ several hosts
@@ -148,7 +211,7 @@ def test_hosts_failing_within_the_group_window_join_the_first_incident(
     clock.now += 9
     (second,) = feed(tracker, down("www-b", "web2"))
     assert (second.kind, second.incident_id, second.key) == ("updated", first.incident_id, "host:web1")
-    assert second.text.startswith("web2 is down (www-b); www-b is served by web2")
+    assert second.text == "web2 is down for www-b"
     assert [i.key for i in store.open_incidents()] == ["host:web1"]
     assert tracker.incident_key(("www-a", "web2")) == "host:web1"  # where to thread news about web2
     assert tracker.incident_key(("www-a", "web3")) is None
@@ -175,6 +238,7 @@ def test_a_vip_check_failing_is_a_service_incident(tracker: IncidentTracker) -> 
     (u,) = feed(tracker, down("www-a", "@vip"))
     assert (u.kind, u.key, u.title) == ("opened", "service:www-a", "www-a is unreachable through r1")
     assert u.text == "www-a is unreachable through r1 (VIP check); it is served by web1"
+    assert u.event.member == "service:www-a" and u.event.data["failing"] == ["www-a"]
     (r,) = feed(tracker, up("www-a", "@vip"))
     assert r.kind == "resolved" and r.text.startswith("www-a is reachable again through r1")
 
@@ -213,14 +277,15 @@ def test_a_flapping_host_is_said_once_then_silent_until_stable(
     (flap,) = feed(tracker, up("www-a", "web1"))
     assert flap.kind == "flapping"
     assert flap.text.startswith("web1 is flapping: 4 changes in 5m; lasthop moves nothing to or from it automatically")
+    assert flap.event.data["flapping"] is True
     assert tracker.flapping() == {"web1"} and tracker.is_flapping("web1")
     (incident,) = store.open_incidents()  # held open: it is not over while it flaps
-    assert incident.events[-1][1] == flap.text
+    assert incident.events[-1].text == flap.text
 
     for t in (down("www-a", "web1"), up("www-a", "web1")):
         clock.now += 20
         assert feed(tracker, t) == []
-    assert [text for _, text in store.open_incidents()[0].events][-1] == flap.text
+    assert store.open_incidents()[0].events[-1].text == flap.text
 
     clock.now += 299
     assert tracker.tick() == [] and tracker.is_flapping("web1")
@@ -240,9 +305,7 @@ def test_a_host_still_down_when_it_stops_flapping_stays_open(tracker: IncidentTr
     clock.now += 300
     (u,) = tracker.tick(SERVING)
     assert u.kind == "updated"
-    assert u.text == (
-        "web1 is stable again and down (www-a); www-a is served by web1: suggested move: lasthop failover www-a"
-    )
+    assert u.text == "web1 is stable again and down for www-a"
     assert not tracker.is_flapping("web1")
 
 
@@ -303,8 +366,25 @@ def test_a_flapping_host_is_still_flapping_after_a_restart(store: StateStore, in
     assert feed(after, down("www-a", "web1", old=Health.INIT)) == []
     later.now += 300
     (u,) = after.tick(SERVING)
-    assert u.kind == "updated" and u.text.startswith("web1 is stable again and down (www-a)")
+    assert u.kind == "updated" and u.text == "web1 is stable again and down for www-a"
     assert after.flapping() == set()
+
+
+def test_rebuild_replays_the_data_not_the_words(store: StateStore, inv: Inventory, clock: Clock) -> None:
+    """Rewording every message must not change what a restart knows."""
+    from sqlalchemy import text
+
+    before = IncidentTracker(store, inv, clock=clock)
+    (opened,) = feed(before, down("www-a", "web1"))
+    feed(before, down("www-b", "web1"))
+    with store._engine.begin() as conn:
+        conn.execute(text("UPDATE incident_events SET text = 'reworded beyond recognition'"))
+    after = IncidentTracker(store, inv, clock=Clock(5000.0))
+    after.rebuild()
+    assert feed(after, down("www-a", "web1", old=Health.INIT), down("www-b", "web1", old=Health.INIT)) == []
+    assert [u.kind for u in feed(after, up("www-a", "web1", old=Health.INIT))] == ["updated"]
+    (r,) = feed(after, up("www-b", "web1", old=Health.INIT))
+    assert (r.kind, r.incident_id) == ("resolved", opened.incident_id)
 
 
 def test_rebuild_leaves_incidents_it_does_not_own_alone(store: StateStore, inv: Inventory, clock: Clock) -> None:

@@ -13,39 +13,58 @@ from bot.health.state import Health
 
 IN, UP, FA, DN, RI, OFF = Health.INIT, Health.UP, Health.FALLING, Health.DOWN, Health.RISING, Health.DISABLED
 
+# (old, new, announced: people were told this target is down and not yet told it is back) -> notice
 ROWS = [
-    (IN, UP, Notice.NONE),
-    (IN, DN, Notice.DOWN),
-    (UP, FA, Notice.NONE),
-    (FA, UP, Notice.NONE),
-    (FA, DN, Notice.DOWN),
-    (DN, RI, Notice.NONE),
-    (RI, DN, Notice.NONE),
-    (RI, UP, Notice.RECOVERED),
-    (UP, DN, Notice.DOWN),
-    (DN, UP, Notice.RECOVERED),
-    (IN, OFF, Notice.MAINTENANCE_ON),
-    (UP, OFF, Notice.MAINTENANCE_ON),
-    (FA, OFF, Notice.MAINTENANCE_ON),
-    (DN, OFF, Notice.MAINTENANCE_ON),
-    (RI, OFF, Notice.MAINTENANCE_ON),
-    (OFF, IN, Notice.MAINTENANCE_OFF),
+    (IN, UP, False, Notice.NONE),
+    (IN, UP, True, Notice.RECOVERED),  # after maintenance or a restart: back, and people must hear it
+    (IN, DN, False, Notice.DOWN),
+    (IN, DN, True, Notice.STILL_DOWN),  # after maintenance: still down, not a new outage
+    (UP, FA, False, Notice.NONE),
+    (UP, FA, True, Notice.NONE),
+    (FA, UP, False, Notice.NONE),
+    (FA, UP, True, Notice.RECOVERED),
+    (FA, DN, False, Notice.DOWN),
+    (FA, DN, True, Notice.NONE),
+    (UP, DN, False, Notice.DOWN),
+    (UP, DN, True, Notice.NONE),
+    (DN, RI, False, Notice.NONE),
+    (DN, RI, True, Notice.NONE),
+    (RI, DN, False, Notice.DOWN),
+    (RI, DN, True, Notice.NONE),
+    (RI, UP, True, Notice.RECOVERED),
+    (RI, UP, False, Notice.NONE),
+    (DN, UP, True, Notice.RECOVERED),
+    (DN, UP, False, Notice.NONE),
+    (IN, OFF, False, Notice.MAINTENANCE_ON),
+    (IN, OFF, True, Notice.MAINTENANCE_ON),
+    (UP, OFF, False, Notice.MAINTENANCE_ON),
+    (UP, OFF, True, Notice.MAINTENANCE_ON),
+    (FA, OFF, False, Notice.MAINTENANCE_ON),
+    (FA, OFF, True, Notice.MAINTENANCE_ON),
+    (DN, OFF, False, Notice.MAINTENANCE_ON),
+    (DN, OFF, True, Notice.MAINTENANCE_ON),
+    (RI, OFF, False, Notice.MAINTENANCE_ON),
+    (RI, OFF, True, Notice.MAINTENANCE_ON),
+    (OFF, IN, False, Notice.MAINTENANCE_OFF),
+    (OFF, IN, True, Notice.MAINTENANCE_OFF),
 ]
 
 
-@pytest.mark.parametrize(("old", "new", "notice"), ROWS, ids=[f"{o.value}->{n.value}" for o, n, _ in ROWS])
-def test_row(old: Health, new: Health, notice: Notice) -> None:
-    assert TABLE[(old, new)] is notice
-    assert decide(Transition(("www-a", "web1"), old, new, 1.0, "x")) is notice
+@pytest.mark.parametrize(("old", "new", "announced", "notice"), ROWS,
+                         ids=[f"{o.value}->{n.value}{'-announced' if a else ''}" for o, n, a, _ in ROWS])
+def test_row(old: Health, new: Health, announced: bool, notice: Notice) -> None:
+    assert TABLE[(old, new, announced)] is notice
+    assert decide(Transition(("www-a", "web1"), old, new, 1.0, "x"), announced=announced) is notice
 
 
 def test_rows_are_the_whole_table() -> None:
     assert len(ROWS) == len(TABLE)
-    assert {(o, n) for o, n, _ in ROWS} == set(TABLE)
+    assert {(o, n, a) for o, n, a, _ in ROWS} == set(TABLE)
 
 
 def test_a_pair_outside_the_table_is_no_notice() -> None:
     assert decide(Transition(("www-a", "web1"), UP, RI, 1.0, "x")) is Notice.NONE
+    assert decide(Transition(("www-a", "web1"), UP, RI, 1.0, "x"), announced=True) is Notice.NONE
 
 
 Action = Callable[[HealthMachine], "Transition | None"]
@@ -83,7 +102,7 @@ def explore(fall: int, rise: int) -> tuple[set[Health], set[tuple[Health, Health
 @pytest.mark.parametrize("rise", [1, 2, 3])
 def test_every_transition_the_machine_can_emit_is_in_the_table(fall: int, rise: int) -> None:
     _, emitted = explore(fall, rise)
-    missing = emitted - set(TABLE)
+    missing = {(o, n, a) for o, n in emitted for a in (False, True)} - set(TABLE)
     assert not missing, f"TABLE lacks {sorted(missing)}"
 
 
@@ -97,4 +116,4 @@ def test_the_table_has_no_row_the_machine_cannot_produce() -> None:
             emitted |= e
     # The exploration really went everywhere, so a row it never produced is a row nothing produces.
     assert states == set(Health)
-    assert set(TABLE) == emitted
+    assert {(o, n) for o, n, _ in TABLE} == emitted
