@@ -1143,14 +1143,17 @@ def block_action_payload(
     block_id: str = "b",
     trigger_id: str = "T.2",
     team_id: str = "T1",
+    is_ephemeral: bool = False,
 ) -> dict[str, Any]:
-    """A ``block_actions`` payload for a button click on a bot message."""
+    """A ``block_actions`` payload for a button click on a bot message (``is_ephemeral``: one only the
+    clicker saw, such as an answer posted to a response_url)."""
     return {
         "type": "block_actions",
         "user": _user(user_id, team_id),
         "api_app_id": APP_ID,
         "token": VERIFICATION_TOKEN,
-        "container": {"type": "message", "message_ts": message_ts, "channel_id": channel_id, "is_ephemeral": False},
+        "container": {"type": "message", "message_ts": message_ts, "channel_id": channel_id,
+                      "is_ephemeral": is_ephemeral},
         "trigger_id": trigger_id,
         "team": {"id": team_id, "domain": TEAM_NAME},
         "enterprise": None,
@@ -1183,6 +1186,7 @@ def block_action_body(
     block_id: str = "b",
     trigger_id: str = "T.2",
     team_id: str = "T1",
+    is_ephemeral: bool = False,
 ) -> bytes:
     """The form-urlencoded ``payload=<json>`` body Slack POSTs for a button click."""
     payload = block_action_payload(
@@ -1195,6 +1199,7 @@ def block_action_body(
         block_id=block_id,
         trigger_id=trigger_id,
         team_id=team_id,
+        is_ephemeral=is_ephemeral,
     )
     return urlencode({"payload": json.dumps(payload)}).encode("utf-8")
 
