@@ -31,6 +31,11 @@ class Actor:
         """How the audit trail and the change records name them: "slack:U0ALICE"."""
         return f"{self.backend}:{self.id}"
 
+    @classmethod
+    def from_ref(cls, ref: str) -> Actor:
+        backend, _, ident = ref.partition(":")
+        return cls(ident, backend) if ident else cls(ref, "auto")
+
 
 def who(ref: str) -> str:
     """An actor reference as the common markup shows it: a mention for chat users."""

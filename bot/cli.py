@@ -290,17 +290,15 @@ def _serve(engine: object, store: object, args: argparse.Namespace) -> int:
     from bot.state import StateStore
     from bot.views import Phrasing
     from bot.web import make_server, serve_in_background
-    from bot.workflow import Workflow
     from handlers.app import (
         SlackSetupError,
         build_app,
         http_handler,
         poster_client,
         settings_from_env,
+        slack_context,
         start_socket_mode,
-        web_client,
     )
-    from handlers.context import SlackAccess, SlackContext
     from handlers.poster import Poster
 
     assert isinstance(engine, Engine) and isinstance(store, StateStore)
@@ -333,11 +331,7 @@ def _serve(engine: object, store: object, args: argparse.Namespace) -> int:
     socket_handler = None
     ctx = None
     if slack is not None and poster is not None:
-        client = web_client(slack)
-        access = SlackAccess(inv.slack, client)
-        workflow = Workflow(inv, daemon.engine, store, access=access, out=poster,
-                            alert_channel=inv.slack.alert_channel or "", incidents=daemon, phrasing=phrasing)
-        ctx = SlackContext(workflow, client, poster, access)
+        ctx = slack_context(inv, daemon, poster, slack)
         try:
             app = build_app(ctx, slack)
             if slack.socket_mode:

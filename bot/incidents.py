@@ -214,6 +214,7 @@ class IncidentTracker:
             "kind": kind,
             "ms": outcome.timings_ms.get("total_ms"),
             "why": _short(next((line for line in outcome.lines if line.startswith("change failed")), ""), 160),
+            "notes": list(plan.notes) if outcome.status == "done" else [],
         }
         text = event_text(self._inv, iv.MOVE, "", data)
         with self._lock:

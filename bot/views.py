@@ -120,7 +120,8 @@ def _move_text(data: Mapping[str, Any]) -> str:
     status = data.get("status")
     took = _secs(data.get("ms"))
     if status == "done":
-        return f"moved {what} ({actor}){took}, verified in the router's FIB"
+        notes = "".join(f"; {n}" for n in data.get("notes", []) if isinstance(n, str))
+        return f"moved {what} ({actor}){took}, verified in the router's FIB{notes}"
     why = escape(str(data.get("why") or "").removeprefix("change failed: "))
     if status == "rolled_back":
         return f"move {what} ({actor}) failed and was rolled back{took}" + (f": {why}" if why else "")

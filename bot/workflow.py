@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot import incident_view as iv
 from bot.access import Role
@@ -209,14 +210,17 @@ class Workflow:
         moved = ", ".join(f"{s} {f or 'no route'} → {t}" for s, f, t in move.moves)
         return f"Already done: {moved} by {who(move.by)} at {move.at:%H:%M:%S} UTC. {plan.noop}."
 
-    def _ask_approval(self, actor: Actor, plan: Plan, timeout: timedelta, incident: int | None) -> Answer:
+    def _ask_approval(self, actor: Actor, plan: Plan, timeout: timedelta, incident: int | None,
+                      then: dict[str, Any] | None = None) -> Answer:
+        """Post the risky plan for a second person. `then`: what to do once it ran (start maintenance)."""
         reasons = [r.text for r in plan.risks]
         if self.out is None or not self.alert_channel:
             text = ("Refused: this plan needs a second person's approval (ask in chat), or --accept-risk "
                     "to own it:\n" + "\n".join(f"• {r}" for r in reasons))
             self.audit_refusal(actor, "failover", plan.request.target, "; ".join(reasons))
             return Answer(Message.of(text), ok=False)
-        record = self.store.create_approval(plan=plan.to_dict(), requester=actor.ref, reasons=reasons,
+        stored = {**plan.to_dict(), **({"then": then} if then else {})}
+        record = self.store.create_approval(plan=stored, requester=actor.ref, reasons=reasons,
                                             expires_in=timeout, channel=self.alert_channel)
         self.store.supersede_approvals(target=plan.request.target, except_id=record.id)
         minutes = max(1, int(self.inv.policy.approval_timeout // 60))
@@ -289,7 +293,8 @@ class Workflow:
         if record is None:
             return Answer(Message.of("This approval request is no longer known."), ok=False)
         target = str(record.plan.get("target", ""))
-        if (no := self._refused(actor, "approver", decision, target)) is not None:
+        verb = "approve" if decision == "approved" else "deny"
+        if (no := self._refused(actor, "approver", verb, target)) is not None:
             return no
         if decision == "approved" and self.inv.policy.two_person_rule and actor.ref == record.requester:
             text = "You cannot approve your own request: the two-person rule needs someone else."
@@ -298,7 +303,7 @@ class Workflow:
         try:
             decided = self.store.decide_approval(approval_id, decision=decision, by=actor.ref)
         except ApprovalClosed as e:
-            self.audit_refusal(actor, decision, target, f"request already {e.record.status}")
+            self.audit_refusal(actor, verb, target, f"request already {e.record.status}")
             return Answer(Message.of(self.closed_text(e.record)), ok=False)
         plan = Plan.from_dict(record.plan)
         asked = f"asked by {who(record.requester)}"
@@ -312,8 +317,14 @@ class Workflow:
             f":hourglass: Approved by {who(actor.ref)}, running: {'; '.join(plan.summary)}"))
         outcome = self.engine.execute(plan, approved_by=actor.ref, idempotency_key=approval_id)
         by = f"approved by {who(actor.ref)}, {asked}"
-        self._replace_request(decided, clicked, outcome_message(outcome, by=by, plan=plan))
-        return None if self.out is not None else Answer(outcome_message(outcome, by=by, plan=plan), ok=outcome.ok)
+        shown = outcome_message(outcome, by=by, plan=plan)
+        then = record.plan.get("then")
+        if outcome.ok and isinstance(then, dict) and isinstance(then.get("maintenance"), dict):
+            # The maintenance is the requester's, started once a second person let the drain run.
+            started = self._start_maintenance(Actor.from_ref(record.requester), then["maintenance"])
+            shown = Message(shown.fallback, (*shown.parts, *started.parts))
+        self._replace_request(decided, clicked, shown)
+        return None if self.out is not None else Answer(shown, ok=outcome.ok)
 
     def _replace_request(self, record: ApprovalRecord, clicked: MessageRef | None, message: Message) -> None:
         """The request message becomes its outcome, so its buttons are gone."""
@@ -357,9 +368,14 @@ class Workflow:
             return plan
         if plan.moves:
             if plan.risky and not accept_risk:
+                if self.out is not None and self.alert_channel:
+                    # The drain goes to an approver; maintenance starts when the drain has run.
+                    then = {"maintenance": {"host": cmd.host, "duration": cmd.duration, "reason": cmd.reason}}
+                    return self._ask_approval(actor, plan, timedelta(seconds=self.inv.policy.approval_timeout),
+                                              None, then=then)
                 text = (f"Refused: draining {cmd.host} is risky, so maintenance did not start:\n"
                         + "\n".join(f"• {r.text}" for r in plan.risks)
-                        + f"\nAsk for approval with {self.phrasing.failover(cmd.host)}, then start maintenance.")
+                        + "\nAsk for it in chat, where a second person can approve, or use --accept-risk.")
                 self.audit_refusal(actor, "maintenance", cmd.host, "; ".join(r.text for r in plan.risks))
                 return Answer(Message.of(text), ok=False)
             if not confirmed:
@@ -378,15 +394,20 @@ class Workflow:
                 failed = outcome_message(outcome, plan=plan)
                 return Answer(Message(failed.fallback, (*failed.parts, Text("Maintenance did not start."))),
                               ok=False, replace=True)
-        until = utcnow() + timedelta(seconds=cmd.duration) if cmd.duration else None
-        self.store.set_maintenance(cmd.host, by=actor.ref, reason=cmd.reason, until=until)
-        self.store.audit(actor=actor.ref, source=actor.backend, action="maintenance", target=cmd.host, result="on",
+        return Answer(self._start_maintenance(actor, {"host": cmd.host, "duration": cmd.duration,
+                                                       "reason": cmd.reason}), replace=True)
+
+    def _start_maintenance(self, actor: Actor, what: Mapping[str, Any]) -> Message:
+        host, duration, reason = str(what["host"]), what.get("duration"), str(what.get("reason") or "")
+        seconds = float(duration) if isinstance(duration, int | float) else None
+        until = utcnow() + timedelta(seconds=seconds) if seconds else None
+        self.store.set_maintenance(host, by=actor.ref, reason=reason, until=until)
+        self.store.audit(actor=actor.ref, source=actor.backend, action="maintenance", target=host, result="on",
                          detail=(f"until {until:%Y-%m-%d %H:%M}Z" if until else "until turned off")
-                         + (f"; {cmd.reason}" if cmd.reason else ""))
-        when = f" for {format_duration(cmd.duration)}" if cmd.duration else " until it is turned off"
-        why = f" ({escape(cmd.reason)})" if cmd.reason else ""
-        return Answer(Message.of(f":wrench: {cmd.host} is in maintenance{when}{why}: no alerts, no moves to it."),
-                      replace=True)
+                         + (f"; {reason}" if reason else ""))
+        when = f" for {format_duration(seconds)}" if seconds else " until it is turned off"
+        why = f" ({escape(reason)})" if reason else ""
+        return Message.of(f":wrench: {host} is in maintenance{when}{why}: no alerts, no moves to it.")
 
     # ---------------------------------------------------------------- buttons
 

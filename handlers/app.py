@@ -17,9 +17,14 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
+from bot.inventory import Inventory
+from bot.serve import Daemon
 from bot.state import register_secret
+from bot.views import Phrasing
+from bot.workflow import Workflow
 from handlers import register_all
-from handlers.context import KEY, SlackContext
+from handlers.context import KEY, SlackAccess, SlackContext
+from handlers.poster import Poster
 
 log = logging.getLogger("lasthop.slack")
 DEFAULT_API_URL = "https://slack.com/api/"
@@ -76,6 +81,16 @@ def poster_client(settings: SlackSettingsEnv) -> WebClient:
     """The poster's client: no retry handlers at all, because the poster handles 429s and network
     trouble itself; two layers would wait out the same Retry-After twice."""
     return WebClient(token=settings.bot_token, base_url=settings.api_url, timeout=10, retry_handlers=[])
+
+
+def slack_context(inv: Inventory, daemon: Daemon, poster: Poster, settings: SlackSettingsEnv) -> SlackContext:
+    """The Slack side of `lasthop serve`: the daemon's engine and incidents, Slack's roles, the poster."""
+    client = web_client(settings)
+    access = SlackAccess(inv.slack, client)
+    workflow = Workflow(inv, daemon.engine, daemon.store, access=access, out=poster,
+                        alert_channel=inv.slack.alert_channel or "", incidents=daemon,
+                        phrasing=Phrasing(inv.slack.commands))
+    return SlackContext(workflow, client, poster, access)
 
 
 def build_app(ctx: SlackContext, settings: SlackSettingsEnv) -> App:

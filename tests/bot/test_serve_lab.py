@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from support.labtools import cmdline, namespace_pids
 
 from bot.health.state import Health
 from bot.inventory import Inventory
-from bot.notify import LogNotifier
+from bot.notify import LogOut
 from bot.serve import Daemon, ServeSettings
 from bot.state import StateStore
 from lab import Lab
@@ -58,13 +59,13 @@ def fast_inventory(inv: Inventory, *, auto: set[str] = frozenset(), fall: int = 
 
 
 @pytest.fixture
-def run_daemon(lab_inv: Inventory) -> Iterator[Callable[..., tuple[Daemon, LogNotifier]]]:
+def run_daemon(lab_inv: Inventory) -> Iterator[Callable[..., tuple[Daemon, LogOut]]]:
     started: list[Daemon] = []
 
-    def start(inv: Inventory | None = None, **settings: float) -> tuple[Daemon, LogNotifier]:
+    def start(inv: Inventory | None = None, **settings: float) -> tuple[Daemon, LogOut]:
         inv = inv or lab_inv
-        notifier = LogNotifier(io.StringIO())
-        daemon = Daemon(inv, StateStore(inv.state_url), notifier,
+        notifier = LogOut(io.StringIO())
+        daemon = Daemon(inv, StateStore(inv.state_url), notifier, channel="alerts",
                         settings=ServeSettings(**{"drift_interval": 2.0, "startup_grace": 10.0, **settings}))
         daemon.start()
         started.append(daemon)
@@ -76,12 +77,25 @@ def run_daemon(lab_inv: Inventory) -> Iterator[Callable[..., tuple[Daemon, LogNo
         d.stop()
 
 
-def alerts(notifier: LogNotifier, key: str | None = None) -> list[str]:
-    return [text for level, k, text in notifier.sent if level == "alert" and (key is None or k == key)]
+_PARENT = re.compile(r"^\[(DOWN|!|ok)\] (OPEN|DOWN, NOT SERVING|MITIGATED|RESOLVED)\b")
+
+
+def parents(out: LogOut) -> list[str]:
+    """The incident parent messages posted: one per incident, however many checks failed."""
+    return [text for kind, _, text, parent in out.sent if kind == "post" and parent is None and _PARENT.match(text)]
+
+
+def top(out: LogOut) -> list[str]:
+    """Every message posted to the channel itself (not into a thread)."""
+    return [text for kind, _, text, parent in out.sent if kind == "post" and parent is None]
+
+
+def said(out: LogOut) -> str:
+    return "\n".join(text for _, _, text, _ in out.sent)
 
 
 def test_auto_failover_restores_service_without_a_human(lab: Lab, lab_inv: Inventory, lab_home: None,
-                                                        run_daemon: Callable[..., tuple[Daemon, LogNotifier]]) -> None:
+                                                        run_daemon: Callable[..., tuple[Daemon, LogOut]]) -> None:
     daemon, notifier = run_daemon(fast_inventory(lab_inv, auto={"www-a"}))
     assert lab.client_get(VIP_A) == "web1"
     broke = time.monotonic()
@@ -101,10 +115,10 @@ def test_auto_failover_restores_service_without_a_human(lab: Lab, lab_inv: Inven
                  20, "the move to finish")
         change = daemon.store.recent_changes(limit=1)[0]
         assert change.status == "done" and change.kind == "automatic" and change.requested_by == "lasthop"
-        assert len(alerts(notifier)) == 1, notifier.sent  # one incident (VIP and host failures joined), not a storm
-        # www-d (on r2) also ran on web1 but has auto failover off: held, with the command to run.
-        wait_for(lambda: any("automatic failover is off for www-d" in t for _, _, t in notifier.sent), 10,
-                 "the hold notice for www-d")
+        assert len(parents(notifier)) == 1, notifier.sent  # one incident (VIP and host failures joined), not a storm
+        assert "moved www-a web1 → web2 (lasthop (automatic))" in said(notifier)
+        # www-d (on r2) also ran on web1 but has auto failover off: the parent offers its button.
+        wait_for(lambda: "Fail over www-d to" in said(notifier), 10, "the button for www-d")
     finally:
         lab.heal("web1")
     wait_for(lambda: daemon.store.open_incidents() == [], 30, "the incident to resolve")
@@ -113,14 +127,15 @@ def test_auto_failover_restores_service_without_a_human(lab: Lab, lab_inv: Inven
 
 
 def test_with_auto_failover_off_one_incident_suggests_the_move_and_nothing_changes(
-        lab: Lab, lab_inv: Inventory, lab_home: None, run_daemon: Callable[..., tuple[Daemon, LogNotifier]]) -> None:
+        lab: Lab, lab_inv: Inventory, lab_home: None, run_daemon: Callable[..., tuple[Daemon, LogOut]]) -> None:
     daemon, notifier = run_daemon(fast_inventory(lab_inv))
     lab.break_host("web1")
     try:
-        wait_for(lambda: alerts(notifier), 20, "the incident alert")
-        wait_for(lambda: any("lasthop failover www-a" in t for _, _, t in notifier.sent), 10, "the suggestion")
+        wait_for(lambda: parents(notifier), 20, "the incident alert")
+        wait_for(lambda: "Fail over all" in said(notifier) and "`/failover www-a to " in said(notifier), 10,
+                 "the buttons and the commands to type")
         time.sleep(2)  # more failed checks must not repeat the alert
-        assert len(alerts(notifier)) == 1, notifier.sent
+        assert len(parents(notifier)) == 1, notifier.sent
         assert daemon.store.recent_changes() == []
         assert "via 198.51.100.2 " in lab.exec("r1", ["ip", "route", "show", str(A)]).stdout
     finally:
@@ -128,12 +143,12 @@ def test_with_auto_failover_off_one_incident_suggests_the_move_and_nothing_chang
 
 
 def test_two_hosts_failing_at_once_trip_the_self_partition_guard(
-        lab: Lab, lab_inv: Inventory, lab_home: None, run_daemon: Callable[..., tuple[Daemon, LogNotifier]]) -> None:
+        lab: Lab, lab_inv: Inventory, lab_home: None, run_daemon: Callable[..., tuple[Daemon, LogOut]]) -> None:
     daemon, notifier = run_daemon(fast_inventory(lab_inv, auto={"www-a", "www-b", "www-c", "www-d"}))
     lab.break_host("web1", link=True)
     lab.break_host("web2", link=True)
     try:
-        wait_for(lambda: any("suspects its own network" in t for _, _, t in notifier.sent), 30,
+        wait_for(lambda: "suspects its own network" in said(notifier), 30,
                  "the partition guard")
         time.sleep(2)
         assert daemon.store.recent_changes() == []
@@ -143,7 +158,7 @@ def test_two_hosts_failing_at_once_trip_the_self_partition_guard(
 
 
 def test_a_flapping_host_is_detected_and_left_alone(
-        lab: Lab, lab_inv: Inventory, lab_home: None, run_daemon: Callable[..., tuple[Daemon, LogNotifier]]) -> None:
+        lab: Lab, lab_inv: Inventory, lab_home: None, run_daemon: Callable[..., tuple[Daemon, LogOut]]) -> None:
     daemon, notifier = run_daemon(fast_inventory(lab_inv, auto={"www-a"}, fall=1, rise=1))
     key = ("www-b", "web2")
     for _ in range(3):
@@ -152,7 +167,7 @@ def test_a_flapping_host_is_detected_and_left_alone(
         lab.heal("web2")
         wait_for(lambda: daemon.machines[key].state is Health.UP, 20, "web2 up")
     wait_for(lambda: daemon.incidents.is_flapping("web2"), 20, "web2 marked flapping")
-    assert any("flapping" in t for _, _, t in notifier.sent)
+    assert "web2 is flapping" in said(notifier)
     # web2 is up right now and second in www-a's preference list, but it is flapping:
     # when web1 fails, the automatic move skips it.
     lab.break_host("web1")
@@ -166,7 +181,7 @@ def test_a_flapping_host_is_detected_and_left_alone(
 
 
 def test_a_hung_host_does_not_delay_the_other_checks(
-        lab: Lab, lab_inv: Inventory, run_daemon: Callable[..., tuple[Daemon, LogNotifier]]) -> None:
+        lab: Lab, lab_inv: Inventory, run_daemon: Callable[..., tuple[Daemon, LogOut]]) -> None:
     daemon, _ = run_daemon(fast_inventory(lab_inv))
     servers = [p for p in namespace_pids(lab, "web2") if "webserver" in cmdline(p)]
     assert servers
@@ -191,15 +206,16 @@ def test_a_hung_host_does_not_delay_the_other_checks(
 
 
 def test_drift_made_by_hand_is_reported_within_one_drift_interval(
-        lab: Lab, lab_inv: Inventory, lab_home: None, run_daemon: Callable[..., tuple[Daemon, LogNotifier]]) -> None:
+        lab: Lab, lab_inv: Inventory, lab_home: None, run_daemon: Callable[..., tuple[Daemon, LogOut]]) -> None:
     _, notifier = run_daemon(fast_inventory(lab_inv), drift_interval=2.0)
     vtysh = ["vtysh", "-N", lab.plan.frr_pathspace, "-c", "configure terminal",
              "-c", f"ip route {A} 198.51.100.4", "-c", f"no ip route {A} 198.51.100.2"]
     lab.exec("r1", vtysh)
     changed = time.monotonic()
-    wait_for(lambda: alerts(notifier, "drift:r1"), 10, "the drift alert")
+    wait_for(lambda: any("points at web3" in t for t in top(notifier)), 10, "the drift alert")
     print(f"\nhand change -> drift alert: {time.monotonic() - changed:.2f} s")
-    assert "points at web3 (198.51.100.4), but lasthop last set web1 (198.51.100.2)" in alerts(notifier, "drift:r1")[0]
+    (drift,) = [t for t in top(notifier) if "points at web3" in t]
+    assert "points at web3 (198.51.100.4), but lasthop last set web1 (198.51.100.2)" in drift
 
 
 def test_serve_runs_as_a_process_serves_metrics_and_stops_cleanly_on_sigterm(lab: Lab, lab_inv: Inventory,
@@ -233,7 +249,7 @@ def test_serve_runs_as_a_process_serves_metrics_and_stops_cleanly_on_sigterm(lab
 
 
 def test_maintenance_drains_silences_and_ends(lab: Lab, lab_inv: Inventory, lab_home: None, tmp_path: Path,
-                                              run_daemon: Callable[..., tuple[Daemon, LogNotifier]],
+                                              run_daemon: Callable[..., tuple[Daemon, LogOut]],
                                               capsys: pytest.CaptureFixture[str]) -> None:
     from bot.cli import main as cli_main
 
@@ -242,20 +258,20 @@ def test_maintenance_drains_silences_and_ends(lab: Lab, lab_inv: Inventory, lab_
     config.write_text(lab.inventory.read_text().replace(f"sqlite:///{lab.state_dir}/lasthop.db", lab_inv.state_url))
     # Draining a healthy host is risky by the policy: without approval the CLI refuses and changes nothing.
     assert cli_main(["--config", str(config), "maintenance", "web3", "on", "--for", "30m", "--yes"]) == 1
-    assert "Refused: draining is risky" in capsys.readouterr().out
+    assert "Refused: draining web3 is risky, so maintenance did not start" in capsys.readouterr().out
     assert daemon.store.maintenance() == {}
     assert cli_main(["--config", str(config), "maintenance", "web3", "on", "--for", "30m", "--yes",
                      "--accept-risk"]) == 0
     out = capsys.readouterr().out
     # least loaded first: web1 serves www-a and www-d, web2 only www-b
-    assert "www-c (198.51.100.200/32 on r1): web3 -> web2" in out and "web3 is in maintenance until" in out
+    assert "www-c (198.51.100.200/32 on r1): web3 -> web2" in out and "web3 is in maintenance for 30m" in out
     assert lab.client_get(IPv4Address("198.51.100.200")) == "web2"
     wait_for(lambda: daemon.machines[("www-c", "web3")].state is Health.DISABLED, 10, "web3 disabled")
     lab.break_host("web3")  # work on the host: no alert while it is in maintenance
     try:
         time.sleep(2)
-        assert alerts(notifier) == []
-        assert any("web3 is in maintenance" in t for _, _, t in notifier.sent)
+        assert parents(notifier) == [] and daemon.store.open_incidents() == []
+        assert "web3 is in maintenance: no alerts" in said(notifier)
     finally:
         lab.heal("web3")
     assert cli_main(["--config", str(config), "maintenance", "web3", "off"]) == 0

@@ -18,7 +18,7 @@ from support.labtools import client_answer
 
 from bot.health.state import Health
 from bot.inventory import Inventory
-from bot.notify import LogNotifier
+from bot.notify import LogOut
 from bot.serve import Daemon, ServeSettings
 from bot.state import StateStore
 from lab import Lab
@@ -56,12 +56,12 @@ def two_services(inv: Inventory, partition_threshold: float = 0.5) -> Inventory:
 
 
 @pytest.fixture
-def run_daemon() -> Iterator[Callable[[Inventory], tuple[Daemon, LogNotifier]]]:
+def run_daemon() -> Iterator[Callable[[Inventory], tuple[Daemon, LogOut]]]:
     started: list[Daemon] = []
 
-    def start(inv: Inventory) -> tuple[Daemon, LogNotifier]:
-        notifier = LogNotifier(io.StringIO())
-        daemon = Daemon(inv, StateStore(inv.state_url), notifier,
+    def start(inv: Inventory) -> tuple[Daemon, LogOut]:
+        notifier = LogOut(io.StringIO())
+        daemon = Daemon(inv, StateStore(inv.state_url), notifier, channel="alerts",
                         settings=ServeSettings(drift_interval=2.0, startup_grace=10.0))
         daemon.start()
         started.append(daemon)
@@ -86,7 +86,7 @@ def finished_move(daemon: Daemon) -> dict[str, str]:
 
 def test_failover_goes_to_the_idle_host_not_onto_the_other_services_host(
         lab: Lab, lab_inv: Inventory, lab_home: None,
-        run_daemon: Callable[[Inventory], tuple[Daemon, LogNotifier]]) -> None:
+        run_daemon: Callable[[Inventory], tuple[Daemon, LogOut]]) -> None:
     daemon, notifier = run_daemon(two_services(lab_inv))
     assert lab.client_get(VIP_A) == "web1"
     lab.break_host("web1")
@@ -95,14 +95,14 @@ def test_failover_goes_to_the_idle_host_not_onto_the_other_services_host(
         # web2 is www-a's second choice but already serves www-b; web3 serves nothing.
         assert move["new"] == WEB3, notifier.sent
         assert client_answer(lab, VIP_A, "web3") == "web3"
-        assert not any("needs approval" in text for _, _, text in notifier.sent), notifier.sent
+        assert "needs approval" not in "\n".join(t for _, _, t, _ in notifier.sent), notifier.sent
     finally:
         lab.heal("web1")
 
 
 def test_failover_onto_the_last_healthy_host_goes_ahead_and_says_it_serves_everything(
         lab: Lab, lab_inv: Inventory, lab_home: None,
-        run_daemon: Callable[[Inventory], tuple[Daemon, LogNotifier]]) -> None:
+        run_daemon: Callable[[Inventory], tuple[Daemon, LogOut]]) -> None:
     # Two of three hosts fail here; above the default half, the self-partition guard would hold.
     daemon, notifier = run_daemon(two_services(lab_inv, partition_threshold=0.7))
     lab.break_host("web3")
@@ -113,9 +113,9 @@ def test_failover_onto_the_last_healthy_host_goes_ahead_and_says_it_serves_every
         move = finished_move(daemon)
         assert move["new"] == WEB2, notifier.sent
         assert client_answer(lab, VIP_A, "web2") == "web2"
-        wait_for(lambda: any("web2 serves every service" in text for _, _, text in notifier.sent), 10,
+        wait_for(lambda: "web2 serves every service" in "\n".join(t for _, _, t, _ in notifier.sent), 10,
                  "the notice that web2 serves every service")
-        assert not any("needs approval" in text for _, _, text in notifier.sent), notifier.sent
+        assert "needs approval" not in "\n".join(t for _, _, t, _ in notifier.sent), notifier.sent
     finally:
         lab.heal("web1")
         lab.heal("web3")
