@@ -12,8 +12,12 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot import __version__
+
+if TYPE_CHECKING:
+    from bot.console import LabHooks
 
 OK, FAILED, USAGE = 0, 1, 2
 NOT_CONFIRMED = {False: "Nothing changed.", True: "Refused: not confirmed (no terminal to ask on; use --yes)"}
@@ -54,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", default=None, help="who you are in the console (default: your login name)")
     p.add_argument("--script", metavar="FILE",
                    help="read the console's input from FILE ('-': stdin) and stop at its end")
+    p.add_argument("--lab", metavar="PREFIX",
+                   help="the lab that /lasthop lab break|heal|client acts on (default: the inventory's own lab)")
 
     p = sub.add_parser("maintenance", help="take a host out of service (drain, silence) or put it back")
     p.add_argument("host")
@@ -432,7 +438,7 @@ def _console(engine: object, store: object, args: argparse.Namespace) -> int:
     daemon = Daemon(inv, store, out, channel=CHANNEL, phrasing=phrasing)
     workflow = Workflow(inv, daemon.engine, store, out=out, alert_channel=CHANNEL, incidents=daemon,
                         phrasing=phrasing)
-    console = Console(workflow, out, user=args.user or _actor())
+    console = Console(workflow, out, user=args.user or _actor(), lab=_lab_of(inv.source, args.lab))
     out.say(f"lasthop console: {len(inv.services)} services, {len(inv.hosts)} hosts; you are {console.user}. "
             "Type help, or /lasthop status.")
     daemon.start()
@@ -445,6 +451,20 @@ def _console(engine: object, store: object, args: argparse.Namespace) -> int:
         return OK
     finally:
         daemon.stop()
+
+
+def _lab_of(inventory: Path, prefix: str | None) -> LabHooks | None:
+    """The lab named, or the one whose inventory this is (`lab up` writes it in the lab's state folder)."""
+    from lab.lab import Lab
+    from lab.state import DEFAULT_STATE_ROOT, StatePaths, recorded_slot
+
+    folder = inventory.resolve().parent
+    if prefix is None and folder.parent == Path(DEFAULT_STATE_ROOT).resolve():
+        prefix = folder.name
+    if prefix is None or os.geteuid() != 0:
+        return None
+    slot = recorded_slot(StatePaths(DEFAULT_STATE_ROOT, prefix))
+    return Lab(prefix, slot, report=lambda message: None) if slot is not None else None
 
 
 def _console_lines(console: object) -> Iterator[str]:

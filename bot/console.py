@@ -20,7 +20,8 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import TextIO
+from ipaddress import IPv4Address
+from typing import Protocol, TextIO
 
 from bot import plain
 from bot.chat import Actor, Answer, Button, Message, MessageRef
@@ -45,9 +46,21 @@ HELP = """console commands:
   press LABEL                         press the newest button whose label starts with LABEL
   as USER COMMAND                     act as USER once (as bob approve 3)
   user USER                           act as USER from now on
+  /lasthop lab break|heal HOST [--link], /lasthop lab client SERVICE
+                                      (with a lab) break or heal a web host; what the lab's client gets
   wait "TEXT" [TIMEOUT]               (scripts) until TEXT has been shown, 30s by default
   sleep DURATION                      (scripts) pause, e.g. sleep 2s
   help, quit"""
+
+
+class LabHooks(Protocol):
+    """The lab the console's inventory belongs to, when it has one (`lasthop lab up`)."""
+
+    def break_host(self, name: str, link: bool = False) -> list[str]: ...
+
+    def heal(self, name: str) -> list[str]: ...
+
+    def client_get(self, vip: IPv4Address | str, timeout: float = 2.0) -> str: ...
 
 
 class ConsoleError(Exception):
@@ -162,8 +175,9 @@ class ConsoleOut:
 
 class Console:
     def __init__(self, workflow: Workflow, out: ConsoleOut, *, user: str = "operator",
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, lab: LabHooks | None = None) -> None:
         self.workflow = workflow
+        self.lab = lab
         self.out = out
         self.user = user
         self.sleep = sleep
@@ -210,11 +224,34 @@ class Console:
             self._wait(rest)
         elif head == "sleep":
             self.sleep(self._duration(rest, "sleep 2s"))
+        elif (head == self.names.umbrella and rest.split()[:1] == ["lab"]) or head == "lab":
+            self._lab(rest.split()[1:] if head != "lab" else rest.split())
         elif head.startswith("/"):
             self._command(user, head, rest)
         else:
             self._press(user, text)
         return True
+
+    def _lab(self, words: list[str]) -> None:
+        usage = "console: /lasthop lab break HOST [--link] | heal HOST | client SERVICE"
+        if self.lab is None:
+            self.out.say("console: this inventory is not a lab's (lasthop lab up writes one)")
+            return
+        inv = self.workflow.inv
+        if len(words) >= 2 and words[0] in ("break", "heal") and words[1] in inv.hosts and (
+                words[2:] in ([], ["--link"]) and (words[0] == "break" or not words[2:])):
+            done = (self.lab.break_host(words[1], link=words[2:] == ["--link"]) if words[0] == "break"
+                    else self.lab.heal(words[1]))
+            self.out.say("lab: " + ("; ".join(done) or f"{words[1]}: nothing to do"))
+        elif len(words) == 2 and words[0] == "client" and words[1] in inv.services:
+            vip = inv.services[words[1]].vips[0]
+            try:
+                got = self.lab.client_get(vip)
+                self.out.say(f"lab: the client asked {vip} ({words[1]}) and got {got}")
+            except Exception as e:  # the lab's own error: say it, keep the console
+                self.out.say(f"lab: the client asked {vip} ({words[1]}) and got no answer: {e}")
+        else:
+            self.out.say(usage)
 
     def _actor(self, user: str) -> Actor:
         return Actor(user, "console", CHANNEL)
