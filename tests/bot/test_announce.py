@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from support.fakes import ManualClock, inventory_from_text
+from support.lan import THREE_HOSTS
 
 from bot.announce import Announcer
 from bot.chat import Buttons, Message, MessageRef, Note, Recorder
@@ -18,18 +19,6 @@ from bot.inventory import Inventory
 from bot.situation import Situation
 from bot.state import StateStore, utcnow
 
-INVENTORY = """
-defaults: {username: ops, key_file: /k, known_hosts: /kh}
-routers:
-  r1: {driver: frr, address: 198.18.7.11, lan: [192.0.2.0/27]}
-hosts:
-  web1: {address: 192.0.2.2}
-  web2: {address: 192.0.2.3}
-  web3: {address: 192.0.2.4}
-services:
-  www-a: {prefix: 198.51.100.32/27, router: r1, hosts: [web1, web2, web3], vips: [198.51.100.33]}
-  www-b: {prefix: 198.51.100.64/27, router: r1, hosts: [web2, web3, web1], vips: [198.51.100.65]}
-"""
 CHANNEL = "C0ALERTS"
 
 
@@ -64,7 +53,7 @@ class World:
 
 @pytest.fixture
 def inv(tmp_path: Path) -> Inventory:
-    return inventory_from_text(tmp_path, INVENTORY)
+    return inventory_from_text(tmp_path, THREE_HOSTS)
 
 
 @pytest.fixture

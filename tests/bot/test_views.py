@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from support.fakes import inventory_from_text
+from support.lan import THREE_HOSTS
 
 from bot import incident_view as iv
 from bot import plain
@@ -33,19 +34,6 @@ from bot.views import (
     thread_line,
 )
 
-INVENTORY = """
-defaults: {username: ops, key_file: /k, known_hosts: /kh}
-routers:
-  r1: {driver: frr, address: 198.18.7.11, lan: [192.0.2.0/27]}
-hosts:
-  web1: {address: 192.0.2.2}
-  web2: {address: 192.0.2.3}
-  web3: {address: 192.0.2.4}
-services:
-  www-a: {prefix: 198.51.100.32/27, router: r1, hosts: [web1, web2, web3], vips: [198.51.100.33]}
-  www-b: {prefix: 198.51.100.64/27, router: r1, hosts: [web2, web3, web1], vips: [198.51.100.65]}
-  www-d: {prefix: 198.51.100.96/27, router: r1, hosts: [web1, web2, web3], vips: [198.51.100.97]}
-"""
 T0 = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
 SINCE = f"<!date^{int(T0.timestamp())}^{{time}}|03:04 UTC>"
 HOME = {"www-a": "web1", "www-b": "web2", "www-d": "web1"}
@@ -55,7 +43,7 @@ D, U = Health.DOWN, Health.UP
 
 @pytest.fixture
 def inv(tmp_path: Path) -> Inventory:
-    return inventory_from_text(tmp_path, INVENTORY)
+    return inventory_from_text(tmp_path, THREE_HOSTS)
 
 
 # ---------------------------------------------------------------- data

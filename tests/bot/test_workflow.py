@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from support.fakes import ManualClock, inventory_from_text
+from support.lan import THREE_HOSTS
 from support.memory import Rig, memory_rig
 
 from bot import incident_view as iv
@@ -30,18 +31,7 @@ from bot.situation import Situation
 from bot.views import Phrasing
 from bot.workflow import Workflow
 
-INVENTORY = """
-defaults: {username: ops, key_file: /k, known_hosts: /kh}
-routers:
-  r1: {driver: frr, address: 198.18.7.11, lan: [192.0.2.0/27]}
-hosts:
-  web1: {address: 192.0.2.2}
-  web2: {address: 192.0.2.3}
-  web3: {address: 192.0.2.4}
-services:
-  www-a: {prefix: 198.51.100.32/27, router: r1, hosts: [web1, web2, web3], vips: [198.51.100.33]}
-  www-b: {prefix: 198.51.100.64/27, router: r1, hosts: [web2, web3, web1], vips: [198.51.100.65]}
-  www-d: {prefix: 198.51.100.96/27, router: r1, hosts: [web1, web2, web3], vips: [198.51.100.97]}
+INVENTORY = THREE_HOSTS + """
 slack:
   alert_channel: C0ALERTS
   channels: [C0ALERTS]
