@@ -23,6 +23,8 @@ Behaviour worth knowing (see also each method's docstring):
 * chat.postMessage allows one post per channel per ``post_interval`` seconds (default 1.0, Slack's "one
   message per second per channel"; 0 turns it off): a post sooner answers HTTP 429 ``ratelimited`` with a
   whole-second ``Retry-After``, and is not a message.  ``rate_limited()`` lists every 429 answered.
+* ``usergroups.users.list`` answers the members of a user group set in ``usergroups`` (group ID -> user IDs);
+  an unknown group answers ``no_such_subteam``, a request naming none ``invalid_arguments``.
 * Channels keep what they show: ``channel_messages()``, ``thread()`` and ``message()`` (as last updated by
   chat.update; an unknown ``ts`` answers ``message_not_found``).
 * ``apps.manifest.validate`` checks an app manifest the way Slack does (``validate_manifest``), and
@@ -453,6 +455,7 @@ class SlackStandIn:
         self.pongs_received = 0
         self.users: dict[str, dict[str, Any]] = {}  # extra fields merged into users.info answers
         self.channels: dict[str, dict[str, Any]] = {}  # extra fields merged into conversations.info answers
+        self.usergroups: dict[str, list[str]] = {}  # user group ID (S...) -> its members, for usergroups.users.list
         self._cond = threading.Condition()
         self._stopping = threading.Event()
         self._rate_limits: dict[str, list[int]] = {}
@@ -787,6 +790,16 @@ class SlackStandIn:
         info.update(self.users.get(str(user), {}))
         return {"ok": True, "user": info}
 
+    def _usergroup_users(self, args: dict[str, Any]) -> dict[str, Any]:
+        group = args.get("usergroup")
+        if not group:
+            return {"ok": False, "error": "invalid_arguments"}
+        with self._cond:
+            members = self.usergroups.get(str(group))
+            if members is None:
+                return {"ok": False, "error": "no_such_subteam"}
+            return {"ok": True, "users": list(members)}
+
     def _connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "url": self.socket_url}
 
@@ -951,6 +964,7 @@ _API_METHODS: dict[str, Callable[[SlackStandIn, dict[str, Any]], dict[str, Any]]
     "views.publish": lambda s, a: s._view(a, "publish"),
     "conversations.info": SlackStandIn._conversation,
     "users.info": SlackStandIn._user,
+    "usergroups.users.list": SlackStandIn._usergroup_users,
     "apps.connections.open": SlackStandIn._connections_open,
     "apps.manifest.validate": lambda s, a: _manifest_answer(a),
 }

@@ -129,6 +129,26 @@ def test_views_ephemeral_and_lookups(slack: SlackStandIn, web: WebClient) -> Non
     assert slack.calls_to("users.info")[0].args == {"user": "U1"}
 
 
+def test_usergroups_users_list(slack: SlackStandIn, web: WebClient) -> None:
+    slack.usergroups["S0OPS"] = ["U0ALICE", "U0BOB"]
+    slack.usergroups["S0EMPTY"] = []
+    assert web.usergroups_users_list(usergroup="S0OPS")["users"] == ["U0ALICE", "U0BOB"]
+    assert web.usergroups_users_list(usergroup="S0EMPTY")["users"] == []
+    slack.usergroups["S0OPS"].remove("U0BOB")  # membership as it is now, at each call
+    assert web.usergroups_users_list(usergroup="S0OPS")["users"] == ["U0ALICE"]
+    with pytest.raises(SlackApiError) as caught:
+        web.usergroups_users_list(usergroup="S0NONE")
+    assert caught.value.response["error"] == "no_such_subteam"
+    with pytest.raises(SlackApiError) as caught:
+        web.api_call("usergroups.users.list")
+    assert caught.value.response["error"] == "invalid_arguments"
+    with pytest.raises(SlackApiError) as caught:
+        WebClient(token="xoxb-wrong", base_url=slack.api_url, timeout=10).usergroups_users_list(usergroup="S0OPS")
+    assert caught.value.response["error"] == "invalid_auth"
+    calls = slack.calls_to("usergroups.users.list")
+    assert [c.args.get("usergroup") for c in calls] == ["S0OPS", "S0EMPTY", "S0OPS", "S0NONE", None, "S0OPS"]
+
+
 def test_wrong_token_and_unknown_method(slack: SlackStandIn) -> None:
     bad = WebClient(token="xoxb-wrong", base_url=slack.api_url, timeout=10)
     with pytest.raises(SlackApiError) as caught:
