@@ -8,14 +8,10 @@ a channel is the workflow's to update, and the clicker gets a private answer ins
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from support.fakes import inventory_from_text
-from support.lan import THREE_HOSTS
-from support.slack_fakes import ALERTS, BOB, OPS, ROLES, Harness, harness
+from support.slack_fakes import ALERTS, BOB, OPS, Harness, harness
 from support.slack_standin import block_action_payload
 
 from bot.chat import Actor, Answer, Message, MessageRef
@@ -24,17 +20,6 @@ from handlers import blocks
 from handlers.actions import ACTIONS, clicked, on_action
 
 TS = "1700000000.000500"
-
-
-@pytest.fixture
-def inv(tmp_path: Path) -> Inventory:
-    return inventory_from_text(tmp_path, THREE_HOSTS + ROLES)
-
-
-@pytest.fixture
-def h(inv: Inventory) -> Iterator[Harness]:
-    with harness(inv) as made:
-        yield made
 
 
 def click(h: Harness, action_id: str, value: str, *, user: str = BOB, channel: str = ALERTS,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +23,6 @@ from bot.commands import FailoverCommand, MaintenanceCommand, help_text
 from bot.inventory import Inventory
 from handlers import blocks, forms
 from handlers.commands import on_command
-
-
-@pytest.fixture
-def inv(tmp_path: Path) -> Inventory:
-    return inventory_from_text(tmp_path, THREE_HOSTS + ROLES)
-
-
-@pytest.fixture
-def h(inv: Inventory) -> Iterator[Harness]:
-    with harness(inv) as made:
-        yield made
 
 
 def slash(h: Harness, command: str, text: str, *, user: str = ALICE, channel: str = OPS) -> None:

@@ -10,18 +10,15 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from slack_sdk import WebClient
-from support.fakes import inventory_from_text
-from support.lan import THREE_HOSTS
-from support.slack_fakes import ALERTS, ALICE, BOB, ELSEWHERE, EVE, OPS, ROLES, VIC, WAIT, FakeClient, harness
+from support.slack_fakes import ALERTS, ALICE, BOB, ELSEWHERE, EVE, OPS, VIC, WAIT, FakeClient, Harness, harness
 from support.slack_standin import SlackStandIn
 
 from bot.access import Role
 from bot.chat import Actor, Message
-from bot.inventory import SlackSettings
+from bot.inventory import Inventory, SlackSettings
 from handlers import context as context_module
 from handlers.context import GROUP_CACHE_SECONDS, KEY, SlackAccess, context_of
 
@@ -74,8 +71,7 @@ def test_nothing_is_allowed_when_nothing_is_configured() -> None:
     (BOB, [None, None, None]),  # an approver may operate and view
     (EVE, [VIEW, MOVE, APPROVE]),
 ])
-def test_roles_nest(tmp_path: Path, user: str, expected: list[str | None]) -> None:
-    inv = inventory_from_text(tmp_path, THREE_HOSTS + ROLES)
+def test_roles_nest(inv: Inventory, user: str, expected: list[str | None]) -> None:
     access = SlackAccess(inv.slack, FakeClient())  # type: ignore[arg-type]
     assert refusals(access, slack_user(user)) == expected
     assert [access.quick(slack_user(user), r) for r in ROLES_IN_ORDER] == [
@@ -180,37 +176,32 @@ def test_a_failed_group_lookup_is_not_remembered(standin: SlackStandIn) -> None:
 # ---------------------------------------------------------------- SlackContext
 
 
-def test_the_context_is_found_where_the_middleware_puts_it(tmp_path: Path) -> None:
-    inv = inventory_from_text(tmp_path, THREE_HOSTS + ROLES)
-    with harness(inv) as h:
-        assert context_of({KEY: h.ctx}) is h.ctx
-        assert h.ctx.names == inv.slack.commands
-        with pytest.raises(KeyError):
-            context_of({})
-        with pytest.raises(AssertionError):
-            context_of({KEY: object()})
+def test_the_context_is_found_where_the_middleware_puts_it(h: Harness, inv: Inventory) -> None:
+    assert context_of({KEY: h.ctx}) is h.ctx
+    assert h.ctx.names == inv.slack.commands
+    with pytest.raises(KeyError):
+        context_of({})
+    with pytest.raises(AssertionError):
+        context_of({KEY: object()})
 
 
-def test_work_runs_after_the_caller_returns_and_a_failure_is_logged(tmp_path: Path,
+def test_work_runs_after_the_caller_returns_and_a_failure_is_logged(h: Harness,
                                                                    caplog: pytest.LogCaptureFixture) -> None:
-    inv = inventory_from_text(tmp_path, THREE_HOSTS + ROLES)
-    with harness(inv) as h:
-        caller = threading.get_ident()
-        ran = h.ctx.submit(threading.get_ident)
-        assert ran.result(WAIT) != caller
+    caller = threading.get_ident()
+    ran = h.ctx.submit(threading.get_ident)
+    assert ran.result(WAIT) != caller
 
-        def fail() -> None:
-            raise RuntimeError("router unreachable")
+    def fail() -> None:
+        raise RuntimeError("router unreachable")
 
-        with caplog.at_level(logging.ERROR, logger="lasthop.slack"):
-            failed = h.ctx.submit(fail)
-            assert isinstance(failed.exception(WAIT), RuntimeError)
-        assert [r.getMessage() for r in caplog.records] == ["Slack background work failed"]
-        assert caplog.records[0].exc_info is not None
+    with caplog.at_level(logging.ERROR, logger="lasthop.slack"):
+        failed = h.ctx.submit(fail)
+        assert isinstance(failed.exception(WAIT), RuntimeError)
+    assert [r.getMessage() for r in caplog.records] == ["Slack background work failed"]
+    assert caplog.records[0].exc_info is not None
 
 
-def test_close_lets_running_work_finish_then_stops_the_poster(tmp_path: Path) -> None:
-    inv = inventory_from_text(tmp_path, THREE_HOSTS + ROLES)
+def test_close_lets_running_work_finish_then_stops_the_poster(inv: Inventory) -> None:
     gate, done = threading.Event(), threading.Event()
 
     def work() -> None:

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from support.fakes import inventory_from_text
-from support.lan import THREE_HOSTS
-from support.slack_fakes import ALICE, OPS, ROLES, Harness, harness
+from support.slack_fakes import ALICE, OPS, harness
 from support.slack_standin import view_submission_payload
 
 from bot.chat import Actor, Answer, Message
@@ -24,17 +22,6 @@ from bot.commands import FailoverCommand
 from bot.inventory import Inventory
 from handlers import blocks
 from handlers.forms import CALLBACK, FIRST_HEALTHY, failover_form, on_submit, submitted
-
-
-@pytest.fixture
-def inv(tmp_path: Path) -> Inventory:
-    return inventory_from_text(tmp_path, THREE_HOSTS + ROLES)
-
-
-@pytest.fixture
-def h(inv: Inventory) -> Iterator[Harness]:
-    with harness(inv) as made:
-        yield made
 
 
 def element(form: dict[str, Any], block_id: str) -> dict[str, Any]:
