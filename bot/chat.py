@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 Style = Literal["primary", "danger"]
@@ -51,7 +51,7 @@ def who(ref: str) -> str:
 
 def when(at: datetime, fmt: str = "{time}") -> str:
     """A time that each reader sees in their own zone (Slack's date token); the fallback is UTC."""
-    fallback = at.strftime("%H:%M:%S UTC" if fmt == "{time_secs}" else "%H:%M UTC")
+    fallback = at.astimezone(UTC).strftime("%H:%M:%S UTC" if fmt == "{time_secs}" else "%H:%M UTC")
     return f"<!date^{int(at.timestamp())}^{fmt}|{fallback}>"
 
 

@@ -77,6 +77,11 @@ class IncidentView:
             return f"{', '.join(self.affected)} unreachable"
         return self.key
 
+    @property
+    def title_past(self) -> str:
+        """The title once it is over: "web1 was down", "web1 and web2 were down"."""
+        return self.title.replace(" is down", " was down").replace(" are down", " were down")
+
     def member(self, ref: str) -> MemberView | None:
         return next((m for m in self.members if m.ref == ref), None)
 

@@ -22,7 +22,7 @@ from ipaddress import IPv4Address, IPv4Network
 
 from bot import incident_view as iv
 from bot.announce import Announcer
-from bot.chat import ChatOut, MessageRef
+from bot.chat import ChatOut, MessageRef, escape
 from bot.drivers.errors import DriverError
 from bot.engine.auto import AutoPolicy
 from bot.engine.live import find_drift, serving_host
@@ -147,6 +147,10 @@ class Daemon:
 
     def announce(self, update: IncidentUpdate) -> None:
         self.announcer.incident(update)
+
+    def after_move(self, incident_id: int) -> None:
+        # Open incidents were refreshed by _on_move; a resolved one's Fail back buttons need it too.
+        self.announcer.refresh(incident_id)
 
     def parent(self, incident_id: int) -> MessageRef | None:
         future = self.announcer.parent_of(incident_id)
@@ -394,7 +398,7 @@ class Daemon:
         if outcome.status in ("refused", "noop"):
             # A move that ran is in the incident's timeline already (_on_move); one that did not is news too.
             self._say(req.target, iv.NOTE, f"automatic move of {req.target} {outcome.status}: "
-                      + "; ".join(outcome.lines))
+                      + "; ".join(escape(line) for line in outcome.lines))
 
     # -- housekeeping ------------------------------------------------------------------------------------
     def _housekeeping(self) -> None:

@@ -152,6 +152,19 @@ def affected_lines(inv: Inventory, view: iv.IncidentView, now: Situation) -> lis
     failing = {h: set(view.failing_on(h)) for h in view.failing_hosts()}
     unreachable = {m.name for m in view.members if m.kind == "service" and m.failing}
     lines = []
+    # Targets are chosen one after the other, each counting the ones before it, in the drain's
+    # order: the confirm dialog of "Fail over all" then names the moves the drain will make.
+    planned = dict(now.serving)
+    chosen: dict[str, tuple[str | None, str]] = {}
+    for service in sorted(view.affected):
+        routed = now.serving.get(service)
+        if view.open and service in inv.services and routed is not None and (
+                service in failing.get(routed, set()) or service in unreachable):
+            choice = choose_target(inv, service, health=now.health, serving=planned,
+                                   maintenance=now.maintenance, flapping=now.flapping)
+            chosen[service] = (choice.host, choice.why_none)
+            if choice.host is not None:
+                planned[service] = choice.host
     for service in view.affected:
         if service not in inv.services:
             continue
@@ -162,12 +175,8 @@ def affected_lines(inv: Inventory, view: iv.IncidentView, now: Situation) -> lis
         elif service in unreachable:
             problem = f"unreachable through {inv.services[service].router}"
         on_failed = routed if problem else None
-        target = why = None
-        if on_failed is not None and view.open:
-            choice = choose_target(inv, service, health=now.health, serving=now.serving,
-                                   maintenance=now.maintenance, flapping=now.flapping)
-            target, why = choice.host, choice.why_none
-        lines.append(ServiceLine(service, routed, on_failed, problem, target, why or ""))
+        target, why = chosen.get(service, (None, ""))
+        lines.append(ServiceLine(service, routed, on_failed, problem, target, why))
     return lines
 
 
@@ -253,8 +262,7 @@ def _state_line(view: iv.IncidentView, lines: Sequence[ServiceLine], at: datetim
     since = when(view.opened_at)
     if not view.open:
         took = format_duration(round(((view.resolved_at or at) - view.opened_at).total_seconds()))
-        was = view.title.replace(" is down", " was down").replace(" are down", " were down")
-        return f":white_check_mark: *RESOLVED* {was} from {since} for {took}"
+        return f":white_check_mark: *RESOLVED* {view.title_past} from {since} for {took}"
     clear = not any(line.problem for line in lines)
     moved = [m for m in view.moves if m.status == "done"]
     ack = f" · acknowledged by {who(view.acked_by)}" if view.acked_by else ""

@@ -47,7 +47,7 @@ from bot.engine.model import MoveRequest, Plan, Refusal
 from bot.engine.pipeline import Engine
 from bot.incidents import IncidentUpdate
 from bot.inventory import Inventory
-from bot.state import ApprovalClosed, ApprovalRecord, StateStore, utcnow
+from bot.state import ApprovalClosed, ApprovalRecord, StateStore
 from bot.status import collect_status, detail_lines
 from bot.views import (
     Phrasing,
@@ -88,6 +88,9 @@ class IncidentDesk(Protocol):
     def announce(self, update: IncidentUpdate) -> None: ...
 
     def parent(self, incident_id: int) -> MessageRef | None: ...
+
+    def after_move(self, incident_id: int) -> None:
+        """A button of this incident moved something: its parent shows the routes now (resolved ones too)."""
 
 
 @dataclass
@@ -194,19 +197,31 @@ class Workflow:
         timeout = timedelta(seconds=self.inv.policy.approval_timeout)
         if not plan.risky or accept_risk:
             if direct and not plan.risky:
-                key = f"incident:{incident}:{plan.key}" if incident is not None else None
-                return self._run(actor, plan, key=key, progress=progress)
+                key = self._tap_key(f"incident:{incident}:{plan.key}") if incident is not None else None
+                answer = self._run(actor, plan, key=key, progress=progress)
+                if incident is not None and self.incidents is not None:
+                    self.incidents.after_move(incident)
+                return answer
             record = self.store.create_approval(plan=plan.to_dict(), requester=actor.ref,
                                                 reasons=[r.text for r in plan.risks], expires_in=timeout)
             return Answer(confirm_message(plan, record.id), replace=True, offer=Offer("confirm", record.id))
         return self._ask_approval(actor, plan, timeout, incident)
 
+    def _tap_key(self, base: str) -> str:
+        """The idempotency key of an alert button's move: the same for a second tap of the same move,
+        a fresh one when every earlier attempt was rolled back, so the button can be tried again."""
+        changes = self.store.changes_for_request(base)
+        if changes and all(c.status in ("rolled_back", "failed") for c in changes):
+            return f"{base}:retry{len(changes)}"
+        return base
+
     def _already(self, plan: Plan, incident: int | None) -> str:
         """Nothing to do: say who did it, when the incident's timeline knows."""
         view = self.incidents.view(incident) if self.incidents is not None and incident is not None else None
         move = view.last_move(plan.request.target) if view is not None else None
-        if move is None:
-            return plan.noop
+        wanted = plan.request.to_host
+        if move is None or (wanted is not None and all(t != wanted for _, _, t in move.moves)):
+            return plan.noop  # the timeline's last move went elsewhere: it is not what was asked for
         moved = ", ".join(f"{s} {f or 'no route'} → {t}" for s, f, t in move.moves)
         return f"Already done: {moved} by {who(move.by)} at {move.at:%H:%M:%S} UTC. {plan.noop}."
 
@@ -400,7 +415,7 @@ class Workflow:
     def _start_maintenance(self, actor: Actor, what: Mapping[str, Any]) -> Message:
         host, duration, reason = str(what["host"]), what.get("duration"), str(what.get("reason") or "")
         seconds = float(duration) if isinstance(duration, int | float) else None
-        until = utcnow() + timedelta(seconds=seconds) if seconds else None
+        until = self.store.now() + timedelta(seconds=seconds) if seconds else None
         self.store.set_maintenance(host, by=actor.ref, reason=reason, until=until)
         self.store.audit(actor=actor.ref, source=actor.backend, action="maintenance", target=host, result="on",
                          detail=(f"until {until:%Y-%m-%d %H:%M}Z" if until else "until turned off")
@@ -466,7 +481,8 @@ class Workflow:
         if view is None:
             return Answer(Message.of("This incident is no longer known."), ok=False)
         if action == "alert_failover_all":
-            hosts = [h for h in data.get("h", []) if isinstance(h, str) and h in self.inv.hosts]
+            named = data.get("h")
+            hosts = [h for h in named if isinstance(h, str) and h in self.inv.hosts] if isinstance(named, list) else []
             if not view.open:
                 return self._after_the_fact(view)
             with self._tap(f"{incident_id}:*"):
@@ -495,10 +511,10 @@ class Workflow:
     def _after_the_fact(self, view: iv.IncidentView) -> Answer:
         when = f" after {format_duration(round((view.resolved_at - view.opened_at).total_seconds()))}" \
             if view.resolved_at else ""
-        moved = [f"{m.services[0]} went to {m.moves[0][2]}" for m in view.moves if m.status == "done" and m.moves]
+        moved = [f"{s} went to {t}" for m in view.moves if m.status == "done" for s, _, t in m.moves]
         story = "; ".join(moved) if moved else "nothing was moved"
-        return Answer(Message.of(f"This incident is over: {view.title.replace(' is ', ' was ')}, resolved{when} "
-                                 f"({story}). Nothing moved now."), ok=False)
+        return Answer(Message.of(f"This incident is over: {view.title_past}, resolved{when} ({story}). "
+                                 "Nothing moved now."), ok=False)
 
 
 def _maintenance_problem(cmd: MaintenanceCommand) -> str | None:

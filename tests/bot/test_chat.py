@@ -52,8 +52,6 @@ def test_when_is_a_date_token_with_a_utc_fallback() -> None:
     assert when(T0, "{date_short} {time}") == f"<!date^{EPOCH}^{{date_short}} {{time}}|03:04 UTC>"
 
 
-@pytest.mark.xfail(strict=True, reason="chat.when formats the fallback from `at` as given and calls it UTC; "
-                                       "latent: every caller passes UTC today")
 def test_when_falls_back_to_utc_whatever_the_zone_of_the_time() -> None:
     two_hours_east = T0.astimezone(timezone(timedelta(hours=2)))
     assert when(two_hours_east) == when(T0)

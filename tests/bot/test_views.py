@@ -223,9 +223,6 @@ def test_several_services_on_the_failed_host_get_one_fail_over_all_button(inv: I
                                         "• *www-d* → web1 :red_circle: still on web1, which is down"]
 
 
-@pytest.mark.xfail(strict=True, reason="views.affected_lines chooses each target alone; the 'Fail over all' "
-                                       "button runs a drain, which counts the moves it plans (www-d goes to "
-                                       "web2), so the confirm dialog names a move that will not happen")
 def test_fail_over_all_confirms_the_moves_the_drain_will_make(inv: Inventory) -> None:
     m = message(inv, view(down("web1", "www-a", "www-d")), situation(inv, {"www-a@web1": D, "www-d@web1": D}))
     confirm = button(m, "Fail over all").confirm

@@ -392,8 +392,9 @@ def test_maintenance_of_a_serving_host_from_chat_drains_once_a_second_person_app
     assert lh.store.maintenance() == {}
     approve, _, ts = approval_request(lh.standin)
     lh.click(approve, BOB, ALERTS, ts)
-    wait_for(lambda: "web3 is in maintenance for 2h (kernel update)" in json.dumps(lh.standin.message(ALERTS, ts), ensure_ascii=False),
-             30, "the drain's outcome, with maintenance started")
+    started = "web3 is in maintenance for 2h (kernel update)"
+    wait_for(lambda: started in json.dumps(lh.standin.message(ALERTS, ts), ensure_ascii=False), 30,
+             "the drain's outcome, with maintenance started")
     (record,) = lh.store.maintenance().values()
     assert (record.host, record.by, record.reason) == ("web3", f"slack:{ALICE}", "kernel update")
     assert lab.client_get(IPv4Address("198.51.100.200")) != "web3"

@@ -130,12 +130,12 @@ def test_nothing_to_decide_while_the_active_host_is_not_down_for_the_service(inv
 
 def test_hold_when_auto_failover_is_off_in_the_policy(inv: Inventory, clock: Clock) -> None:
     d = _decide(AutoPolicy(_auto(inv, enabled=False), clock=clock))
-    assert d == _hold("www-a", "automatic failover is off for www-a: suggested lasthop failover www-a")
+    assert d == _hold("www-a", "automatic failover is off for www-a: suggested lasthop failover www-a", routine=True)
 
 
 def test_hold_when_auto_failover_is_off_for_the_service(inv: Inventory, clock: Clock) -> None:
     d = _decide(AutoPolicy(inv, clock=clock), "www-c", health=_health(web1_www_c=D))
-    assert d == _hold("www-c", "automatic failover is off for www-c: suggested lasthop failover www-c")
+    assert d == _hold("www-c", "automatic failover is off for www-c: suggested lasthop failover www-c", routine=True)
 
 
 def test_hold_when_more_than_the_partition_threshold_of_hosts_fail_at_once(inv: Inventory, clock: Clock) -> None:
@@ -268,5 +268,5 @@ def test_failback_counts_against_the_move_cap(inv: Inventory, clock: Clock) -> N
     assert d == _hold("www-a", "1 automatic move in the last 1h: waiting for a human")
 
 
-def _hold(service: str, reason: str) -> AutoDecision:
-    return AutoDecision("hold", service, reason)
+def _hold(service: str, reason: str, *, routine: bool = False) -> AutoDecision:
+    return AutoDecision("hold", service, reason, routine=routine)
