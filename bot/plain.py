@@ -17,14 +17,21 @@ _MENTION = re.compile(r"<@([^>|]+)(?:\|[^>]*)?>")
 _CHANNEL = re.compile(r"<#([^>|]+)(?:\|([^>]*))?>")
 _BOLD = re.compile(r"(?<![\w*])\*([^*\n]+)\*(?![\w*])")
 _ITALIC = re.compile(r"(?<![\w_])_([^_\n]+)_(?![\w_])")
-_EMOJI = re.compile(r":([a-z0-9_+-]+):")
+_EMOJI = re.compile(r":([a-z0-9_+-]+):( ?)")
 EMOJI = {
     "red_circle": "[DOWN]", "large_green_circle": "[ok]", "large_yellow_circle": "[!]", "white_circle": "[?]",
     "wrench": "[maint]", "white_check_mark": "[ok]", "warning": "[!]", "x": "[x]", "no_entry": "[no]",
-    "no_entry_sign": "[no]", "rotating_light": "[ALERT]", "raised_hand": "[approval]", "mag": "[dry run]",
-    "information_source": "[i]", "hourglass": "[...]", "leftwards_arrow_with_hook": "[rolled back]",
+    "no_entry_sign": "[no]", "rotating_light": "[ALERT]", "raised_hand": "[approval]", "mag": "",
+    "information_source": "", "hourglass": "...", "leftwards_arrow_with_hook": "[rolled back]",
     "eyes": "[ack]",
 }
+
+
+def _emoji(m: re.Match[str]) -> str:
+    word = EMOJI.get(m[1])
+    if word is None:
+        return m[0]
+    return f"{word}{m[2]}" if word else ""  # a symbol that only repeats the next word goes, with its space
 
 
 def _time(m: re.Match[str]) -> str:
@@ -38,7 +45,7 @@ def text(markup: str) -> str:
     out = _CHANNEL.sub(lambda m: f"#{m[2] or m[1]}", out)
     out = _BOLD.sub(r"\1", out)
     out = _ITALIC.sub(r"\1", out)
-    out = _EMOJI.sub(lambda m: EMOJI.get(m[1], f":{m[1]}:"), out)
+    out = _EMOJI.sub(_emoji, out)
     return out.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 

@@ -217,7 +217,7 @@ class Engine:
             self._audit(req, "precheck", "refused", str(e), plan)
             return "refused"
         if req.dry_run:
-            run.lines.append(f"pre-checks passed on {run.router}; dry run: nothing changed")
+            run.lines.append(f"pre-checks passed on {run.router}")  # the heading says nothing changed
             self._audit(req, "dry-run", "ok", "; ".join(plan.summary), plan)
             return "done"
         route_moves = [RouteMove(m.prefix, m.from_hop, m.to_hop) for m in run.moves]

@@ -85,7 +85,8 @@ def test_cli_failover_and_dry_run(lab: Lab, lab_inv: Inventory, lab_home: None, 
         f"sqlite:///{lab.state_dir}/lasthop.db", lab_inv.state_url))
     assert cli_main(["--config", str(config), "failover", "www-a", "--to", "web2", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "Dry run: nothing changed." in out and "ip route 198.51.100.32/27 198.51.100.3" in out
+    assert out.count("nothing changed") == 1 and "Dry run: nothing changed" in out
+    assert "ip route 198.51.100.32/27 198.51.100.3" in out
     engine = engine_for(lab_inv)
     assert fib(engine, "r1", A) == {WEB1}
     # web1 is healthy, so moving away from it is risky: the CLI refuses without --accept-risk.
@@ -94,7 +95,7 @@ def test_cli_failover_and_dry_run(lab: Lab, lab_inv: Inventory, lab_home: None, 
     assert fib(engine, "r1", A) == {WEB1}
     assert cli_main(["--config", str(config), "failover", "198.51.100.32/27", "--to", "web2", "--yes",
                      "--accept-risk"]) == 0
-    assert "Done." in capsys.readouterr().out
+    assert "[ok] Done" in capsys.readouterr().out
     assert client_answer(lab, VIP_A, "web2") == "web2"
     assert cli_main(["--config", str(config), "status", "--json"]) == 0
     assert '"host": "web2"' in capsys.readouterr().out
