@@ -38,7 +38,8 @@ def on_action(ack: Ack, body: dict[str, Any], respond: Respond, context: Any) ->
     value = str(body["actions"][0].get("value", ""))
     where, ephemeral = clicked(body)
     actor = Actor(body["user"]["id"], "slack", where.channel)
-    ctx.submit(lambda: run(ctx, actor, blocks.action_of(action_id) or "", value, where, ephemeral, respond))
+    ctx.submit(lambda: run(ctx, actor, blocks.action_of(action_id) or "", value, where, ephemeral, respond),
+               on_error=lambda message: respond(**blocks.reply(message, replace=False)))
 
 
 def run(ctx: SlackContext, actor: Actor, action: str, value: str, where: MessageRef, ephemeral: bool,

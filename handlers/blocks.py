@@ -39,17 +39,18 @@ def button(b: Button, n: int) -> Block:
     return out
 
 
-def _chunks(text: str) -> list[str]:
-    """Long text split at line ends into sections Slack accepts."""
+def _chunks(text: str, limit: int = SECTION_MAX) -> list[str]:
+    """Long text split at line ends (a line longer than `limit` at `limit`) into sections Slack accepts."""
     out, current = [], ""
-    for line in text.split("\n"):
-        if current and len(current) + 1 + len(line) > SECTION_MAX:
-            out.append(current)
-            current = line
-        else:
-            current = f"{current}\n{line}" if current else line
+    for whole in text.split("\n"):
+        for line in [whole[i:i + limit] for i in range(0, len(whole), limit)] or [""]:
+            if current and len(current) + 1 + len(line) > limit:
+                out.append(current)
+                current = line
+            else:
+                current = f"{current}\n{line}" if current else line
     out.append(current)
-    return [c[:SECTION_MAX] for c in out if c]
+    return [c for c in out if c]
 
 
 def render(message: Message) -> list[Block]:
@@ -59,9 +60,11 @@ def render(message: Message) -> list[Block]:
         if isinstance(part, Text):
             blocks.extend(section(c) for c in _chunks(part.text))
         elif isinstance(part, Note):
-            blocks.append(context(part.text))
+            if part.text.strip():  # Slack refuses a context element with no text
+                blocks.append(context(part.text))
         elif isinstance(part, Code):
-            blocks.extend(section(f"```{c}```") for c in _chunks(part.text.replace("```", "'''")))
+            code = part.text.replace("```", "'''")
+            blocks.extend(section(f"```{c}```") for c in _chunks(code, SECTION_MAX - 6))
         elif isinstance(part, Buttons):
             elements = []
             for b in part.buttons[:25]:
@@ -69,10 +72,14 @@ def render(message: Message) -> list[Block]:
                 n += 1
             if elements:
                 blocks.append({"type": "actions", "elements": elements})
-    if len(blocks) > MAX_BLOCKS:  # keep the buttons: they are what the reader acts on
-        actions = [b for b in blocks if b["type"] == "actions"][:MAX_BLOCKS]
-        rest = [b for b in blocks if b["type"] != "actions"]
-        blocks = rest[: MAX_BLOCKS - len(actions)] + actions
+    if len(blocks) > MAX_BLOCKS:
+        # Keep the buttons (what the reader acts on) where they are; drop text from the end.
+        drop = len(blocks) - MAX_BLOCKS
+        keep = [True] * len(blocks)
+        for i in range(len(blocks) - 1, -1, -1):
+            if drop and blocks[i]["type"] != "actions":
+                keep[i], drop = False, drop - 1
+        blocks = [b for b, k in zip(blocks, keep, strict=True) if k][:MAX_BLOCKS]
     return blocks
 
 

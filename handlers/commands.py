@@ -58,7 +58,8 @@ def on_command(ack: Ack, command: dict[str, Any], respond: Respond, client: WebC
         client.views_open(trigger_id=command["trigger_id"], view=forms.failover_form(ctx.workflow.inv, actor.channel))
         return
     ack(_WORKING[type(cmd)])
-    ctx.submit(lambda: run(ctx, actor, cmd, respond))
+    ctx.submit(lambda: run(ctx, actor, cmd, respond),
+               on_error=lambda message: respond(**blocks.reply(message, replace=True)))
 
 
 def _target(cmd: Command) -> str:

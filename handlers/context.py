@@ -13,7 +13,7 @@ from typing import Any
 from slack_sdk import WebClient
 
 from bot.access import Role, Who, needs_groups, refusal
-from bot.chat import Actor
+from bot.chat import Actor, Message
 from bot.commands import CommandNames
 from bot.inventory import SlackSettings
 from bot.workflow import Workflow
@@ -22,6 +22,8 @@ from handlers.poster import Poster
 log = logging.getLogger("lasthop.slack")
 GROUP_CACHE_SECONDS = 300.0
 KEY = "lasthop"  # where the context sits in Bolt's per-request context
+FAILED = Message.of(":x: lasthop hit an error and could not finish this. Check the routes with the status "
+                    "command before trying again; the details are in lasthop's log.")
 
 
 @dataclass
@@ -53,17 +55,20 @@ class SlackAccess:
             if cached and now - cached[0] < GROUP_CACHE_SECONDS:
                 return cached[1]
         groups = set()
+        complete = True
         for gid in {m for attr in ("viewers", "operators", "approvers") for m in getattr(self.settings, attr)
                     if m.startswith("S")}:
             try:
                 users: list[str] = self.client.usergroups_users_list(usergroup=gid).get("users", [])
-            except Exception:  # an unreadable group grants nothing
+            except Exception:  # an unreadable group grants nothing, this time
                 log.warning("cannot read Slack user group %s", gid)
+                complete = False
                 continue
             if user in users:
                 groups.add(gid)
-        with self._lock:
-            self._groups[user] = (now, frozenset(groups))
+        if complete:  # one Slack error must not lock an operator out for the whole cache time
+            with self._lock:
+                self._groups[user] = (now, frozenset(groups))
         return frozenset(groups)
 
 
@@ -79,13 +84,22 @@ class SlackContext:
     def names(self) -> CommandNames:
         return self.workflow.inv.slack.commands
 
-    def submit(self, fn: Callable[[], Any]) -> Future[Any]:
-        """Work after the ack: SSH, the database and health checks never run before it."""
+    def submit(self, fn: Callable[[], Any], on_error: Callable[[Message], Any] | None = None) -> Future[Any]:
+        """Work after the ack: SSH, the database and health checks never run before it.
+
+        Work that fails is logged with its traceback, and the person is told in one plain line
+        (`on_error`), never left looking at "Planning…" and never shown the exception.
+        """
         def guarded() -> Any:
             try:
                 return fn()
             except Exception:
                 log.exception("Slack background work failed")
+                if on_error is not None:
+                    try:
+                        on_error(FAILED)
+                    except Exception:
+                        log.exception("telling the person about the failure failed too")
                 raise
         return self.executor.submit(guarded)
 

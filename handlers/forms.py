@@ -69,4 +69,4 @@ def on_submit(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebC
         client.chat_postEphemeral(channel=channel, user=actor.id, text=blocks.fallback(message),
                                   blocks=blocks.render(message))
 
-    ctx.submit(lambda: show(ctx.workflow.request(actor, cmd, progress=show).message))
+    ctx.submit(lambda: show(ctx.workflow.request(actor, cmd, progress=show).message), on_error=show)

@@ -231,8 +231,6 @@ def test_markup_in_a_maintenance_reason_goes_to_the_workflow_as_typed_and_is_not
 # ---------------------------------------------------------------- when the work fails
 
 
-@pytest.mark.xfail(strict=True, reason="handlers.commands.run: an exception in the workflow is only logged "
-                   "(SlackContext.submit); the person is left with 'Planning…' and never told it failed")
 def test_work_that_fails_still_answers_the_person(inv: Inventory) -> None:
     with harness(inv, error=RuntimeError("database is locked")) as h:
         slash(h, "/failover", "www-a to web2")

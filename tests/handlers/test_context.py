@@ -163,8 +163,6 @@ def test_an_unreadable_group_grants_nothing_and_the_others_still_count(standin: 
     assert gone and all(c.response["error"] == "no_such_subteam" for c in gone)
 
 
-@pytest.mark.xfail(strict=True, reason="handlers.context.SlackAccess._user_groups caches a failed lookup as "
-                   "'in no group' for GROUP_CACHE_SECONDS: one Slack error locks an operator out for 5 minutes")
 def test_a_failed_group_lookup_is_not_remembered(standin: SlackStandIn) -> None:
     standin.usergroups["S0OPS"] = [ALICE]
     access = group_access(standin, operators=("S0OPS",))

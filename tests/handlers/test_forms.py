@@ -153,8 +153,6 @@ def test_submitting_acks_and_posts_the_plan_privately_where_the_form_was_opened(
     ]
 
 
-@pytest.mark.xfail(strict=True, reason="handlers.forms.on_submit: an exception in the workflow is only logged "
-                   "(SlackContext.submit); after the modal closes the person is never told anything")
 def test_a_submission_whose_work_fails_still_tells_the_person(inv: Inventory) -> None:
     form = failover_form(inv, OPS)
     with harness(inv, error=RuntimeError("database is locked")) as h:
