@@ -9,26 +9,13 @@ from pathlib import Path
 import pytest
 from support.fakes import ManualClock as Clock
 from support.fakes import inventory_from_text
+from support.lan import THREE_HOSTS as INVENTORY
 
 from bot.health.machine import Transition
 from bot.health.state import Health
 from bot.incidents import IncidentTracker, IncidentUpdate
 from bot.inventory import Inventory
 from bot.state import StateStore
-
-INVENTORY = """
-defaults: {username: ops, key_file: /k, known_hosts: /kh}
-routers:
-  r1: {driver: frr, address: 198.18.7.11, lan: [192.0.2.0/27]}
-hosts:
-  web1: {address: 192.0.2.2}
-  web2: {address: 192.0.2.3}
-  web3: {address: 192.0.2.4}
-services:
-  www-a: {prefix: 198.51.100.32/27, router: r1, hosts: [web1, web2, web3], vips: [198.51.100.33]}
-  www-b: {prefix: 198.51.100.64/27, router: r1, hosts: [web2, web3, web1], vips: [198.51.100.65]}
-  www-d: {prefix: 198.51.100.96/27, router: r1, hosts: [web1, web2, web3], vips: [198.51.100.97]}
-"""
 
 SERVING: Mapping[str, str | None] = {"www-a": "web1", "www-b": "web2", "www-d": "web3"}
 D, U = Health.DOWN, Health.UP

@@ -7,7 +7,6 @@ times printed are for reading, not asserted (the benchmark measures them).
 from __future__ import annotations
 
 import dataclasses
-import io
 import os
 import re
 import signal
@@ -15,18 +14,17 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 import pytest
-from support.labtools import cmdline, namespace_pids
+from support.labtools import cmdline, namespace_pids, wait_for
 
 from bot.health.state import Health
 from bot.inventory import Inventory
 from bot.notify import LogOut
-from bot.serve import Daemon, ServeSettings
-from bot.state import StateStore
+from bot.serve import Daemon
 from lab import Lab
 
 pytestmark = pytest.mark.lab
@@ -35,13 +33,6 @@ VIP_A = IPv4Address("198.51.100.33")
 A = IPv4Network("198.51.100.32/27")
 
 
-def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
 
 
 def fast_inventory(inv: Inventory, *, auto: set[str] = frozenset(), fall: int = 2, rise: int = 2,
@@ -58,23 +49,6 @@ def fast_inventory(inv: Inventory, *, auto: set[str] = frozenset(), fall: int = 
     return dataclasses.replace(inv, services=services, policy=policy)
 
 
-@pytest.fixture
-def run_daemon(lab_inv: Inventory) -> Iterator[Callable[..., tuple[Daemon, LogOut]]]:
-    started: list[Daemon] = []
-
-    def start(inv: Inventory | None = None, **settings: float) -> tuple[Daemon, LogOut]:
-        inv = inv or lab_inv
-        notifier = LogOut(io.StringIO())
-        daemon = Daemon(inv, StateStore(inv.state_url), notifier, channel="alerts",
-                        settings=ServeSettings(**{"drift_interval": 2.0, "startup_grace": 10.0, **settings}))
-        daemon.start()
-        started.append(daemon)
-        wait_for(lambda: daemon._ready, 30, "a complete health view")
-        return daemon, notifier
-
-    yield start
-    for d in started:
-        d.stop()
 
 
 _PARENT = re.compile(r"^\[(DOWN|!|ok)\] (OPEN|DOWN, NOT SERVING|MITIGATED|RESOLVED)\b")

@@ -8,19 +8,16 @@ down too, to web2 anyway, saying that web2 now serves everything. Needs root.
 from __future__ import annotations
 
 import dataclasses
-import io
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from ipaddress import IPv4Address
 
 import pytest
-from support.labtools import client_answer
+from support.labtools import client_answer, wait_for
 
 from bot.health.state import Health
 from bot.inventory import Inventory
 from bot.notify import LogOut
-from bot.serve import Daemon, ServeSettings
-from bot.state import StateStore
+from bot.serve import Daemon
 from lab import Lab
 
 pytestmark = pytest.mark.lab
@@ -29,13 +26,6 @@ VIP_A = IPv4Address("198.51.100.33")
 WEB2, WEB3 = "198.51.100.3", "198.51.100.4"  # the hosts' Ethernet addresses: the route's next hop
 
 
-def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
 
 
 def two_services(inv: Inventory, partition_threshold: float = 0.5) -> Inventory:
@@ -55,22 +45,6 @@ def two_services(inv: Inventory, partition_threshold: float = 0.5) -> Inventory:
     return dataclasses.replace(inv, services=services, policy=policy)
 
 
-@pytest.fixture
-def run_daemon() -> Iterator[Callable[[Inventory], tuple[Daemon, LogOut]]]:
-    started: list[Daemon] = []
-
-    def start(inv: Inventory) -> tuple[Daemon, LogOut]:
-        notifier = LogOut(io.StringIO())
-        daemon = Daemon(inv, StateStore(inv.state_url), notifier, channel="alerts",
-                        settings=ServeSettings(drift_interval=2.0, startup_grace=10.0))
-        daemon.start()
-        started.append(daemon)
-        wait_for(lambda: daemon._ready, 30, "a complete health view")
-        return daemon, notifier
-
-    yield start
-    for d in started:
-        d.stop()
 
 
 def finished_move(daemon: Daemon) -> dict[str, str]:

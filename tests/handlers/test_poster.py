@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from support.fakes import inventory_from_text
+from support.lan import THREE_HOSTS
 from support.slack_standin import SlackStandIn
 
 from bot.announce import Announcer
@@ -104,24 +105,12 @@ def test_a_message_slack_can_never_take_fails_alone(standin: SlackStandIn) -> No
     poster.close()
 
 
-INVENTORY = """
-defaults: {username: ops, key_file: /k, known_hosts: /kh}
-routers:
-  r1: {driver: frr, address: 198.18.7.11, lan: [192.0.2.0/27]}
-hosts:
-  web1: {address: 192.0.2.2}
-  web2: {address: 192.0.2.3}
-services:
-  www-a: {prefix: 198.51.100.32/27, router: r1, hosts: [web1, web2], vips: [198.51.100.33]}
-"""
-
-
 def test_twenty_incidents_in_one_second_arrive_in_order_with_none_lost_and_no_burst_of_429s(
         tmp_path: Path) -> None:
     with SlackStandIn(post_interval=0.25) as standin:
         poster = Poster(client_for(standin), interval=0.25)
         store = StateStore(f"sqlite:///{tmp_path}/s.db")
-        announcer = Announcer(inventory_from_text(tmp_path, INVENTORY), store, poster, C1)
+        announcer = Announcer(inventory_from_text(tmp_path, THREE_HOSTS), store, poster, C1)
         for n in range(20):
             record = store.open_incident(key=f"host:h{n}", title=f"h{n} is down")
             event = store.add_incident_event(record.id, f"h{n} is down for www-a", kind=DOWN, member="host:web1",

@@ -21,7 +21,7 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
 import pytest
-from support.labtools import comm, namespace_pids
+from support.labtools import comm, namespace_pids, wait_for
 from support.slack_standin import (
     SlackStandIn,
     block_action_body,
@@ -51,14 +51,6 @@ VIP_A = IPv4Address("198.51.100.33")
 WEB1, WEB2 = IPv4Address("198.51.100.2"), IPv4Address("198.51.100.3")
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = predicate()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
 
 
 @dataclass

@@ -4,10 +4,23 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Callable
 from ipaddress import IPv4Address
 from pathlib import Path
+from typing import Any
 
 from lab import Lab
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    """The first truthy value of `predicate`, polled every 0.1 s; AssertionError naming `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
 
 
 def client_answer(lab: Lab, vip: IPv4Address, want: str, timeout: float = 10.0) -> str:

@@ -1,0 +1,36 @@
+"""Fixtures the daemon's lab tests share: a `lasthop serve` daemon on the lab, told to a LogOut."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator
+
+import pytest
+from support.labtools import wait_for
+
+from bot.inventory import Inventory
+from bot.notify import LogOut
+from bot.serve import Daemon, ServeSettings
+from bot.state import StateStore
+
+RunDaemon = Callable[..., tuple[Daemon, LogOut]]
+
+
+@pytest.fixture
+def run_daemon(lab_inv: Inventory) -> Iterator[RunDaemon]:
+    """start(inv=None, **settings): a started daemon with a complete health view, and what it said."""
+    started: list[Daemon] = []
+
+    def start(inv: Inventory | None = None, **settings: float) -> tuple[Daemon, LogOut]:
+        inv = inv or lab_inv
+        notifier = LogOut(io.StringIO())
+        daemon = Daemon(inv, StateStore(inv.state_url), notifier, channel="alerts",
+                        settings=ServeSettings(**{"drift_interval": 2.0, "startup_grace": 10.0, **settings}))
+        daemon.start()
+        started.append(daemon)
+        wait_for(lambda: daemon._ready, 30, "a complete health view")
+        return daemon, notifier
+
+    yield start
+    for d in started:
+        d.stop()
