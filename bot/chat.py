@@ -176,7 +176,7 @@ def decode(value: str) -> Mapping[str, Any]:
 
 @dataclass
 class Recorder:
-    """A ChatOut that keeps what was sent, in order: the log back end and unit tests use it."""
+    """A ChatOut that only keeps what was sent, in order: for unit tests of what lasthop says."""
 
     sent: list[tuple[str, MessageRef, Message]] = field(default_factory=list)  # ("post"|"update", ref, message)
     on_send: Callable[[str, MessageRef, Message, MessageRef | None], None] | None = None
@@ -185,7 +185,7 @@ class Recorder:
     def post(self, channel: str, message: Message, *,
              thread: MessageRef | Future[MessageRef] | None = None) -> Future[MessageRef]:
         parent = thread.result(timeout=10) if isinstance(thread, Future) else thread
-        self._n += 1
+        self._n += 1  # callers post from one thread at a time in the tests that use it
         ref = MessageRef(channel, str(self._n))
         self.sent.append(("post", ref, message))
         if self.on_send is not None:

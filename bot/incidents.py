@@ -171,11 +171,6 @@ class IncidentTracker:
             st = self._members.get(member) if member is not None else None
             return st.incident if st is not None and st.incident in self._open else None
 
-    def open_for(self, service: str) -> list[int]:
-        """Open incidents in which `service` failed: where a move of it belongs in the timeline."""
-        with self._lock:
-            return [o.id for o in self._open.values() if service in o.affected]
-
     def note(self, key: str, kind: str, text: str, data: Mapping[str, Any] | None = None) -> IncidentUpdate | None:
         """An incident-level event (an automatic hold, say) for the open incident `key`; None if it is not open."""
         with self._lock:

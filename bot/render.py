@@ -1,11 +1,11 @@
-"""Plain-text rendering of the engine's data for terminals (80 columns). No logic lives here."""
+"""Plain-text tables for terminals (80 columns): status and history. Plans and outcomes are bot.views,
+rendered by bot.plain, the same messages chat shows. No logic lives here."""
 
 from __future__ import annotations
 
 import textwrap
 from collections.abc import Iterable
 
-from bot.engine.model import Outcome, Plan
 from bot.state.records import AuditRecord
 from bot.status import StatusView
 
@@ -25,31 +25,6 @@ def status_text(view: StatusView, width: int = 80) -> str:
                 lines.extend(textwrap.wrap(note, width, initial_indent="  ! ", subsequent_indent="    "))
     for note in view.notes:
         lines.extend(textwrap.wrap(note, width, initial_indent="! ", subsequent_indent="  "))
-    return "\n".join(lines)
-
-
-def plan_text(plan: Plan) -> str:
-    lines = ["Plan:"] + [f"  {s}" for s in plan.summary]
-    for router, commands in plan.commands.items():
-        lines.append(f"Commands on {router}:")
-        lines.extend(f"  {c}" for c in commands)
-    if plan.risks:
-        lines.append("Risky, needs approval:")
-        lines.extend(f"  - {r.text}" for r in plan.risks)
-    lines.extend(f"Note: {n}" for n in plan.notes)
-    return "\n".join(lines)
-
-
-def outcome_text(outcome: Outcome) -> str:
-    head = {
-        "done": "Done.", "dry-run": "Dry run: nothing changed.", "noop": "Nothing to do.",
-        "refused": "Refused.", "rolled_back": "Failed and rolled back.", "failed": "Failed.",
-        "needs_human": "FAILED, and the rollback failed: a human is needed now.",
-    }[outcome.status]
-    lines = [head, *(f"  {line}" for line in outcome.lines)]
-    if outcome.timings_ms:
-        steps = (f"{k.removesuffix('_ms')} {v} ms" for k, v in outcome.timings_ms.items())
-        lines.append("  timings: " + ", ".join(steps))
     return "\n".join(lines)
 
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Network
 
+from bot import plain
+from bot.chat import Message
 from bot.engine.model import MoveRequest, Outcome, Plan, PlannedMove, RiskReason
-from bot.render import outcome_text, plan_text, status_text
+from bot.render import status_text
 from bot.status import ServiceRow, StatusView
+from bot.views import outcome_message, plan_parts
 
 
 def test_status_fits_80_columns_and_marks_problems() -> None:
@@ -33,11 +36,12 @@ def test_plan_and_outcome_text() -> None:
     plan = Plan(req, (move,), ("www-a (198.51.100.32/27 on r1): web1 -> web2",),
                 {"r1": ["configure terminal", "ip route 198.51.100.32/27 198.51.100.3", "end"]},
                 (RiskReason("moves_from_healthy_host", "moves www-a away from web1, which is healthy"),))
-    text = plan_text(plan)
-    assert "  www-a (198.51.100.32/27 on r1): web1 -> web2" in text
-    assert "  ip route 198.51.100.32/27 198.51.100.3" in text
-    assert "Risky, needs approval:\n  - moves www-a away from web1, which is healthy" in text
-    out = outcome_text(Outcome("rolled_back", plan, ["change failed: x", "rolled back to y, verified"],
-                               timings_ms={"apply_ms": 80, "verify_ms": 120}))
-    assert out.splitlines()[0] == "Failed and rolled back."
-    assert "timings: apply 80 ms, verify 120 ms" in out
+    # What the CLI prints: the chat's messages as plain text.
+    text = plain.render(Message("plan", tuple(plan_parts(plan))))
+    assert "• www-a (198.51.100.32/27 on r1): web1 -> web2" in text
+    assert "    ip route 198.51.100.32/27 198.51.100.3" in text
+    assert "Needs approval:\n• moves www-a away from web1, which is healthy" in text
+    out = plain.render(outcome_message(Outcome("rolled_back", plan, ["change failed: x", "rolled back to y, verified"],
+                                               timings_ms={"apply_ms": 80, "verify_ms": 120})))
+    assert out.splitlines()[0] == "[rolled back] Failed and rolled back"
+    assert "apply 80 ms, verify 120 ms" in out

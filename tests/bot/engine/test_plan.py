@@ -6,12 +6,14 @@ from ipaddress import IPv4Address, IPv4Network
 
 import pytest
 
+from bot import plain
+from bot.chat import Message
 from bot.engine.live import find_drift
 from bot.engine.model import MoveRequest, Plan, Refusal
 from bot.engine.plan import make_plan
 from bot.health.state import Health
 from bot.inventory import Inventory
-from bot.render import plan_text
+from bot.views import plan_parts
 
 A, B, D = (IPv4Network(p) for p in ("198.51.100.32/27", "198.51.100.64/27", "198.51.100.96/27"))
 WEB = {n: IPv4Address(f"192.0.2.{n + 1}") for n in (1, 2, 3)}
@@ -87,7 +89,8 @@ def test_a_rescue_that_concentrates_is_not_risky_and_says_why(inv: Inventory) ->
     assert [m.to_host for m in plan.moves] == ["web2"]
     assert not plan.risky
     assert plan.notes == ("afterwards web2 serves every service: allowed, because web1 is down for www-a",)
-    assert "Note: afterwards web2 serves every service: allowed" in plan_text(plan)
+    shown = plain.render(Message("plan", tuple(plan_parts(plan))))
+    assert "• afterwards web2 serves every service: allowed" in shown
 
 
 def test_linux_router_plan_shows_an_atomic_replace(inv: Inventory) -> None:
