@@ -90,7 +90,9 @@ def test_auto_failover_restores_service_without_a_human(lab: Lab, lab_inv: Inven
         change = daemon.store.recent_changes(limit=1)[0]
         assert change.status == "done" and change.kind == "automatic" and change.requested_by == "lasthop"
         assert len(parents(notifier)) == 1, notifier.sent  # one incident (VIP and host failures joined), not a storm
-        assert "moved www-a web1 → web2 (lasthop (automatic))" in said(notifier)
+        # The change record says done a moment before the engine's observers have told the thread.
+        wait_for(lambda: "moved www-a web1 → web2 (lasthop (automatic))" in said(notifier), 10,
+                 "the move in the incident's thread")
         # www-d (on r2) also ran on web1 but has auto failover off: the parent offers its button.
         wait_for(lambda: "Fail over www-d to" in said(notifier), 10, "the button for www-d")
     finally:
