@@ -227,14 +227,17 @@ class Daemon:
 
     def _run_drift(self, router: str) -> tuple[bool, str]:
         # A router lasthop is changing shows both next hops for a moment (make before break):
-        # judged then, it would look half-changed. No verdict while the lock is held, before or after.
-        if self.store.lock_info(router) is not None:
+        # judged then, it would look half-changed. So no verdict unless the router was free before
+        # and after the read and no change started or ended in between (a whole move can fit inside
+        # one read: a lock check on each side alone would miss it). The next drift read judges.
+        before = self.store.router_activity(router)
+        if before.busy:
             return True, BUSY
         try:
             live = self.engine.read_live([router])
         except DriverError as e:
             return False, f"cannot read {router}: {e}"
-        if self.store.lock_info(router) is not None:
+        if self.store.router_activity(router) != before:
             return True, BUSY
         expected = {**self._baseline, **self.engine.expected()}
         changed = False

@@ -20,6 +20,7 @@ from bot.state.records import (
     IncidentRecord,
     LockInfo,
     MaintenanceRecord,
+    RouterActivity,
 )
 from bot.state.redact import redact, register_secret
 from bot.state.store import StateStore, utcnow
@@ -37,6 +38,7 @@ __all__ = [
     "LockLost",
     "MaintenanceRecord",
     "NotFound",
+    "RouterActivity",
     "StateError",
     "StateStore",
     "redact",

@@ -86,6 +86,18 @@ class LockInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class RouterActivity:
+    """A reading of what lasthop is doing to a router: compare two to see whether a change ran between."""
+
+    lock: LockInfo | None
+    last_change: tuple[int, str, datetime] | None  # (seq, status, updated_at) of its newest change
+
+    @property
+    def busy(self) -> bool:
+        return self.lock is not None
+
+
+@dataclass(frozen=True, slots=True)
 class IncidentEvent:
     """One entry of an incident's timeline: what happened as data, and the sentence rendered from it.
 

@@ -60,6 +60,7 @@ from bot.state.records import (
     IncidentRecord,
     LockInfo,
     MaintenanceRecord,
+    RouterActivity,
 )
 from bot.state.redact import redact
 
@@ -477,6 +478,20 @@ class StateStore:
         if row is None or row["expires_at"] <= now:
             return None
         return _lock_info(row)
+
+    def router_activity(self, router: str) -> RouterActivity:
+        """What lasthop is doing to `router`, read in one transaction: the live lock, and the newest
+        change touching it. Two equal readings with no lock between them mean that no change
+        started, ran or ended in between, whatever process made it."""
+        now = self._now()
+        c = t.changes.c
+        with self._tx(write=False) as conn:
+            row = self._lock_row(conn, router)
+            last = conn.execute(
+                select(c.seq, c.status, c.updated_at).where(c.router == router).order_by(c.seq.desc()).limit(1)
+            ).first()
+        lock = None if row is None or row["expires_at"] <= now else _lock_info(row)
+        return RouterActivity(lock, None if last is None else (int(last[0]), str(last[1]), last[2]))
 
     @contextmanager
     def router_lock(

@@ -180,3 +180,31 @@ def test_four_processes_racing_for_one_router_one_wins(open_store: Callable[...,
     assert len(winners) == 1, outcomes
     assert sorted(map(tuple, outcomes)) == [("held", winners[0])] * 3 + [("won",)], outcomes
     assert holder_of(parent, "r-race") == winners[0]
+
+
+def test_router_activity_changes_with_every_lock_and_change_and_only_then(store: StateStore, clock: Any) -> None:
+    quiet = store.router_activity("r1")
+    assert quiet.lock is None and quiet.last_change is None and not quiet.busy
+    assert store.router_activity("r1") == quiet  # reading changes nothing
+
+    store.acquire_lock("r1", holder="change-1", info=INFO)
+    locked = store.router_activity("r1")
+    assert locked.busy and locked.lock is not None and locked.lock.holder == "change-1"
+    change = store.create_change(router="r1", moves=[], requested_by="alice", source="cli")
+    created = store.router_activity("r1")
+    assert created.last_change is not None and created.last_change[1] == "planned"
+    clock.advance(seconds=1)
+    store.set_change_status(change.id, "done")
+    store.release_lock("r1", holder="change-1")
+    after = store.router_activity("r1")
+    assert not after.busy and after.last_change is not None and after.last_change[1] == "done"
+    assert after != quiet and after != created  # a whole change between two readings shows
+
+    store.create_change(router="r2", moves=[], requested_by="alice", source="cli")
+    assert store.router_activity("r1") == after  # another router's change is not this router's
+
+
+def test_an_expired_lock_is_not_activity(store: StateStore, clock: Any) -> None:
+    store.acquire_lock("r1", holder="dead-process", info=INFO, ttl=timedelta(seconds=10))
+    clock.advance(seconds=11)
+    assert not store.router_activity("r1").busy
