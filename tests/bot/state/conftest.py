@@ -23,7 +23,19 @@ from sqlalchemy.exc import OperationalError
 
 from bot.state import StateStore
 
-PG_ADMIN_URL = os.environ.get("LASTHOP_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+# scripts/postgres.sh (run by `make test`) makes the tests' own role and writes its URL here.
+PG_URL_FILE = Path(os.environ.get("LASTHOP_TEST_PG_URL_FILE", "/var/lib/lasthop/test-postgres.url"))
+
+
+def _admin_url() -> str | None:
+    if os.environ.get("LASTHOP_TEST_PG_URL"):
+        return os.environ["LASTHOP_TEST_PG_URL"]
+    try:
+        return PG_URL_FILE.read_text().strip() or None
+    except OSError:
+        return None
+
+
 START = datetime(2030, 1, 2, 12, 3, 4, tzinfo=UTC)
 
 
@@ -47,7 +59,14 @@ class FakeClock:
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
     """URL of a database created for this test session, dropped when it ends."""
-    admin_url = make_url(PG_ADMIN_URL)
+    found = _admin_url()
+    if found is None:
+        reason = f"no PostgreSQL for the tests: LASTHOP_TEST_PG_URL is unset and {PG_URL_FILE} is missing"
+        if _ci():
+            pytest.fail(f"{reason}; CI is set, so the PostgreSQL state-store tests must run "
+                        "(scripts/postgres.sh makes one)", pytrace=False)
+        pytest.skip(f"{reason}; run `sudo bash scripts/postgres.sh` to run the PostgreSQL half")
+    admin_url = make_url(found)
     where = f"{admin_url.host}:{admin_url.port or 5432}"
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
     try:
