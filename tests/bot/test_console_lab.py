@@ -25,7 +25,10 @@ SCRIPT = """
 /lasthop status
 /lasthop lab break web1
 wait "www-a → web1 [DOWN] still on web1, which is down" 40s
-press Fail over
+# web1 serves www-d too (through r2): wait until the incident holds both, or the press may
+# come first and move www-a only, leaving the incident open for www-d
+wait "www-d → web1 [DOWN] still on web1, which is down" 40s
+press Fail over all
 wait "Done" 40s
 wait "MITIGATED" 20s
 /lasthop lab client www-a
