@@ -131,6 +131,14 @@ class AutoFailover:
 
 
 @dataclass(frozen=True)
+class Flapping:
+    """A host whose health changes `changes` times within `window` is flapping: alerts and moves wait."""
+
+    changes: int = 4
+    window: float = 300.0
+
+
+@dataclass(frozen=True)
 class Policy:
     risky: RiskRules = field(default_factory=RiskRules)
     approval_timeout: float = 900.0
@@ -138,6 +146,7 @@ class Policy:
     save_after_change: bool = True
     verify_timeout: float = 10.0
     auto_failover: AutoFailover = field(default_factory=AutoFailover)
+    flapping: Flapping = field(default_factory=Flapping)
 
 
 @dataclass(frozen=True)

@@ -96,7 +96,9 @@ class Daemon:
         self.engine = Engine(inv, store, health=self, probe_source=inv.probe.source,
                              probe_vips=inv.probe.verify_vips)
         self.engine.observers.append(self._on_move)
-        self.incidents = IncidentTracker(store, inv, clock=clock)
+        flapping = inv.policy.flapping
+        self.incidents = IncidentTracker(store, inv, flap_threshold=flapping.changes, flap_window=flapping.window,
+                                         clock=clock)
         self.announcer = Announcer(inv, store, out, channel, situation=self.situation,
                                    phrasing=phrasing or Phrasing(inv.slack.commands))
         self.auto = AutoPolicy(inv, clock=clock)
