@@ -424,7 +424,7 @@ def _maintenance(engine: object, args: argparse.Namespace) -> int:
 
 
 def _console(engine: object, store: object, args: argparse.Namespace) -> int:
-    from bot.console import CHANNEL, Console, ConsoleOut
+    from bot.console import CHANNEL, Console, ConsoleOut, auto_text
     from bot.engine.pipeline import Engine
     from bot.serve import Daemon
     from bot.state import StateStore
@@ -438,9 +438,9 @@ def _console(engine: object, store: object, args: argparse.Namespace) -> int:
     daemon = Daemon(inv, store, out, channel=CHANNEL, phrasing=phrasing)
     workflow = Workflow(inv, daemon.engine, store, out=out, alert_channel=CHANNEL, incidents=daemon,
                         phrasing=phrasing)
-    console = Console(workflow, out, user=args.user or _actor(), lab=_lab_of(inv.source, args.lab))
+    console = Console(workflow, out, user=args.user or _actor(), lab=_lab_of(inv.source, args.lab), auto=daemon)
     out.say(f"lasthop console: {len(inv.services)} services, {len(inv.hosts)} hosts; you are {console.user}. "
-            "Type help, or /lasthop status.")
+            f"Type help, or /lasthop status.\n{auto_text(daemon.auto_on())}")
     daemon.start()
     try:
         if args.script and args.script != "-":
