@@ -121,6 +121,9 @@ class Daemon:
         self._ready = False
         self._threads: list[threading.Thread] = []
         self.healthy_since: dict[str, float] = {}
+        # Called once (on the writer thread) when every target has a known state: a front end
+        # can say "ready" then, since a failure seen before that finds the other hosts unknown.
+        self.on_ready: Callable[[], None] | None = None
 
     # -- HealthSource, for the engine --------------------------------------------------------
     def snapshot(self) -> dict[tuple[str, str], Health]:
@@ -270,6 +273,8 @@ class Daemon:
         if not self._ready and self._view_complete(now):
             self._ready = True
             log.info("health view complete: automatic actions enabled")
+            if self.on_ready is not None:
+                self.on_ready()
             for svc in self.inv.services:
                 self._consider(svc)
 
