@@ -468,8 +468,9 @@ def _console_session(engine: object, store: object, *, user: str, lab: LabHooks 
     console = Console(workflow, out, user=user, lab=lab, auto=daemon)
     out.say(f"lasthop console: {len(inv.services)} services, {len(inv.hosts)} hosts; you are {console.user}. "
             "Type help, or /lasthop status.")
-    for line in [auto_text(daemon.auto_on()), *guide.splitlines()]:
-        out.say(line)
+    out.say(auto_text(daemon.auto_on()))
+    if guide:
+        out.say(guide)
     daemon.on_ready = lambda: out.say("lasthop: every host has been checked: ready")
     daemon.start()
     try:

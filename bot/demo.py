@@ -23,7 +23,7 @@ def prepare_lab(prefix: str, slot: int | None, say: Callable[[str], None]) -> La
     if slot is None:
         slot = recorded_slot(StatePaths(DEFAULT_STATE_ROOT, prefix))
         if slot is None:
-            say(f"lasthop demo: building lab {prefix} (the first time takes a minute or two)")
+            say(f"lasthop demo: building lab {prefix} (a few seconds; a minute or two if packages need installing)")
             slot = 0
     lab = Lab(prefix, slot, report=lambda message: say(f"lab: {message}"))
     done = lab.up()
@@ -35,12 +35,12 @@ def guide(prefix: str) -> str:
     """What to do next, concretely, for the lab named `prefix` (see lab/plan.py: www-a starts on web1)."""
     lab = "" if prefix == DEFAULT_PREFIX else f" --prefix {prefix}"
     return f"""\
-This is the chat in your terminal: the alerts and buttons a phone would get in Slack.
-Type what you would type in Slack; press a button by typing its number.
+What to do next:
+  This is the chat a phone gets in Slack: type what you would type there; press a button by its number.
   1. Break web1, which serves www-a and www-d:  /lasthop lab break web1
      (or from a second terminal: sudo lasthop lab break web1{lab})
-  2. In a few seconds the alert: "web1 is down", what it serves, and numbered buttons
-     ([4] Fail over all, [3] Acknowledge, ...). Tap Fail over by typing its number: 4
+  2. In a few seconds the alert: "web1 is down", what it serves, and numbered buttons such as
+     [4] Fail over all  [3] Acknowledge. Tap Fail over by typing its number (4 here).
   3. The lab's client now gets the other host:  /lasthop lab client www-a   (got web2)
   4. Heal web1:  /lasthop lab heal web1   (or sudo lasthop lab heal web1{lab})
      web1 is back up, the incident RESOLVED, and "Fail back www-a to web1" is offered. Moving off a
