@@ -500,6 +500,11 @@ def _demo(args: argparse.Namespace) -> int:
     except LabError as e:
         print(f"lasthop demo: {e}", file=sys.stderr)
         return FAILED
+    except KeyboardInterrupt:
+        lab_opt = "" if args.prefix == "lh" else f" --prefix {args.prefix}"
+        print(f"lasthop demo: interrupted; sudo lasthop lab up{lab_opt} finishes the lab, "
+              f"sudo lasthop lab down{lab_opt} removes it", file=sys.stderr)
+        return 130
     try:
         inv = load_inventory(lab.inventory)
     except ConfigError as e:

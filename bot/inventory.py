@@ -319,7 +319,8 @@ class Inventory:
         lines.append(
             f"  policy: approval within {format_duration(p.approval_timeout)}"
             f"{', two people' if p.two_person_rule else ''}; risky: {', '.join(risky) or 'nothing'}; "
-            f"auto failover {auto_desc}"
+            f"auto failover {auto_desc}; flapping at {p.flapping.changes} changes in "
+            f"{format_duration(p.flapping.window)}"
         )
         lines.extend(f"  warning: {w}" for w in self.warnings)
         return "\n".join(lines)
