@@ -5,12 +5,14 @@ The real command in a child process, on the real lab (its own inventory and stat
 by web2, the heal, recovery and Fail back (approved by a second person); the same story again,
 which must still alert (the lab's flapping settings are a demo's); then automatic failover
 switched on at run time, and a break that moves www-a with nobody pressing anything.
-Needs root (the lab); CI runs these as root.
+A script cannot know the buttons' numbers, so it presses by label and the test checks that the
+number pressed is the one the alert showed. Needs root (the lab); CI runs these as root.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,9 +28,10 @@ ROOT = Path(__file__).resolve().parents[2]
 ROUND = """
 /lasthop lab break web1
 wait "www-a → web1 [DOWN] still on web1, which is down" 40s
+# the newest Fail over button covers www-a (all, if web1's www-d has joined the incident by now:
+# the story waits for nothing about www-d, so it holds either way)
 press Fail over
 wait "Done" 40s
-wait "MITIGATED" 20s
 /lasthop lab client www-a
 wait "got web2" 10s
 /lasthop lab heal web1
@@ -91,7 +94,10 @@ def test_the_demo_tells_the_phone_flow_twice_then_fails_over_by_itself(lab: Lab,
         assert "[DOWN] OPEN web1 is down" in story and "RESOLVED web1 was down" in story
         assert "Fail back www-a to web1" in story
     for story in rounds[:2]:  # by hand: a tap, the client on web2, then fail back approved by bob
-        assert "alice pressed [" in story and "] Fail over" in story
+        # The press is the number the alert showed next to its Fail over button.
+        pressed = re.search(r"alice pressed \[(\d+)\] (Fail over[^\n]*)", story)
+        assert pressed is not None, story
+        assert f"[{pressed[1]}] {pressed[2]}" in story[: pressed.start()]
         assert story.index("got web2") < story.index("RESOLVED") < story.index("got web1")
         assert "(approved by @bob, asked by @alice)" in story
     assert "flapping" not in out
