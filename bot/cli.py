@@ -61,6 +61,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lab", metavar="PREFIX",
                    help="the lab that /lasthop lab break|heal|client acts on (default: the inventory's own lab)")
 
+    p = sub.add_parser("demo", help="bring the lab up and run the console on it: the phone flow, step by step",
+                       description="Brings the lab up if it is not (needs root), then runs the console on the "
+                                   "lab's own inventory with a guide to the story: break a host, tap Fail over, "
+                                   "heal, fail back; automatic failover is a switch (auto on|off).")
+    p.add_argument("--prefix", default="lh", help="the lab's name prefix (default lh)")
+    p.add_argument("--slot", type=int, default=None,
+                   help="mgmt net 198.18.SLOT.0/24 (default: the running lab's, else 0)")
+    p.add_argument("--user", default=None, help="who you are in the console (default: your login name)")
+    p.add_argument("--script", metavar="FILE",
+                   help="read the console's input from FILE ('-': stdin) and stop at its end")
+    p.add_argument("--auto", choices=["on", "off"], default="off",
+                   help="automatic failover at start (default off, so the buttons are seen; switch with auto on)")
+
     p = sub.add_parser("maintenance", help="take a host out of service (drain, silence) or put it back")
     p.add_argument("host")
     p.add_argument("state", choices=["on", "off"])
@@ -95,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return lab_cli.run(args)
     if args.command == "slack-manifest":
         return _slack_manifest(args)
+    if args.command == "demo":
+        return _demo(args)
     from bot.config import ConfigError, load_inventory
 
     try:
@@ -424,7 +439,17 @@ def _maintenance(engine: object, args: argparse.Namespace) -> int:
 
 
 def _console(engine: object, store: object, args: argparse.Namespace) -> int:
-    from bot.console import CHANNEL, Console, ConsoleOut
+    from bot.engine.pipeline import Engine
+
+    assert isinstance(engine, Engine)
+    return _console_session(engine, store, user=args.user or _actor(), lab=_lab_of(engine.inv.source, args.lab),
+                            script=args.script)
+
+
+def _console_session(engine: object, store: object, *, user: str, lab: LabHooks | None, script: str | None,
+                     auto: bool | None = None, guide: str = "") -> int:
+    """The console on `engine`'s inventory; `auto` sets automatic failover at start (None: as the inventory says)."""
+    from bot.console import CHANNEL, Console, ConsoleOut, auto_text
     from bot.engine.pipeline import Engine
     from bot.serve import Daemon
     from bot.state import StateStore
@@ -436,21 +461,68 @@ def _console(engine: object, store: object, args: argparse.Namespace) -> int:
     out = ConsoleOut()
     phrasing = Phrasing(inv.slack.commands)
     daemon = Daemon(inv, store, out, channel=CHANNEL, phrasing=phrasing)
+    if auto is not None:
+        daemon.auto.set_auto(auto)  # how this run starts, not a person's change: said below, not audited
     workflow = Workflow(inv, daemon.engine, store, out=out, alert_channel=CHANNEL, incidents=daemon,
                         phrasing=phrasing)
-    console = Console(workflow, out, user=args.user or _actor(), lab=_lab_of(inv.source, args.lab))
+    console = Console(workflow, out, user=user, lab=lab, auto=daemon)
     out.say(f"lasthop console: {len(inv.services)} services, {len(inv.hosts)} hosts; you are {console.user}. "
             "Type help, or /lasthop status.")
+    out.say(auto_text(daemon.auto_on()))
+    if guide:
+        out.say(guide)
+    daemon.on_ready = lambda: out.say("lasthop: every host has been checked: ready")
     daemon.start()
     try:
-        if args.script and args.script != "-":
-            with open(args.script, encoding="utf-8") as f:
+        if script and script != "-":
+            with open(script, encoding="utf-8") as f:
                 return console.run(f)
         return console.run(_console_lines(console))
     except KeyboardInterrupt:
         return OK
     finally:
         daemon.stop()
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from bot.config import ConfigError, load_inventory
+    from bot.demo import guide, prepare_lab
+    from bot.engine.pipeline import Engine
+    from bot.state import StateStore
+    from bot.state.errors import StateError
+    from lab.errors import LabError
+    from lab.lab import Lab
+
+    if args.config is not None:
+        print("lasthop demo: --config is not used: the demo runs on the lab's own inventory", file=sys.stderr)
+    try:
+        lab = prepare_lab(args.prefix, args.slot, lambda line: print(line, flush=True))
+    except LabError as e:
+        print(f"lasthop demo: {e}", file=sys.stderr)
+        return FAILED
+    except KeyboardInterrupt:
+        lab_opt = "" if args.prefix == "lh" else f" --prefix {args.prefix}"
+        print(f"lasthop demo: interrupted; sudo lasthop lab up{lab_opt} finishes the lab, "
+              f"sudo lasthop lab down{lab_opt} removes it", file=sys.stderr)
+        return 130
+    try:
+        inv = load_inventory(lab.inventory)
+    except ConfigError as e:
+        print(str(e), file=sys.stderr)
+        return USAGE
+    try:
+        store = StateStore(inv.state_url)
+    except StateError as e:
+        print(f"state database {inv.state_url_redacted}: {e}", file=sys.stderr)
+        return FAILED
+    engine = Engine(inv, store, probe_source=inv.probe.source, probe_vips=inv.probe.verify_vips)
+    hooks = Lab(lab.plan.prefix, lab.plan.slot, report=lambda message: None)  # the console says what it did
+    try:
+        return _console_session(engine, store, user=args.user or _actor(), lab=hooks, script=args.script,
+                                auto=args.auto == "on", guide=guide(lab.plan.prefix))
+    finally:
+        engine.close()
+        store.close()
 
 
 def _lab_of(inventory: Path, prefix: str | None) -> LabHooks | None:

@@ -39,6 +39,7 @@ from bot.inventory import (
     AutoFailover,
     CheckSpec,
     ConfigIssue,
+    Flapping,
     Host,
     Inventory,
     Policy,
@@ -519,6 +520,12 @@ class AutoFailoverModel(_Model):
     partition_threshold: Fraction = 0.5
 
 
+class FlappingModel(_Model):
+    # Fewer than two changes in a window is one failure and its recovery, never flapping.
+    changes: Annotated[int, Field(ge=2, le=1000)] = 4
+    window: Duration = 300.0
+
+
 class PolicyModel(_Model):
     risky: RiskModel = Field(default_factory=RiskModel)
     approval_timeout: Duration = 900.0
@@ -526,6 +533,7 @@ class PolicyModel(_Model):
     save_after_change: bool = True
     verify_timeout: Duration = 10.0
     auto_failover: AutoFailoverModel = Field(default_factory=AutoFailoverModel)
+    flapping: FlappingModel = Field(default_factory=FlappingModel)
 
 
 def _slack_id(value: object) -> str:
@@ -1150,6 +1158,7 @@ def _policy(m: PolicyModel) -> Policy:
             enabled=a.enabled, max_moves=a.max_moves, window=a.window, failback=a.failback,
             hold_down=a.hold_down, partition_threshold=a.partition_threshold,
         ),
+        flapping=Flapping(changes=m.flapping.changes, window=m.flapping.window),
     )
 
 

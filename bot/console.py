@@ -48,6 +48,8 @@ HELP = """console commands:
   user USER                           act as USER from now on
   /lasthop lab break|heal HOST [--link], /lasthop lab client SERVICE
                                       (with a lab) break or heal a web host; what the lab's client gets
+  auto, auto on|off [SERVICE]         automatic failover now; switch it for every service or one
+                                      (also /lasthop auto …; console only, audited)
   wait "TEXT" [TIMEOUT]               (scripts) until TEXT has been shown, 30s by default
   sleep DURATION                      (scripts) pause, e.g. sleep 2s
   help, quit"""
@@ -61,6 +63,21 @@ class LabHooks(Protocol):
     def heal(self, name: str) -> list[str]: ...
 
     def client_get(self, vip: IPv4Address | str, timeout: float = 2.0) -> str: ...
+
+
+class AutoSwitch(Protocol):
+    """The running daemon's automatic failover, switched at run time (`bot.serve.Daemon`)."""
+
+    def auto_on(self) -> list[str]: ...
+
+    def set_auto(self, on: bool, service: str | None, *, by: str, source: str) -> list[str]: ...
+
+
+def auto_text(on: list[str]) -> str:
+    """The switch's state in one line, with what to type to flip it."""
+    if not on:
+        return "automatic failover: off (buttons only; `auto on`: lasthop moves services off a failed host itself)"
+    return f"automatic failover: on for {', '.join(on)} (`auto off` and every move waits for a button)"
 
 
 class ConsoleError(Exception):
@@ -175,9 +192,11 @@ class ConsoleOut:
 
 class Console:
     def __init__(self, workflow: Workflow, out: ConsoleOut, *, user: str = "operator",
-                 sleep: Callable[[float], None] = time.sleep, lab: LabHooks | None = None) -> None:
+                 sleep: Callable[[float], None] = time.sleep, lab: LabHooks | None = None,
+                 auto: AutoSwitch | None = None) -> None:
         self.workflow = workflow
         self.lab = lab
+        self.auto = auto
         self.out = out
         self.user = user
         self.sleep = sleep
@@ -226,6 +245,8 @@ class Console:
             self.sleep(self._duration(rest, "sleep 2s"))
         elif (head == self.names.umbrella and rest.split()[:1] == ["lab"]) or head == "lab":
             self._lab(rest.split()[1:] if head != "lab" else rest.split())
+        elif (head == self.names.umbrella and rest.split()[:1] == ["auto"]) or head == "auto":
+            self._auto(user, rest.split()[1:] if head != "auto" else rest.split())
         elif head.startswith("/"):
             self._command(user, head, rest)
         else:
@@ -252,6 +273,26 @@ class Console:
                 self.out.say(f"lab: the client asked {vip} ({words[1]}) and got no answer: {e}")
         else:
             self.out.say(usage)
+
+    def _auto(self, user: str, words: list[str]) -> None:
+        if self.auto is None:
+            self.out.say("console: automatic failover cannot be switched here")
+            return
+        services = self.workflow.inv.services
+        if not words:
+            self.out.say(auto_text(self.auto.auto_on()))
+            return
+        if words[0] not in ("on", "off") or len(words) > 2:
+            self.out.say(f"console: auto on|off [SERVICE], e.g. auto on; {' '.join(words)!r} is not that. "
+                         "Nothing changed.")
+            return
+        if len(words) == 2 and words[1] not in services:
+            self.out.say(f"console: unknown service {words[1]!r} (known: {', '.join(services)}). Nothing changed.")
+            return
+        on = self.auto.set_auto(words[0] == "on", words[1] if len(words) == 2 else None,
+                                by=self._actor(user).ref, source="console")
+        self.out.say(f"{user} switched automatic failover {words[0]}"
+                     f"{' for ' + words[1] if len(words) == 2 else ''}. {auto_text(on)}")
 
     def _actor(self, user: str) -> Actor:
         return Actor(user, "console", CHANNEL)

@@ -131,6 +131,14 @@ class AutoFailover:
 
 
 @dataclass(frozen=True)
+class Flapping:
+    """A host whose health changes `changes` times within `window` is flapping: alerts and moves wait."""
+
+    changes: int = 4
+    window: float = 300.0
+
+
+@dataclass(frozen=True)
 class Policy:
     risky: RiskRules = field(default_factory=RiskRules)
     approval_timeout: float = 900.0
@@ -138,6 +146,7 @@ class Policy:
     save_after_change: bool = True
     verify_timeout: float = 10.0
     auto_failover: AutoFailover = field(default_factory=AutoFailover)
+    flapping: Flapping = field(default_factory=Flapping)
 
 
 @dataclass(frozen=True)
@@ -310,7 +319,8 @@ class Inventory:
         lines.append(
             f"  policy: approval within {format_duration(p.approval_timeout)}"
             f"{', two people' if p.two_person_rule else ''}; risky: {', '.join(risky) or 'nothing'}; "
-            f"auto failover {auto_desc}"
+            f"auto failover {auto_desc}; flapping at {p.flapping.changes} changes in "
+            f"{format_duration(p.flapping.window)}"
         )
         lines.extend(f"  warning: {w}" for w in self.warnings)
         return "\n".join(lines)

@@ -96,7 +96,9 @@ class Daemon:
         self.engine = Engine(inv, store, health=self, probe_source=inv.probe.source,
                              probe_vips=inv.probe.verify_vips)
         self.engine.observers.append(self._on_move)
-        self.incidents = IncidentTracker(store, inv, clock=clock)
+        flapping = inv.policy.flapping
+        self.incidents = IncidentTracker(store, inv, flap_threshold=flapping.changes, flap_window=flapping.window,
+                                         clock=clock)
         self.announcer = Announcer(inv, store, out, channel, situation=self.situation,
                                    phrasing=phrasing or Phrasing(inv.slack.commands))
         self.auto = AutoPolicy(inv, clock=clock)
@@ -119,6 +121,9 @@ class Daemon:
         self._ready = False
         self._threads: list[threading.Thread] = []
         self.healthy_since: dict[str, float] = {}
+        # Called once (on the writer thread) when every target has a known state: a front end
+        # can say "ready" then, since a failure seen before that finds the other hosts unknown.
+        self.on_ready: Callable[[], None] | None = None
 
     # -- HealthSource, for the engine --------------------------------------------------------
     def snapshot(self) -> dict[tuple[str, str], Health]:
@@ -271,6 +276,8 @@ class Daemon:
         if not self._ready and self._view_complete(now):
             self._ready = True
             log.info("health view complete: automatic actions enabled")
+            if self.on_ready is not None:
+                self.on_ready()
             for svc in self.inv.services:
                 self._consider(svc)
 
@@ -312,6 +319,34 @@ class Daemon:
                 self._consider_failback(service)
 
     # -- automatic moves --------------------------------------------------------------------------------
+    def auto_on(self) -> list[str]:
+        return self.auto.auto_on()
+
+    def set_auto(self, on: bool, service: str | None, *, by: str, source: str) -> list[str]:
+        """Switch automatic failover at run time (every service, or one); audited, logged and said.
+
+        Raises KeyError for a service not in the inventory, having changed nothing.
+        """
+        now_on = self.auto.set_auto(on, service)
+        target = service or "all services"
+        state = "on" if on else "off"
+        self.store.audit(actor=by, source=source, action="auto-failover", target=target, result=state,
+                         detail=f"automatic failover now on for: {', '.join(now_on) or 'nothing'}")
+        log.info("automatic failover %s for %s by %s (now on for: %s)", state, target, by, ", ".join(now_on) or "-")
+        if on:
+            # A service whose host is already down would otherwise wait for its next transition.
+            names = list(self.inv.services) if service is None else [service]
+            self.scheduler.call_soon(functools.partial(self._consider_now, names))
+        return now_on
+
+    def _consider_now(self, services: list[str]) -> None:
+        if not self._ready:
+            return  # the view completes soon, and then every service is considered
+        for name in services:
+            machine = self.machines.get((name, self.serving().get(name) or ""))
+            if machine is not None and machine.state is Health.DOWN:
+                self._consider(name)
+
     def _consider(self, service: str) -> None:
         """A host went down under `service`: re-check every other host now, then decide.
 
@@ -422,7 +457,7 @@ class Daemon:
         self._confirmed(("", ""), self.clock())  # a decision whose re-checks never came back
         self._tell(self.incidents.tick(self.serving()))
         self._remind()
-        if self._ready and self.inv.policy.auto_failover.failback:
+        if self._ready and self.inv.policy.auto_failover.failback and self.auto.auto_on():
             for svc in self.inv.services:
                 self._consider_failback(svc)
 

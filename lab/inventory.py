@@ -15,6 +15,14 @@ _HOSTS = ("web1", "web2", "web3")
 # Lively for a demo: a failure is seen in about interval + fall x fast_interval.
 CHECK = "{kind: http, port: 80, interval: 2s, timeout: 1s, fall: 2, rise: 2, fast_interval: 500ms}"
 AUTO_SERVICE = "www-a"
+# A newcomer breaks and heals web1 several times in a few minutes; with production's
+# flapping rule (the default) the second round would already be "web1 is flapping" and silence.
+FLAPPING = [
+    "  # Demo settings: 8 changes (4 break/heal rounds) within 1m before a host counts as flapping,",
+    "  # so the story can be replayed. Production keeps the default, 4 changes in 5m: a host that",
+    "  # keeps bouncing is left alone (no alerts, no moves) instead of paging on every bounce.",
+    "  flapping: {changes: 8, window: 1m}",
+]
 
 
 def _preference(first: str) -> list[str]:
@@ -48,5 +56,5 @@ def inventory_yaml(plan: LabPlan, state_dir: Path, state_url: str | None = None)
         auto = ", auto_failover: true" if s.name == AUTO_SERVICE else ""
         lines.append(f"  {s.name}: {{prefix: {s.prefix}, router: {s.router}, hosts: [{hosts}], vips: [{s.vip}]{auto},")
         lines.append(f"    check: {CHECK}}}")
-    lines += ["policy:", "  auto_failover: {enabled: true, max_moves: 3, window: 1h, failback: false}"]
+    lines += ["policy:", "  auto_failover: {enabled: true, max_moves: 3, window: 1h, failback: false}", *FLAPPING]
     return "\n".join(lines) + "\n"

@@ -4,7 +4,8 @@ Pure apart from its own move history, so that every guardrail can be tested alon
 Each refusal is a "hold" whose reason is written for the alert, so the person reading
 it knows why nothing moved and what to type instead. The guardrails, in order:
 
-1. auto failover is off (in the policy, or for the service);
+1. auto failover is off (in the policy, or for the service; switched at run time by
+   `set_auto`, which starts from the inventory's choice);
 2. self-partition: too many hosts failing at once, or a router unreachable, means the
    likeliest broken thing is lasthop's own network, and a move would make it worse;
 3. the active host is flapping: moving on every flap would flap the route too;
@@ -18,6 +19,7 @@ risk, live pre-check, verify, rollback). The caller calls `record_move` once it 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -53,6 +55,29 @@ class AutoPolicy:
         self._inv = inv
         self._clock = clock
         self._moves: deque[tuple[float, str]] = deque()
+        # Who is switched on now: the inventory's choice (the policy's master switch and each
+        # service's) until someone flips it with `set_auto`.
+        self._switch = threading.Lock()
+        auto = inv.policy.auto_failover.enabled
+        self._on = {s.name for s in inv.services.values() if auto and s.auto_failover}
+
+    def auto_on(self) -> list[str]:
+        """The services lasthop moves by itself now, in inventory order."""
+        with self._switch:
+            return [name for name in self._inv.services if name in self._on]
+
+    def set_auto(self, on: bool, service: str | None = None) -> list[str]:
+        """Switch automatic failover for every service (None) or one; returns `auto_on()` after."""
+        if service is not None and service not in self._inv.services:
+            raise KeyError(service)
+        names = set(self._inv.services) if service is None else {service}
+        with self._switch:
+            self._on = self._on | names if on else self._on - names
+        return self.auto_on()
+
+    def is_on(self, service: str) -> bool:
+        with self._switch:
+            return service in self._on
 
     def decide(
         self,
@@ -112,7 +137,7 @@ class AutoPolicy:
         """
         auto = self._inv.policy.auto_failover
         svc = self._inv.services[service]
-        if not (auto.failback and auto.enabled and svc.auto_failover):
+        if not (auto.failback and self.is_on(svc.name)):
             return AutoDecision("none", service, f"automatic failback is off for {service}")
         home = svc.hosts[0]
         active = serving.get(service)
@@ -148,7 +173,7 @@ class AutoPolicy:
     # ---------------------------------------------------------------- guards
 
     def _off(self, svc: Service) -> AutoDecision | None:
-        if self._inv.policy.auto_failover.enabled and svc.auto_failover:
+        if self.is_on(svc.name):
             return None
         return AutoDecision(
             "hold", svc.name, f"automatic failover is off for {svc.name}: suggested lasthop failover {svc.name}",

@@ -50,3 +50,21 @@ def test_bad_usage_exits_2() -> None:
     with pytest.raises(SystemExit) as e:
         main(["failover"])
     assert e.value.code == 2
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["demo", "--prefix", "Bad!"], "bad lab prefix 'Bad!'"),
+    (["demo", "--prefix", "zq", "--slot", "999"], "bad lab slot 999: must be 0..255"),
+])
+def test_demo_refuses_a_bad_lab_name_and_builds_nothing(argv: list[str], says: str,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+
+    from lab.state import DEFAULT_STATE_ROOT
+
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    # Root is checked first: without it, that is the one problem named.
+    assert err.startswith("lasthop demo: ")
+    assert (says if os.geteuid() == 0 else "the lab needs root") in err
+    assert not (Path(DEFAULT_STATE_ROOT) / "zq").exists()

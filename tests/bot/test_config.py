@@ -570,6 +570,16 @@ def test_negative_and_zero_durations(tmp_path: Path) -> None:
     assert inv.policy.auto_failover.hold_down == 0.0
 
 
+def test_flapping_needs_two_changes_and_a_window(tmp_path: Path) -> None:
+    error = load_error(write(tmp_path, BASE + "policy: {flapping: {changes: 1, window: 0}}\n"))
+    assert [(i.path, i.message) for i in error.errors] == [
+        ("policy.flapping.changes", "must be at least 2"),
+        ("policy.flapping.window", "must be greater than zero"),
+    ]
+    inv = load_inventory(write(tmp_path, BASE + "policy: {flapping: {changes: 8, window: 1m}}\n"), {})
+    assert (inv.policy.flapping.changes, inv.policy.flapping.window) == (8, 60.0)
+
+
 def test_path_comes_from_the_environment_then_the_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "elsewhere").mkdir()
     path = write(tmp_path / "elsewhere", BASE)

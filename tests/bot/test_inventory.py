@@ -104,6 +104,7 @@ def test_policy_defaults(tmp_path: Path) -> None:
     assert (a.enabled, a.max_moves, a.window, a.failback, a.hold_down, a.partition_threshold) == (
         False, 3, 3600.0, False, 600.0, 0.5,
     )
+    assert (p.flapping.changes, p.flapping.window) == (4, 300.0)
 
 
 def test_objects_are_frozen(lab: Inventory) -> None:

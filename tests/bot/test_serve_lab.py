@@ -22,7 +22,7 @@ import pytest
 from support.labtools import cmdline, namespace_pids, wait_for
 
 from bot.health.state import Health
-from bot.inventory import Inventory
+from bot.inventory import Flapping, Inventory
 from bot.notify import LogOut
 from bot.serve import Daemon
 from lab import Lab
@@ -135,7 +135,10 @@ def test_two_hosts_failing_at_once_trip_the_self_partition_guard(
 
 def test_a_flapping_host_is_detected_and_left_alone(
         lab: Lab, lab_inv: Inventory, lab_home: None, run_daemon: Callable[..., tuple[Daemon, LogOut]]) -> None:
-    daemon, notifier = run_daemon(fast_inventory(lab_inv, auto={"www-a"}, fall=1, rise=1))
+    inv = fast_inventory(lab_inv, auto={"www-a"}, fall=1, rise=1)
+    # Production's rule, not the lab's demo settings (which let a newcomer replay the story).
+    inv = dataclasses.replace(inv, policy=dataclasses.replace(inv.policy, flapping=Flapping(changes=4, window=300.0)))
+    daemon, notifier = run_daemon(inv)
     key = ("www-b", "web2")
     for _ in range(3):
         lab.break_host("web2")

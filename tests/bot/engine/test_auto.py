@@ -138,6 +138,34 @@ def test_hold_when_auto_failover_is_off_for_the_service(inv: Inventory, clock: C
     assert d == _hold("www-c", "automatic failover is off for www-c: suggested lasthop failover www-c", routine=True)
 
 
+def test_the_switch_starts_from_the_inventory_and_flips_at_run_time(inv: Inventory, clock: Clock) -> None:
+    policy = AutoPolicy(inv, clock=clock)
+    marked = [s.name for s in inv.services.values() if s.auto_failover]
+    assert policy.auto_on() == marked and "www-c" not in marked
+    assert policy.set_auto(False) == []
+    assert _decide(policy).routine and _decide(policy).action == "hold"
+    assert policy.set_auto(True, "www-c") == ["www-c"]
+    assert _decide(policy, "www-c", health=_health(web1_www_c=D)).action == "move"
+    assert _decide(policy).action == "hold"  # www-a stays off: only www-c was switched on
+    assert policy.set_auto(True) == list(inv.services)
+    assert policy.set_auto(False, "www-a") == [s for s in inv.services if s != "www-a"]
+
+
+def test_the_switch_turns_on_a_policy_that_the_inventory_left_off(inv: Inventory, clock: Clock) -> None:
+    policy = AutoPolicy(_auto(inv, enabled=False), clock=clock)
+    assert policy.auto_on() == []
+    policy.set_auto(True)
+    assert _decide(policy).action == "move"
+
+
+def test_the_switch_refuses_an_unknown_service_and_changes_nothing(inv: Inventory, clock: Clock) -> None:
+    policy = AutoPolicy(inv, clock=clock)
+    before = policy.auto_on()
+    with pytest.raises(KeyError):
+        policy.set_auto(False, "www-z")
+    assert policy.auto_on() == before
+
+
 def test_hold_when_more_than_the_partition_threshold_of_hosts_fail_at_once(inv: Inventory, clock: Clock) -> None:
     policy = AutoPolicy(inv, clock=clock)
     # 3 of 4 > 0.5: more likely lasthop is cut off than three hosts died together.
