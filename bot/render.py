@@ -10,6 +10,7 @@ from bot.state.records import AuditRecord
 from bot.status import StatusView
 
 MARK = {"up": "ok", "down": "DOWN", "init": "?", "falling": "falling", "rising": "rising", "disabled": "maint"}
+LO = {"ok": "ok", "missing": "MISS", "unknown": "unknown", "unchecked": "-"}
 
 
 def status_text(view: StatusView, width: int = 80) -> str:
@@ -17,12 +18,18 @@ def status_text(view: StatusView, width: int = 80) -> str:
     for r in view.rows:
         hops = len(r.next_hops)
         served = r.host or ("?" if r.error else ("none" if not hops else f"{hops} hops" if hops > 1 else "unknown"))
-        lo = "-" if r.loopback is None else ("ok" if r.loopback else "MISS")
+        lo = LO[r.loopback_state]
         health = MARK.get(r.health, r.health)
         lines.append(f"{r.service:<10} {r.prefix:<18} {r.router:<6} {served:<10} {health:<8} {lo}")
-        for note in (r.error, r.drift):
+        unknown = f"loopback unknown: {r.loopback_error}" if r.loopback_state == "unknown" else ""
+        for note in (r.error, r.drift, unknown):
             if note:
                 lines.extend(textwrap.wrap(note, width, initial_indent="  ! ", subsequent_indent="    "))
+    for m in view.maintenance.values():
+        until = f"until {m.until:%Y-%m-%d %H:%M}Z" if m.until else "until turned off"
+        why = f": {m.reason}" if m.reason else ""
+        lines.extend(textwrap.wrap(f"{m.host} is in maintenance {until}, by {m.by}{why}", width,
+                                   subsequent_indent="  "))
     for note in view.notes:
         lines.extend(textwrap.wrap(note, width, initial_indent="! ", subsequent_indent="  "))
     return "\n".join(lines)
