@@ -474,6 +474,8 @@ def _maintenance(engine: object, args: argparse.Namespace) -> int:
         if not args.yes:
             yes = _ask("Drain and start maintenance?")
             if not yes:
+                workflow.audit_refusal(actor, "maintenance", args.host, "not confirmed" if yes is not None
+                                       else "not confirmed: no terminal to ask on")
                 print(NOT_CONFIRMED[yes is None])
                 return FAILED
         answer = workflow.maintenance(actor, cmd, confirmed=True, accept_risk=args.accept_risk)

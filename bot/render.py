@@ -35,11 +35,29 @@ def status_text(view: StatusView, width: int = 80) -> str:
     return "\n".join(lines)
 
 
+# Audit actions as a person reads them; an action of a dry run carries ":dry-run" (older records: "dry-run:dry-run").
+ACTION_WORDS = {"dry-run": "dry run", "precheck": "pre-check", "approval-request": "approval request",
+                "plan": "plan"}
+RESULT_WORDS = {"rolled_back": "rolled back", "needs_human": "FAILED, a human is needed", "refused": "REFUSED"}
+
+
+def action_words(action: str) -> str:
+    base, _, dry = action.partition(":")
+    words = ACTION_WORDS.get(base, base.replace("-", " ").replace("_", " "))
+    if dry == "dry-run" and base != "dry-run":
+        return f"dry run {words}"
+    return words
+
+
 def history_text(records: Iterable[AuditRecord]) -> str:
     lines = []
     for r in records:
         took = f" ({r.duration_ms} ms)" if r.duration_ms is not None else ""
-        lines.append(f"{r.at:%Y-%m-%d %H:%M:%S}Z {r.actor} [{r.source}] {r.action} {r.target}: {r.result}{took}")
+        result = RESULT_WORDS.get(r.result, r.result.replace("_", " "))
+        if isinstance(r.plan, dict) and r.plan.get("risk_accepted"):
+            result += ", RISK ACCEPTED without a second person"
+        lines.append(f"{r.at:%Y-%m-%d %H:%M:%S}Z {r.actor} [{r.source}] {action_words(r.action)} {r.target}: "
+                     f"{result}{took}")
         if r.detail:
-            lines.append(f"    {r.detail}")
+            lines.extend(textwrap.wrap(r.detail, 76, initial_indent="    ", subsequent_indent="    "))
     return "\n".join(lines) or "(no audit records)"
