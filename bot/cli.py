@@ -71,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("maintenance", help="take a host out of service (drain, silence) or put it back")
     p.add_argument("host")
     p.add_argument("state", choices=["on", "off"])
-    p.add_argument("--for", dest="duration", metavar="DURATION", help="end by itself after e.g. 30m, 2h")
+    p.add_argument("--for", dest="duration", metavar="DURATION",
+                   help="end by itself after DURATION, with its unit: 10m, 2h, 30s (1m to 7 days)")
     p.add_argument("--reason", default="")
     p.add_argument("--yes", action="store_true", help="do not ask before draining")
     p.add_argument("--accept-risk", action="store_true", help="drain even if the plan is risky (audited)")
@@ -442,11 +443,8 @@ def _serve(engine: object, store: object, args: argparse.Namespace) -> int:
 
 
 def _maintenance(engine: object, args: argparse.Namespace) -> int:
-    import re
-
     from bot.chat import Actor
-    from bot.commands import MaintenanceCommand
-    from bot.durations import parse_duration
+    from bot.commands import MaintenanceCommand, UsageError, maintenance_duration
     from bot.engine.pipeline import Engine
     from bot.workflow import Workflow
 
@@ -456,14 +454,15 @@ def _maintenance(engine: object, args: argparse.Namespace) -> int:
         print(f"unknown host {args.host!r} (known: {', '.join(sorted(inv.hosts))})", file=sys.stderr)
         return USAGE
     duration = None
-    if args.duration:
-        if re.fullmatch(r"\s*\d+(\.\d+)?\s*", args.duration):
-            print(f"--for: {args.duration.strip()!r} needs its unit, e.g. 30m or 2h", file=sys.stderr)
+    if args.duration is not None:
+        if args.state == "off":
+            print("--for goes with on: maintenance off ends it now", file=sys.stderr)
             return USAGE
         try:
-            duration = parse_duration(args.duration)
-        except ValueError as e:
-            print(f"--for: {e}", file=sys.stderr)
+            duration = maintenance_duration(args.duration.strip())
+        except UsageError as e:
+            print(f"--for {str(e).removeprefix('a duration ')} (got {args.duration.strip()!r})"
+                  if str(e).startswith("a duration ") else f"--for: {e}", file=sys.stderr)
             return USAGE
     workflow = Workflow(inv, engine, engine.store)
     actor = Actor(_actor(), "cli")

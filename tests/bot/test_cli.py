@@ -118,3 +118,18 @@ def test_a_missing_key_file_stops_only_the_commands_that_log_in(tmp_path: Path,
     assert main(["history", "--config", str(cfg)]) == 0
     audit = capsys.readouterr().out.splitlines()  # the refused commands did nothing, so logged nothing
     assert [line.split("] ", 1)[1] for line in audit if "] " in line] == ["maintenance web1: off"]
+
+
+@pytest.mark.parametrize(("given", "says"), [
+    ("10", "--for needs a unit: 10m, 2h, 30s (got '10')"),
+    ("1.5", "--for needs a unit: 10m, 2h, 30s (got '1.5')"),
+    ("10x", "--for: '10x' is not a duration"),
+    ("10s", "--for: a maintenance window lasts from 1m to 7 days"),
+])
+def test_maintenance_for_needs_a_unit_and_changes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                          given: str, says: str) -> None:
+    cfg = _inventory(tmp_path)
+    assert main(["maintenance", "web1", "on", "--for", given, "--config", str(cfg)]) == 2
+    assert says in capsys.readouterr().err
+    assert main(["history", "--config", str(cfg)]) == 0
+    assert "(no audit records)" in capsys.readouterr().out
