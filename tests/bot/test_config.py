@@ -744,3 +744,14 @@ def test_deferred_files_are_noted_not_fatal(tmp_path: Path) -> None:
     inv = load_inventory(path, env={}, defer_files=True)
     assert [i.format(path.name) for i in inv.file_issues] == [
         f"lasthop.yaml:1: defaults.key_file: key_file {tmp_path}/missing_key does not exist"]
+
+
+def test_the_demo_lab_place_is_the_one_lab_up_writes() -> None:
+    from bot.config import CONFIG_ORDER, DEMO_LAB_PREFIX, demo_lab_inventory
+    from lab.cli import DEFAULT_PREFIX
+    from lab.state import DEFAULT_STATE_ROOT, StatePaths
+
+    assert DEMO_LAB_PREFIX == DEFAULT_PREFIX
+    where = StatePaths(DEFAULT_STATE_ROOT, DEFAULT_PREFIX).inventory
+    assert demo_lab_inventory()[0] == where
+    assert f"({where})" in CONFIG_ORDER
