@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot import __version__
 
@@ -24,13 +24,20 @@ NOT_CONFIRMED = {False: "Nothing changed.", True: "Refused: not confirmed (no te
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from bot.config import CONFIG_ORDER
+
+    config_help = f"the inventory file; default: {CONFIG_ORDER.removeprefix('--config FILE, else ')}"
     parser = argparse.ArgumentParser(
         prog="lasthop",
         description="Keep web sites up by moving VIP routes on the last-hop router.",
+        epilog=f"The inventory is found by one rule: {CONFIG_ORDER}. --config may go before or after the command.",
     )
     parser.add_argument("--version", action="version", version=f"lasthop {__version__}")
-    parser.add_argument("--config", type=Path, help="inventory file (default: $LASTHOP_CONFIG or config/lasthop.yaml)")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.add_argument("--config", type=Path, metavar="FILE", help=config_help)
+    # The same option after the command (`lasthop status --config F`); SUPPRESS keeps one given before it.
+    config = argparse.ArgumentParser(add_help=False)
+    config.add_argument("--config", type=Path, metavar="FILE", default=argparse.SUPPRESS, help=config_help)
+    sub = _ConfigSubparsers(parser.add_subparsers(dest="command", metavar="COMMAND"), config)
     sub.required = True
 
     p = sub.add_parser("check-config", help="validate the inventory; --connect also logs in to every device")
@@ -77,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("maintenance", help="take a host out of service (drain, silence) or put it back")
     p.add_argument("host")
     p.add_argument("state", choices=["on", "off"])
-    p.add_argument("--for", dest="duration", metavar="DURATION", help="end by itself after e.g. 30m, 2h")
+    p.add_argument("--for", dest="duration", metavar="DURATION",
+                   help="end by itself after DURATION, with its unit: 10m, 2h, 30s (1m to 7 days)")
     p.add_argument("--reason", default="")
     p.add_argument("--yes", action="store_true", help="do not ask before draining")
     p.add_argument("--accept-risk", action="store_true", help="drain even if the plan is risky (audited)")
@@ -91,8 +99,38 @@ def build_parser() -> argparse.ArgumentParser:
 
     from lab import cli as lab_cli
 
-    lab_cli.add_parser(sub)
+    lab_cli.add_parser(sub.inner)  # the lab reads no inventory
     return parser
+
+
+class _ConfigSubparsers:
+    """add_parser that gives every lasthop command the --config option too."""
+
+    def __init__(self, inner: Any, config: argparse.ArgumentParser) -> None:
+        self.inner = inner
+        self.config = config
+
+    @property
+    def required(self) -> bool:
+        return bool(self.inner.required)
+
+    @required.setter
+    def required(self, value: bool) -> None:
+        self.inner.required = value
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = self.inner.add_parser(name, parents=[self.config], **kwargs)
+        return parser
+
+
+# Commands that log in to routers or hosts, so they need key_file and known_hosts to be there.
+# history, slack-manifest, check-config without --connect and maintenance off read only the files.
+def _logs_in(args: argparse.Namespace) -> bool:
+    if args.command == "check-config":
+        return bool(args.connect)
+    if args.command == "maintenance":
+        return bool(args.state == "on")
+    return args.command in ("status", "failover", "serve", "console")
 
 
 def _actor() -> str:
@@ -113,12 +151,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bot.config import ConfigError, load_inventory
 
     try:
-        inv = load_inventory(args.config)
+        inv = load_inventory(args.config, defer_files=True)
     except ConfigError as e:
         print(str(e), file=sys.stderr)
         return USAGE
     for w in inv.warnings:
         print(f"warning: {w.format(inv.source.name)}", file=sys.stderr)
+    if inv.file_issues:
+        if _logs_in(args):
+            for issue in inv.file_issues:
+                print(issue.format(inv.source.name), file=sys.stderr)
+            what = {"check-config": "check-config --connect", "maintenance": "maintenance on"}.get(args.command,
+                                                                                                args.command)
+            print(f"lasthop {what} logs in to devices and needs {_them(inv.file_issues)}; "
+                  "nothing was done", file=sys.stderr)
+            return USAGE
+        if args.command == "check-config":
+            for issue in inv.file_issues:
+                print(f"warning: {issue.format(inv.source.name)} (needed by the commands that log in: "
+                      "status, failover, serve, console, maintenance on, check-config --connect)", file=sys.stderr)
     if args.command == "check-config":
         return _check_config(inv, args.connect)
 
@@ -155,11 +206,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     return USAGE
 
 
+def _them(issues: Sequence[object]) -> str:
+    return "that file" if len(issues) == 1 else "those files"
+
+
 def _slack_manifest(args: argparse.Namespace) -> int:
     from collections.abc import Mapping
 
     from bot.commands import CommandNames
-    from bot.config import ConfigError, config_path, load_inventory
+    from bot.config import ConfigError, NoConfigError, config_path, load_inventory
     from bot.manifest import manifest_yaml
 
     class AnySecret(Mapping[str, str]):
@@ -173,12 +228,16 @@ def _slack_manifest(args: argparse.Namespace) -> int:
         def __len__(self) -> int:
             return 0
 
-    path = config_path(args.config)
     note = None
     try:
+        path = config_path(args.config)
         names = load_inventory(path, AnySecret(), check_files=False).slack.commands
+    except NoConfigError:
+        problem = "no inventory found (lasthop check-config says where it looked)"
+        names = CommandNames()
+        note = f"lasthop slack-manifest: {problem}; using the default command names"
     except ConfigError as e:
-        problem = str(e) if len(e.errors) == 1 else f"{path}: {len(e.errors)} problems (check-config lists them)"
+        problem = str(e) if len(e.errors) == 1 else f"{e.source}: {len(e.errors)} problems (check-config lists them)"
         note = f"lasthop slack-manifest: {problem}; using the default command names"
         names = CommandNames()
     try:
@@ -399,11 +458,8 @@ def _serve(engine: object, store: object, args: argparse.Namespace) -> int:
 
 
 def _maintenance(engine: object, args: argparse.Namespace) -> int:
-    import re
-
     from bot.chat import Actor
-    from bot.commands import MaintenanceCommand
-    from bot.durations import parse_duration
+    from bot.commands import MaintenanceCommand, UsageError, maintenance_duration
     from bot.engine.pipeline import Engine
     from bot.workflow import Workflow
 
@@ -413,14 +469,15 @@ def _maintenance(engine: object, args: argparse.Namespace) -> int:
         print(f"unknown host {args.host!r} (known: {', '.join(sorted(inv.hosts))})", file=sys.stderr)
         return USAGE
     duration = None
-    if args.duration:
-        if re.fullmatch(r"\s*\d+(\.\d+)?\s*", args.duration):
-            print(f"--for: {args.duration.strip()!r} needs its unit, e.g. 30m or 2h", file=sys.stderr)
+    if args.duration is not None:
+        if args.state == "off":
+            print("--for goes with on: maintenance off ends it now", file=sys.stderr)
             return USAGE
         try:
-            duration = parse_duration(args.duration)
-        except ValueError as e:
-            print(f"--for: {e}", file=sys.stderr)
+            duration = maintenance_duration(args.duration.strip())
+        except UsageError as e:
+            print(f"--for {str(e).removeprefix('a duration ')} (got {args.duration.strip()!r})"
+                  if str(e).startswith("a duration ") else f"--for: {e}", file=sys.stderr)
             return USAGE
     workflow = Workflow(inv, engine, engine.store)
     actor = Actor(_actor(), "cli")
@@ -431,6 +488,8 @@ def _maintenance(engine: object, args: argparse.Namespace) -> int:
         if not args.yes:
             yes = _ask("Drain and start maintenance?")
             if not yes:
+                workflow.audit_refusal(actor, "maintenance", args.host, "not confirmed" if yes is not None
+                                       else "not confirmed: no terminal to ask on")
                 print(NOT_CONFIRMED[yes is None])
                 return FAILED
         answer = workflow.maintenance(actor, cmd, confirmed=True, accept_risk=args.accept_risk)

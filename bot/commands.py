@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from bot.durations import parse_duration
+from bot.durations import NEEDS_UNIT, parse_typed_duration
 
 # Slack answers these itself and never sends them to an app; a manifest listing one is refused with
 # "the slash command has an invalid name". The list Slack's help article "Use built-in slash commands"
@@ -261,7 +261,7 @@ def _parse_maintenance(text: str) -> MaintenanceCommand:
             raise UsageError('a reason goes in double quotes, e.g. "kernel update"')
         if duration is not None:
             raise UsageError("give one duration")
-        duration = _maintenance_duration(word)
+        duration = maintenance_duration(word)
     return MaintenanceCommand(host, True, duration, reason or "")
 
 
@@ -270,11 +270,12 @@ _PARSERS: dict[HelpTopic, Callable[[str], Command]] = {
 }
 
 
-def _maintenance_duration(word: str) -> float:
+def maintenance_duration(word: str) -> float:
+    """A maintenance window as typed (chat or the CLI's --for): its unit is required; 1m to 7 days."""
     if _BARE_NUMBER.fullmatch(word):
-        raise UsageError("a duration needs its unit, e.g. 30m or 2h")
+        raise UsageError(f"a duration {NEEDS_UNIT}")
     try:
-        seconds = parse_duration(word)
+        seconds = parse_typed_duration(word)
     except ValueError:
         raise UsageError(f"{_quoted(word, 'that')} is not a duration: write e.g. 30m, 2h or 1h30m") from None
     if not MAINTENANCE_MIN <= seconds <= MAINTENANCE_MAX:

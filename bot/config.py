@@ -53,7 +53,8 @@ from bot.inventory import (
 
 SLACK_ID_RE = re.compile(r"\*|[UWSCGD][A-Z0-9]{2,20}")
 
-__all__ = ["ConfigError", "ConfigIssue", "Inventory", "config_path", "load_inventory", "redact_url"]
+__all__ = ["CONFIG_ORDER", "ConfigError", "ConfigIssue", "Inventory", "NoConfigError", "config_path", "load_inventory",
+           "redact_url"]
 
 DEFAULT_PATH = Path("config/lasthop.yaml")
 PATH_ENV = "LASTHOP_CONFIG"
@@ -697,12 +698,15 @@ _M = TypeVar("_M", bound=BaseModel)
 
 
 class _Builder:
-    def __init__(self, doc: LineMap, source: Path, env: Mapping[str, str], check_files: bool) -> None:
+    def __init__(self, doc: LineMap, source: Path, env: Mapping[str, str], check_files: bool,
+                 defer_files: bool = False) -> None:
         self.doc = doc
         self.source = source
         self.env = env
         self.check_files = check_files
+        self.defer_files = defer_files
         self.errors: list[ConfigIssue] = []
+        self.file_issues: list[ConfigIssue] = []
         self.warnings: list[ConfigIssue] = []
         self._files_seen: set[str] = set()
 
@@ -808,6 +812,7 @@ class _Builder:
             state_url_redacted=state_url_redacted,
             warnings=_by_line(self.warnings),
             source=self.source,
+            file_issues=_by_line(self.file_issues),
         )
 
     # -- secrets and files --
@@ -831,17 +836,26 @@ class _Builder:
         path = Path(text).expanduser()
         return path if path.is_absolute() else self.source.parent / path
 
+    def file_error(self, loc: Loc, message: str) -> None:
+        """A file the devices' logins need is not usable: an error, or with defer_files a note for later."""
+        if not self.defer_files:
+            self.error(loc, message)
+            return
+        issue = ConfigIssue(_format_loc(loc), _line_at(self.doc, loc), message)
+        if issue not in self.file_issues:
+            self.file_issues.append(issue)
+
     def check_file(self, path: Path, loc: Loc, what: str) -> None:
         key = _format_loc(loc)
         if not self.check_files or key in self._files_seen:
             return
         self._files_seen.add(key)
         if not path.exists():
-            self.error(loc, f"{what} {path} does not exist")
+            self.file_error(loc, f"{what} {path} does not exist")
         elif not path.is_file():
-            self.error(loc, f"{what} {path} is not a file")
+            self.file_error(loc, f"{what} {path} is not a file")
         elif not os.access(path, os.R_OK):
-            self.error(loc, f"{what} {path} cannot be read")
+            self.file_error(loc, f"{what} {path} cannot be read")
 
     def password_file(self, path: Path, loc: Loc) -> str | None:
         if not self.check_files:
@@ -849,15 +863,15 @@ class _Builder:
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            self.error(loc, f"password_file {path} does not exist")
+            self.file_error(loc, f"password_file {path} does not exist")
             return None
         except (OSError, UnicodeDecodeError) as e:
             reason = e.strerror if isinstance(e, OSError) and e.strerror else "not readable text"
-            self.error(loc, f"password_file {path} cannot be read: {reason}")
+            self.file_error(loc, f"password_file {path} cannot be read: {reason}")
             return None
         secret = text.rstrip("\r\n")
         if not secret:
-            self.error(loc, f"password_file {path} is empty")
+            self.file_error(loc, f"password_file {path} is empty")
             return None
         return secret
 
@@ -1181,25 +1195,75 @@ def redact_url(url: str) -> str:
 # -- entry point ------------------------------------------------------------------------------------
 
 
-def config_path(path: Path | str | None = None, env: Mapping[str, str] | None = None) -> Path:
-    """Which file to load: the argument, else $LASTHOP_CONFIG, else config/lasthop.yaml."""
+DEMO_LAB_PREFIX = "lh"  # `lasthop lab up` without --prefix
+CONFIG_ORDER = ("--config FILE, else $LASTHOP_CONFIG, else config/lasthop.yaml in the current directory, "
+                "else the demo lab's inventory (/run/lasthop-lab/lh/lasthop.yaml) while the demo lab is up")
+
+
+class NoConfigError(ConfigError):
+    """No inventory in any of the places lasthop looks; the message names each of them."""
+
+    def __init__(self, looked: Sequence[str]) -> None:
+        self.looked = list(looked)
+        super().__init__([ConfigIssue("", None, "no inventory found")])
+
+    def __str__(self) -> str:
+        return "\n".join(["lasthop: no inventory found. Looked, in this order, at:",
+                          *(f"  {place}" for place in self.looked),
+                          "Pass --config FILE, set LASTHOP_CONFIG, or start the demo lab (lasthop lab up)."])
+
+
+def demo_lab_inventory(lab_root: Path | None = None) -> tuple[Path, bool]:
+    """Where `lasthop lab up` writes the demo lab's inventory, and whether that lab is up now."""
+    from lab.state import DEFAULT_STATE_ROOT, StatePaths, recorded_slot
+
+    paths = StatePaths(DEFAULT_STATE_ROOT if lab_root is None else lab_root, DEMO_LAB_PREFIX)
+    return paths.inventory, paths.inventory.is_file() and recorded_slot(paths) is not None
+
+
+def config_path(path: Path | str | None = None, env: Mapping[str, str] | None = None, *,
+                cwd: Path | None = None, lab_root: Path | None = None) -> Path:
+    """Which inventory to load: the one rule, everywhere (see CONFIG_ORDER).
+
+    1. `path` (the --config option), 2. $LASTHOP_CONFIG, 3. config/lasthop.yaml relative to `cwd`
+    (default: the current directory), 4. the demo lab's inventory, only while the demo lab is up.
+    A file named by 1 or 2 is used even if it is missing (loading it then says so); when 3 and 4
+    find nothing, NoConfigError names every place looked.
+    """
     if path is not None:
         return Path(path)
     env = os.environ if env is None else env
     from_env = env.get(PATH_ENV, "").strip()
-    return Path(from_env) if from_env else DEFAULT_PATH
+    if from_env:
+        return Path(from_env)
+    local = DEFAULT_PATH if cwd is None else cwd / DEFAULT_PATH
+    if local.is_file():
+        return local
+    lab_inventory, lab_up = demo_lab_inventory(lab_root)
+    if lab_up:
+        return lab_inventory
+    where = (cwd or Path.cwd()).resolve()
+    raise NoConfigError([
+        "--config FILE: not given",
+        f"${PATH_ENV}: not set",
+        f"{DEFAULT_PATH} (in {where}): {'not a file' if local.exists() else 'no such file'}",
+        f"{lab_inventory}: the demo lab is not up",
+    ])
 
 
 def load_inventory(
-    path: Path | None = None, env: Mapping[str, str] | None = None, *, check_files: bool = True
+    path: Path | None = None, env: Mapping[str, str] | None = None, *, check_files: bool = True,
+    defer_files: bool = False,
 ) -> Inventory:
     """Load and check the inventory; raise `ConfigError` listing every problem.
 
     `env` (default: os.environ) supplies ${VAR} secrets and LASTHOP_CONFIG.
     `check_files=False` skips looking at key_file, known_hosts and password_file (the
     password then stays None): for checking a file written for another machine.
+    `defer_files=True` looks at them but puts their problems in `inventory.file_issues`
+    instead of raising: they matter only to the commands that log in to devices.
     """
     env = os.environ if env is None else env
     source = config_path(path, env)
     doc = _read_document(source)
-    return _Builder(doc, source, env, check_files).build()
+    return _Builder(doc, source, env, check_files, defer_files).build()

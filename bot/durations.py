@@ -1,4 +1,9 @@
-"""Durations as people write them in a config file: `500ms`, `5s`, `1m`, `1h30m`, or bare seconds."""
+"""Durations as people write them: `500ms`, `5s`, `1m`, `1h30m`.
+
+In the config file a bare number is seconds (`interval: 5`), as config/example.yaml says. Typed
+by a person (the CLI's `--for`, `/lasthop maintenance … on 2h`) the unit is required: `10` is
+more likely ten minutes than ten seconds, so `parse_typed_duration` refuses to guess.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ _WHOLE = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h))+")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 HINT = "use e.g. 500ms, 5s, 1m, 1h or a number of seconds"
+NEEDS_UNIT = "needs a unit: 10m, 2h, 30s"
 
 
 def parse_duration(value: object) -> float:
@@ -38,6 +44,13 @@ def parse_duration(value: object) -> float:
     if not _WHOLE.fullmatch(text):
         raise ValueError(f"{_show(value)} is not a duration: {HINT}")
     return sum(float(n) * _UNITS[unit] for n, unit in _PART.findall(text))
+
+
+def parse_typed_duration(text: str) -> float:
+    """A duration a person typed, in seconds; ValueError when it has no unit (NEEDS_UNIT) or is not a duration."""
+    if _NUMBER.fullmatch(text.strip()):
+        raise ValueError(NEEDS_UNIT)
+    return parse_duration(text)
 
 
 def format_duration(seconds: float) -> str:

@@ -187,6 +187,9 @@ class Inventory:
     state_url_redacted: str = DEFAULT_STATE_URL
     warnings: list[ConfigIssue] = field(default_factory=list)
     source: Path = Path("config/lasthop.yaml")
+    # Problems with key_file, known_hosts or password_file, when loaded with defer_files: they stop only
+    # the commands that log in to devices (see bot.cli), not history or check-config without --connect.
+    file_issues: list[ConfigIssue] = field(default_factory=list)
 
     # -- lookups -----------------------------------------------------------------
     def service_for_prefix(self, prefix: IPv4Network | str) -> Service | None:

@@ -10,6 +10,7 @@ from bot.state.records import AuditRecord
 from bot.status import StatusView
 
 MARK = {"up": "ok", "down": "DOWN", "init": "?", "falling": "falling", "rising": "rising", "disabled": "maint"}
+LO = {"ok": "ok", "missing": "MISS", "unknown": "unknown", "unchecked": "-"}
 
 
 def status_text(view: StatusView, width: int = 80) -> str:
@@ -17,22 +18,46 @@ def status_text(view: StatusView, width: int = 80) -> str:
     for r in view.rows:
         hops = len(r.next_hops)
         served = r.host or ("?" if r.error else ("none" if not hops else f"{hops} hops" if hops > 1 else "unknown"))
-        lo = "-" if r.loopback is None else ("ok" if r.loopback else "MISS")
+        lo = LO[r.loopback_state]
         health = MARK.get(r.health, r.health)
         lines.append(f"{r.service:<10} {r.prefix:<18} {r.router:<6} {served:<10} {health:<8} {lo}")
-        for note in (r.error, r.drift):
+        unknown = f"loopback unknown: {r.loopback_error}" if r.loopback_state == "unknown" else ""
+        for note in (r.error, r.drift, unknown):
             if note:
                 lines.extend(textwrap.wrap(note, width, initial_indent="  ! ", subsequent_indent="    "))
+    for m in view.maintenance.values():
+        until = f"until {m.until:%Y-%m-%d %H:%M}Z" if m.until else "until turned off"
+        why = f": {m.reason}" if m.reason else ""
+        lines.extend(textwrap.wrap(f"{m.host} is in maintenance {until}, by {m.by}{why}", width,
+                                   subsequent_indent="  "))
     for note in view.notes:
         lines.extend(textwrap.wrap(note, width, initial_indent="! ", subsequent_indent="  "))
     return "\n".join(lines)
+
+
+# Audit actions as a person reads them; an action of a dry run carries ":dry-run" (older records: "dry-run:dry-run").
+ACTION_WORDS = {"dry-run": "dry run", "precheck": "pre-check", "approval-request": "approval request",
+                "plan": "plan"}
+RESULT_WORDS = {"rolled_back": "rolled back", "needs_human": "FAILED, a human is needed", "refused": "REFUSED"}
+
+
+def action_words(action: str) -> str:
+    base, _, dry = action.partition(":")
+    words = ACTION_WORDS.get(base, base.replace("-", " ").replace("_", " "))
+    if dry == "dry-run" and base != "dry-run":
+        return f"dry run {words}"
+    return words
 
 
 def history_text(records: Iterable[AuditRecord]) -> str:
     lines = []
     for r in records:
         took = f" ({r.duration_ms} ms)" if r.duration_ms is not None else ""
-        lines.append(f"{r.at:%Y-%m-%d %H:%M:%S}Z {r.actor} [{r.source}] {r.action} {r.target}: {r.result}{took}")
+        result = RESULT_WORDS.get(r.result, r.result.replace("_", " "))
+        if isinstance(r.plan, dict) and r.plan.get("risk_accepted"):
+            result += ", RISK ACCEPTED without a second person"
+        lines.append(f"{r.at:%Y-%m-%d %H:%M:%S}Z {r.actor} [{r.source}] {action_words(r.action)} {r.target}: "
+                     f"{result}{took}")
         if r.detail:
-            lines.append(f"    {r.detail}")
+            lines.extend(textwrap.wrap(r.detail, 76, initial_indent="    ", subsequent_indent="    "))
     return "\n".join(lines) or "(no audit records)"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 from bot.drivers.errors import DriverError
 from bot.engine.live import LiveTable, find_drift, hops, serving_host
@@ -20,9 +21,38 @@ class ServiceRow:
     host: str | None  # the host the router really points at; None: none, several, or unknown
     next_hops: tuple[str, ...]
     health: str  # of that host, for this service
-    loopback: bool | None  # its VIPs verified on its loopback just now; None: not checked
+    loopback: bool | None  # True: its VIPs are on its loopback; False: some are missing; None: not known
     drift: str = ""
     error: str = ""  # the router could not be read
+    loopback_error: str = ""  # why the loopback is not known: the host could not be read (never "missing")
+
+    @property
+    def loopback_state(self) -> LoopbackState:
+        """In one word: ok, missing, unknown (the host could not be read: see loopback_error), or unchecked."""
+        if self.loopback is not None:
+            return "ok" if self.loopback else "missing"
+        return "unknown" if self.loopback_error else "unchecked"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "loopback_state": self.loopback_state}
+
+
+LoopbackState = Literal["ok", "missing", "unknown", "unchecked"]
+
+
+@dataclass(frozen=True)
+class HostMaintenance:
+    """A host in maintenance: no alerts, no moves to it, until `until` (None: until turned off)."""
+
+    host: str
+    by: str
+    reason: str
+    since: datetime
+    until: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"by": self.by, "reason": self.reason, "since": self.since.isoformat(),
+                "until": self.until.isoformat() if self.until else None}
 
 
 @dataclass
@@ -30,9 +60,11 @@ class StatusView:
     rows: list[ServiceRow]
     hosts: dict[str, dict[str, str]] = field(default_factory=dict)  # host -> service -> health
     notes: list[str] = field(default_factory=list)
+    maintenance: dict[str, HostMaintenance] = field(default_factory=dict)  # host -> its window
 
     def to_dict(self) -> dict[str, Any]:
-        return {"services": [asdict(r) for r in self.rows], "hosts": self.hosts, "notes": self.notes}
+        return {"services": [r.to_dict() for r in self.rows], "hosts": self.hosts, "notes": self.notes,
+                "maintenance": {h: m.to_dict() for h, m in sorted(self.maintenance.items())}}
 
 
 def collect_status(engine: Engine, *, only: str | None = None, loopback: bool = True) -> StatusView:
@@ -51,14 +83,16 @@ def collect_status(engine: Engine, *, only: str | None = None, loopback: bool = 
     services = [s for s in inv.services.values() if only in (None, s.name) or (only in s.hosts)]
     serving = {s.name: serving_host(inv, table, s.name) for s in services}
 
-    def vips_ok(name: str) -> bool | None:
+    def vips_ok(name: str) -> tuple[bool | None, str]:
+        """(True, "") all there, (False, "") some missing, (None, why) the host could not be read."""
         host = serving[name]
         if not loopback or host is None:
-            return None
+            return None, ""
         try:
-            return engine.devices.host(host).check_vips(inv.services[name].vips, arp=False).ok
-        except DriverError:
-            return False
+            return engine.devices.host(host).check_vips(inv.services[name].vips, arp=False).ok, ""
+        except DriverError as e:
+            # Not logged in (host key, key file, refused, timed out) is not knowing, not "missing".
+            return None, str(e) or f"{host}: could not be read"
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         loop = dict(zip([s.name for s in services], pool.map(vips_ok, [s.name for s in services]), strict=True))
@@ -69,13 +103,17 @@ def collect_status(engine: Engine, *, only: str | None = None, loopback: bool = 
         rows.append(ServiceRow(
             service=svc.name, prefix=str(svc.prefix), router=svc.router, host=host,
             next_hops=tuple(str(h) for h in sorted(hops(table, svc.router, svc.prefix))),
-            health=state.value, loopback=loop[svc.name], drift=drift.get(svc.name, ""),
-            error=errors.get(svc.router, ""),
+            health=state.value, loopback=loop[svc.name][0], drift=drift.get(svc.name, ""),
+            error=errors.get(svc.router, ""), loopback_error=loop[svc.name][1],
         ))
     hosts: dict[str, dict[str, str]] = {}
     for (svc_name, host_name), state in sorted(health.items()):
         hosts.setdefault(host_name, {})[svc_name] = state.value
-    view = StatusView(rows, hosts)
+    shown = set(inv.hosts) if only is None else {only} if only in inv.hosts else {
+        h for s in services for h in s.hosts}
+    maintenance = {host: HostMaintenance(host, m.by, m.reason, m.since, m.until)
+                   for host, m in sorted(engine.store.maintenance().items()) if host in shown}
+    view = StatusView(rows, hosts, maintenance=maintenance)
     for change in engine.store.changes_in_flight():
         view.notes.append(f"change {change.id[:8]} on {change.router} is still {change.status}")
     return view

@@ -20,7 +20,7 @@ from bot.engine.model import Outcome, Plan
 from bot.engine.targets import choose_target
 from bot.inventory import Inventory
 from bot.situation import Situation
-from bot.status import StatusView
+from bot.status import HostMaintenance, StatusView
 
 ICON = {"up": ":large_green_circle:", "down": ":red_circle:", "falling": ":large_yellow_circle:",
         "rising": ":large_yellow_circle:", "init": ":white_circle:", "disabled": ":wrench:"}
@@ -344,11 +344,18 @@ def status_lines(view: StatusView) -> list[str]:
     lines = []
     for r in view.rows:
         served = r.host or ("?" if r.error else "no single host")
-        lo = "" if r.loopback is None else (" lo ok" if r.loopback else " *VIP missing on lo*")
+        lo = {"ok": " lo ok", "missing": " *VIP missing on lo*", "unknown": " lo unknown",
+              "unchecked": ""}[r.loopback_state]
         mark = " :warning: drift" if r.drift else ""
         err = f" :x: {escape(r.error)}" if r.error else ""
         lines.append(f"{ICON.get(r.health, '')} *{r.service}* → {served} ({r.health}){lo}{mark}{err}")
     return lines
+
+
+def maintenance_line(m: HostMaintenance) -> str:
+    until = f"until {when(m.until)}" if m.until else "until turned off"
+    why = f": {escape(m.reason)}" if m.reason else ""
+    return f":wrench: {m.host} is in maintenance {until}, by {who(m.by)}{why}"
 
 
 def status_message(view: StatusView, *, detail: Sequence[str] = (), offer_post: bool = True,
@@ -360,9 +367,13 @@ def status_message(view: StatusView, *, detail: Sequence[str] = (), offer_post: 
     parts.append(Text(text))
     if detail:
         parts.append(Code("\n".join(detail)))
-    notes = [r.drift for r in view.rows if r.drift] + view.notes
+    unknown = [f"loopback of {r.host or r.service} unknown: {r.loopback_error}" for r in view.rows
+               if r.loopback_state == "unknown"]
+    notes = [r.drift for r in view.rows if r.drift] + list(dict.fromkeys(unknown)) + view.notes
     if notes:
         parts.append(Note("\n".join(f":warning: {escape(n)}" for n in notes)))
+    if view.maintenance:
+        parts.append(Note("\n".join(maintenance_line(m) for m in view.maintenance.values())))
     if offer_post:
         parts.append(Buttons((Button("Post to channel", "post_status", "all"),)))
     fallback = "\n".join(([head] if head else []) + [text] + list(detail))

@@ -45,6 +45,14 @@ def change_commands(kind: str, moves: Sequence[RouteMove]) -> list[str]:
     return ["configure terminal", *adds, "end", "configure terminal", *removes, "end"]
 
 
+SAVE_COMMANDS = {"frr": ["write memory"], "cisco_ios": ["write memory"]}  # what each driver's save_config sends
+
+
+def save_commands(kind: str) -> list[str]:
+    """The lines that save a router's configuration after a change; none for a kind with nothing to save."""
+    return list(SAVE_COMMANDS.get(kind, []))
+
+
 __all__ = [
     "ROUTER_KINDS",
     "DeviceSpec",
@@ -55,4 +63,5 @@ __all__ = [
     "Transcript",
     "change_commands",
     "make_router_driver",
+    "save_commands",
 ]

@@ -40,6 +40,7 @@ class _Run:
     transcript: list[str] = field(default_factory=list)
     timings: dict[str, int] = field(default_factory=dict)
     lines: list[str] = field(default_factory=list)
+    risk_accepted: bool = False  # a risky plan run without approval (the CLI's --accept-risk): audited as such
 
     def add(self, t: Transcript) -> None:
         if t.exchanges:
@@ -162,14 +163,16 @@ class Engine:
         if idempotency_key and not req.dry_run and not self.store.claim_key(idempotency_key, owner=holder):
             # A retried event, a second click: report what the first one did, never run it again.
             return self._repeat(plan, idempotency_key)
-        outcome = self._locked(plan, holder, approved_by, idempotency_key)
+        accepted = plan.risky and allow_risky and not approved_by and not req.dry_run
+        outcome = self._locked(plan, holder, approved_by, idempotency_key, accepted)
         if idempotency_key and not req.dry_run and outcome.status == "refused" and outcome.change_id is None:
             # Refused before anything changed (router busy, pre-check failed): the request never ran,
             # so a later tap may try again. A change that started keeps its key forever.
             self.store.release_key(idempotency_key, owner=holder)
         return outcome
 
-    def _locked(self, plan: Plan, holder: str, approved_by: str | None, idempotency_key: str | None) -> Outcome:
+    def _locked(self, plan: Plan, holder: str, approved_by: str | None, idempotency_key: str | None,
+                risk_accepted: bool = False) -> Outcome:
         req = plan.request
         what = f"{'dry run' if req.dry_run else 'change'} by {req.actor} ({req.source})"
         outcome = Outcome("done" if not req.dry_run else "dry-run", plan)
@@ -181,7 +184,7 @@ class Engine:
                 self._audit(req, "move", "refused", str(e), plan)
                 return Outcome("refused", plan, [str(e)])
             for router in plan.routers:
-                run = _Run(router, [m for m in plan.moves if m.router == router])
+                run = _Run(router, [m for m in plan.moves if m.router == router], risk_accepted=risk_accepted)
                 status = self._one_router(plan, run, approved_by, idempotency_key)
                 outcome.lines.extend(run.lines)
                 outcome.transcript += "\n".join(run.transcript)
@@ -264,7 +267,7 @@ class Engine:
             run.lines.append(f"{m.service}: {m.from_host or 'no route'} -> {m.to_host}, verified in the FIB")
         self.store.set_change_status(change.id, "done", result={"timings_ms": run.timings})
         self._audit(req, "move", "done", "; ".join(plan.summary), plan, transcript="\n".join(run.transcript),
-                    duration_ms=total, change_id=change.id, approved_by=approved_by)
+                    duration_ms=total, change_id=change.id, approved_by=approved_by, risk_accepted=run.risk_accepted)
         return "done"
 
     def _precheck(self, driver: RouterDriver, run: _Run) -> None:
@@ -320,13 +323,13 @@ class Engine:
             run.lines.append(text)
             self.store.set_change_status(run.change_id, "needs_human", error=f"{error}; rollback: {e2}")
             self._audit(req, "rollback", "failed", f"{error}; rollback: {e2}", plan,
-                        transcript="\n".join(run.transcript), change_id=run.change_id)
+                        transcript="\n".join(run.transcript), change_id=run.change_id, risk_accepted=run.risk_accepted)
             return "needs_human"
         run.lines.append("rolled back to " + ", ".join(f"{m.prefix} via {m.new}" for m in back) + ", verified")
         run.timings["total_ms"] = int((time.monotonic() - started) * 1000)
         self.store.set_change_status(run.change_id, "rolled_back", error=error)
         self._audit(req, "rollback", "rolled_back", error, plan, transcript="\n".join(run.transcript),
-                    duration_ms=run.timings["total_ms"], change_id=run.change_id)
+                    duration_ms=run.timings["total_ms"], change_id=run.change_id, risk_accepted=run.risk_accepted)
         return "rolled_back"
 
     # -- after a crash -------------------------------------------------------------
@@ -358,12 +361,18 @@ class Engine:
     # -- audit ----------------------------------------------------------------------
     def _audit(self, req: MoveRequest, action: str, result: str, detail: str, plan: Plan | None = None, *,
                transcript: str = "", duration_ms: int | None = None, change_id: str | None = None,
-               approved_by: str | None = None) -> None:
+               approved_by: str | None = None, risk_accepted: bool = False) -> None:
         if approved_by:
             detail = f"{detail} (approved by {approved_by})"
+        stored = plan.to_dict() if plan else None
+        if risk_accepted and plan is not None and stored is not None:
+            # No second person: whoever ran it owns the risk, and the record says so in data and in words.
+            detail = f"{detail} (risk accepted by {req.actor}: {'; '.join(r.text for r in plan.risks)})"
+            stored["risk_accepted"] = True
+        dry = req.dry_run and action != "dry-run"
         self.store.audit(
-            actor=req.actor, source=req.source, action=action if not req.dry_run else f"{action}:dry-run",
-            target=req.target, result=result, detail=detail, plan=plan.to_dict() if plan else None,
+            actor=req.actor, source=req.source, action=f"{action}:dry-run" if dry else action,
+            target=req.target, result=result, detail=detail, plan=stored,
             transcript=transcript, duration_ms=duration_ms, change_id=change_id,
         )
 

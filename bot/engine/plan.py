@@ -8,7 +8,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
-from bot.drivers import RouteMove, change_commands
+from bot.drivers import RouteMove, change_commands, save_commands
 from bot.engine.live import Expected, LiveTable, hops, serving_host
 from bot.engine.model import MoveRequest, Plan, PlannedMove, Refusal
 from bot.engine.risk import assess
@@ -58,7 +58,7 @@ def make_plan(
         router: change_commands(
             inv.routers[router].driver,
             [RouteMove(m.prefix, m.from_hop, m.to_hop) for m in planned if m.router == router],
-        )
+        ) + _save(inv, router)
         for router in sorted({m.router for m in planned})
     }
     summary = tuple(
@@ -68,6 +68,12 @@ def make_plan(
     plan = Plan(req, tuple(planned), summary, commands, noop=noop)
     found = assess(inv, plan, live, health, expected or {})
     return Plan(req, plan.moves, summary, commands, found.risks, noop, found.notes)
+
+
+def _save(inv: Inventory, router: str) -> list[str]:
+    """The save step the engine runs after a verified change (pipeline: save_config and save_after_change)."""
+    r = inv.routers[router]
+    return save_commands(r.driver) if r.save_config and inv.policy.save_after_change else []
 
 
 def _current(inv: Inventory, svc: Service, live: LiveTable) -> tuple[str | None, IPv4Address | None]:

@@ -586,8 +586,9 @@ def test_path_comes_from_the_environment_then_the_default(tmp_path: Path, monkey
     inv = load_inventory(None, {"LASTHOP_CONFIG": str(path)})
     assert inv.source == path
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("lab.state.DEFAULT_STATE_ROOT", tmp_path / "no-lab")  # whatever labs this machine runs
     error = load_error(None, {})
-    assert "config/lasthop.yaml does not exist" in str(error)
+    assert "config/lasthop.yaml (in " in str(error) and "no inventory found" in str(error)
     (tmp_path / "config").mkdir()
     write(tmp_path / "config", BASE)
     assert load_inventory(None, {}).source == Path("config/lasthop.yaml")
@@ -692,3 +693,75 @@ def test_a_newline_in_a_key_stays_on_one_line(tmp_path: Path) -> None:
     error = load_error(write(tmp_path, BASE + '"bad\\nkey": 1\n'))
     assert len(str(error).splitlines()) == len(error.errors) == 1
     assert "unknown key 'bad\\nkey'" in str(error)
+
+
+# -- which file: one rule -------------------------------------------------------------------------
+
+
+def _demo_lab(root: Path, up: bool) -> Path:
+    """What `lasthop lab up` leaves for the demo lab (prefix lh): its inventory, and lab.json while it is up."""
+    folder = root / "lh"
+    folder.mkdir(parents=True)
+    (folder / "lasthop.yaml").write_text("routers: {}\n")
+    if up:
+        (folder / "lab.json").write_text('{"prefix": "lh", "slot": 0}')
+    return folder / "lasthop.yaml"
+
+
+def test_config_path_order_option_env_cwd_then_demo_lab(tmp_path: Path) -> None:
+    from bot.config import config_path
+
+    lab_inventory = _demo_lab(tmp_path / "run", up=True)
+    cwd = tmp_path / "work"
+    (cwd / "config").mkdir(parents=True)
+    local = cwd / "config" / "lasthop.yaml"
+    local.write_text("routers: {}\n")
+    env = {"LASTHOP_CONFIG": "/etc/lasthop/from-env.yaml"}
+    assert config_path("given.yaml", env, cwd=cwd, lab_root=tmp_path / "run") == Path("given.yaml")
+    assert config_path(None, env, cwd=cwd, lab_root=tmp_path / "run") == Path("/etc/lasthop/from-env.yaml")
+    assert config_path(None, {}, cwd=cwd, lab_root=tmp_path / "run") == local
+    local.unlink()
+    assert config_path(None, {"LASTHOP_CONFIG": " "}, cwd=cwd, lab_root=tmp_path / "run") == lab_inventory
+
+
+def test_config_path_names_every_place_it_looked(tmp_path: Path) -> None:
+    from bot.config import NoConfigError, config_path
+
+    _demo_lab(tmp_path / "run", up=False)  # its inventory is left, but the lab is not up
+    with pytest.raises(NoConfigError) as e:
+        config_path(None, {}, cwd=tmp_path, lab_root=tmp_path / "run")
+    text = str(e.value)
+    assert "--config FILE: not given" in text
+    assert "$LASTHOP_CONFIG: not set" in text
+    assert f"config/lasthop.yaml (in {tmp_path.resolve()}): no such file" in text
+    assert f"{tmp_path / 'run' / 'lh' / 'lasthop.yaml'}: the demo lab is not up" in text
+    assert text.index("--config") < text.index("LASTHOP_CONFIG") < text.index("config/lasthop.yaml") < text.index(
+        "/lh/lasthop.yaml")
+
+
+def test_deferred_files_are_noted_not_fatal(tmp_path: Path) -> None:
+    path = tmp_path / "lasthop.yaml"
+    path.write_text(
+        f"defaults: {{username: ops, key_file: {tmp_path}/missing_key, known_hosts: {tmp_path}/kh}}\n"
+        "routers:\n  r1: {driver: frr, address: 198.18.7.11, lan: [198.51.100.0/27]}\n"
+        "hosts:\n  web1: {address: 198.51.100.2}\n"
+        "services:\n  www-a: {prefix: 198.51.100.32/27, router: r1, hosts: [web1], vips: [198.51.100.33]}\n"
+    )
+    (tmp_path / "kh").write_text("")
+    with pytest.raises(ConfigError) as e:
+        load_inventory(path, env={})
+    assert "key_file" in str(e.value)
+    inv = load_inventory(path, env={}, defer_files=True)
+    assert [i.format(path.name) for i in inv.file_issues] == [
+        f"lasthop.yaml:1: defaults.key_file: key_file {tmp_path}/missing_key does not exist"]
+
+
+def test_the_demo_lab_place_is_the_one_lab_up_writes() -> None:
+    from bot.config import CONFIG_ORDER, DEMO_LAB_PREFIX, demo_lab_inventory
+    from lab.cli import DEFAULT_PREFIX
+    from lab.state import DEFAULT_STATE_ROOT, StatePaths
+
+    assert DEMO_LAB_PREFIX == DEFAULT_PREFIX
+    where = StatePaths(DEFAULT_STATE_ROOT, DEFAULT_PREFIX).inventory
+    assert demo_lab_inventory()[0] == where
+    assert f"({where})" in CONFIG_ORDER

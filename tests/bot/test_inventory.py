@@ -178,7 +178,7 @@ def test_describe_is_short_and_complete(lab: Inventory) -> None:
     assert len(text.splitlines()) == 1 + 2 + 3 + 4 + 1
     for name in [*lab.routers, *lab.hosts, *lab.services]:
         assert name in text
-    assert "sqlite:///state/" in text
+    assert "state sqlite:////run/lasthop-lab/lh/lasthop.db" in text  # the demo lab's own database
 
 
 def test_load_inventory_is_also_reachable_from_the_inventory_module() -> None:

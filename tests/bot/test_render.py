@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
 
 from bot import plain
 from bot.chat import Message
 from bot.engine.model import MoveRequest, Outcome, Plan, PlannedMove, RiskReason
-from bot.render import status_text
+from bot.render import history_text, status_text
 from bot.status import ServiceRow, StatusView
 from bot.views import outcome_message, plan_parts
 
@@ -45,3 +46,36 @@ def test_plan_and_outcome_text() -> None:
                                                timings_ms={"apply_ms": 80, "verify_ms": 120})))
     assert out.splitlines()[0] == "[rolled back] Failed and rolled back"
     assert "apply 80 ms, verify 120 ms" in out
+
+
+def test_history_lists_refusals_with_reasons_marks_accepted_risk_and_reads_as_words(tmp_path: Path) -> None:
+    from support.fakes import inventory_from_text
+    from support.lan import THREE_HOSTS
+    from support.memory import memory_rig
+
+    from bot.chat import Actor
+    from bot.commands import FailoverCommand
+    from bot.workflow import Workflow
+
+    rig = memory_rig(inventory_from_text(tmp_path, THREE_HOSTS), tmp_path, {"www-a": "web1", "www-b": "web2",
+                                                                            "www-d": "web1"})
+    try:
+        flow = Workflow(rig.inv, rig.engine, rig.store)
+        alice = Actor("alice", "cli")
+        assert flow.request(alice, FailoverCommand("www-a", "web3", dry_run=True)).ok
+        assert not flow.request(alice, FailoverCommand("www-a", "web3")).ok  # risky: refused
+        offer = flow.request(alice, FailoverCommand("www-b", "web3"), accept_risk=True).offer
+        assert offer is not None
+        assert flow.confirm(alice, offer.approval_id, accept_risk=True).ok
+        text = history_text(reversed(rig.store.history(limit=10)))
+    finally:
+        rig.close()
+    lines = text.splitlines()
+    assert all(len(line) <= 80 for line in lines if line.startswith("    ")), text  # details wrap
+    assert "dry-run:dry-run" not in text and "[cli] dry run www-a: ok" in text
+    refused = next(i for i, line in enumerate(lines) if "failover www-a: REFUSED" in line)
+    assert lines[refused + 1] == "    moves www-a away from web1, which is healthy"
+    done = next(line for line in lines if " move www-b: done" in line)
+    assert "RISK ACCEPTED without a second person" in done
+    assert "risk accepted by cli:alice: moves www-b away from web2, which is healthy" in " ".join(
+        line.strip() for line in lines)

@@ -46,7 +46,7 @@ def nothing_ran(h: Harness) -> None:
         ("/lasthop", "help me now", "help takes one topic at most", None),
         ("/failover", "www-a to", "'to' needs a host name after it", "failover"),
         ("/lasthop", "failover to web2", "failover needs a service, prefix or host first", "failover"),
-        ("/lasthop", "maintenance web3 on 90", "a duration needs its unit", "maintenance"),
+        ("/lasthop", "maintenance web3 on 90", "a duration needs a unit", "maintenance"),
         ("/lasthop", 'maintenance web3 on "kernel', "the reason goes last", "maintenance"),
         ("/vip-status", "www-a web1", "status takes at most one name", "status"),
     ],

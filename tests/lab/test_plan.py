@@ -149,21 +149,26 @@ def test_plan_is_frozen_and_serialisable() -> None:
     assert [s["name"] for s in data["services"]] == ["www-a", "www-b", "www-c", "www-d"]
 
 
-def test_written_inventory_matches_config_lab_yaml(tmp_path: Path) -> None:
-    """config/lab.yaml is the default lab's inventory; the lab writes the same for any slot."""
+REGENERATE = ("python -c \"from pathlib import Path; from lab.inventory import inventory_yaml; "
+              "from lab.plan import LabPlan; print(inventory_yaml(LabPlan('lh', 0), Path('/run/lasthop-lab/lh')), "
+              "end='')\" > config/lab.yaml")
+
+
+def test_written_inventory_is_config_lab_yaml_byte_for_byte(tmp_path: Path) -> None:
+    """config/lab.yaml IS what `lasthop lab up` writes for the default lab, state_url included, so history and
+    maintenance done with it reach the demo. After changing lab/inventory.py, regenerate it with REGENERATE."""
     from bot.config import load_inventory
     from lab.inventory import inventory_yaml
+    from lab.state import DEFAULT_STATE_ROOT, StatePaths
 
     root = Path(__file__).resolve().parents[2]
-    written = tmp_path / "lasthop.yaml"
-    written.write_text(inventory_yaml(LabPlan("lh", 0), Path("/run/lasthop-lab/lh")))
-    got = load_inventory(written, env={}, check_files=False)
-    want = load_inventory(root / "config" / "lab.yaml", env={}, check_files=False)
-    assert got.routers == want.routers
-    assert got.hosts == want.hosts
-    assert got.services == want.services
-    assert got.probe == want.probe
-    assert got.policy == want.policy
+    paths = StatePaths(DEFAULT_STATE_ROOT, "lh")
+    written = inventory_yaml(LabPlan("lh", 0), paths.dir)
+    checked_in = (root / "config" / "lab.yaml").read_text()
+    assert checked_in == written, f"config/lab.yaml differs from the lab's inventory; regenerate it: {REGENERATE}"
+    inv = load_inventory(root / "config" / "lab.yaml", env={}, check_files=False)
+    assert inv.state_url == f"sqlite:///{paths.dir}/lasthop.db"
+    assert inv.routers["r1"].ssh.key_file == paths.key_file
     other = tmp_path / "other.yaml"
     other.write_text(inventory_yaml(LabPlan("lt", 7), Path("/run/lasthop-lab/lt")))
     lt = load_inventory(other, env={}, check_files=False)

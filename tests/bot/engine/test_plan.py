@@ -49,9 +49,23 @@ def test_service_goes_to_first_healthy_host_in_preference(inv: Inventory) -> Non
     assert plan.commands["r1"] == [
         "configure terminal", "ip route 198.51.100.32/27 192.0.2.4", "end",
         "configure terminal", "no ip route 198.51.100.32/27 192.0.2.2", "end",
+        "write memory",  # r1 saves (frr's default): the plan shows every line the move will send
     ]
     assert plan.summary == ("www-a (198.51.100.32/27 on r1): web1 -> web3",)
     assert not plan.risky  # source down, target up, one prefix
+
+
+def test_the_save_step_is_shown_only_where_the_engine_will_save(inv: Inventory) -> None:
+    import dataclasses
+
+    health = all_up(inv, www_a__web1=Health.DOWN, www_d__web1=Health.DOWN)
+    assert make_plan(inv, req("www-a"), live(), health).commands["r1"][-1] == "write memory"
+    assert "write memory" not in make_plan(inv, req("www-d"), live(), health).commands["r2"]  # linux
+    unsaved = dataclasses.replace(inv, policy=dataclasses.replace(inv.policy, save_after_change=False))
+    assert "write memory" not in make_plan(unsaved, req("www-a"), live(), health).commands["r1"]
+    no_save = dataclasses.replace(inv, routers={**inv.routers, "r1": dataclasses.replace(inv.routers["r1"],
+                                                                                       save_config=False)})
+    assert "write memory" not in make_plan(no_save, req("www-a"), live(), health).commands["r1"]
 
 
 def test_service_goes_to_the_host_serving_fewest_other_services(inv: Inventory) -> None:

@@ -1,0 +1,22 @@
+"""Typed durations need their unit; config durations may be bare seconds (config/example.yaml says so)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.durations import NEEDS_UNIT, parse_duration, parse_typed_duration
+
+
+@pytest.mark.parametrize("text", ["10", " 10 ", "1.5"])
+def test_a_typed_duration_without_a_unit_is_refused(text: str) -> None:
+    with pytest.raises(ValueError) as e:
+        parse_typed_duration(text)
+    assert str(e.value) == NEEDS_UNIT == "needs a unit: 10m, 2h, 30s"
+
+
+def test_a_typed_duration_with_its_unit_and_a_config_number() -> None:
+    assert parse_typed_duration("10m") == 600.0
+    assert parse_typed_duration("1h30m") == 5400.0
+    assert parse_duration(10) == parse_duration("10") == 10.0  # config: bare seconds, as documented
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_typed_duration("10x")
