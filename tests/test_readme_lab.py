@@ -58,6 +58,7 @@ EXAMPLES: list[tuple[str, Expect | str]] = [
             never=("dry-run:dry-run",))),
     ("lasthop console --user alice",
      "interactive until its input ends (tests/bot/test_console_lab.py runs a scripted session)"),
+    ("sudo lasthop demo", "interactive, and on the default lab (tests/bot/test_demo_lab.py runs a scripted demo)"),
     ("lasthop slack-manifest > manifest.yaml", Expect(0, ("display_information:", "socket_mode_enabled: true"))),
     ("lasthop serve [--port 8080]", "runs until SIGTERM (tests/bot/test_serve_lab.py runs the daemon)"),
     ('lasthop maintenance web3 on --for 2h --reason "kernel update" --accept-risk',
