@@ -24,10 +24,10 @@ SCRIPT = """
 # status first, as someone would look before doing anything
 /lasthop status
 /lasthop lab break web1
-wait "www-a → web1 [DOWN] still on web1, which is down" 40s
-# web1 serves www-d too (through r2): wait until the incident holds both, or the press may
-# come first and move www-a only, leaving the incident open for www-d
-wait "www-d → web1 [DOWN] still on web1, which is down" 40s
+# web1 serves www-a and www-d (through r2), and its checks fail in any order: wait until every
+# one has (the thread's line lists them sorted), or the press may come first and move www-a
+# only, leaving the incident open for www-d
+wait "web1 is down for www-a, www-b, www-c and www-d" 40s
 press Fail over all
 wait "Done" 40s
 wait "MITIGATED" 20s
