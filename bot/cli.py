@@ -264,7 +264,7 @@ def _check_config(inv: object, connect: bool) -> int:
     bad = 0
     for r in inv.routers.values():
         try:
-            with make_router_driver(r.driver, r.ssh, revert=r.revert_minutes is not None) as d:
+            with make_router_driver(r.driver, r.ssh, revert_seconds=r.revert_seconds) as d:
                 n = len(d.get_static_routes())
             print(f"router {r.name}: reachable, host key ok, {n} static routes")
         except DriverError as e:

@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, StrictStr, Va
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from bot.commands import CommandNames, check_command_name
+from bot.drivers import driver_class, registry, router_kinds
 from bot.drivers.base import DeviceSpec
 from bot.durations import format_duration, parse_duration
 from bot.inventory import (
@@ -454,8 +455,16 @@ class _SshModel(_Model):
     command_timeout: Duration | None = None
 
 
+def _router_kind(value: object) -> str:
+    kinds = router_kinds()
+    if not isinstance(value, str) or value not in kinds:
+        hint = _did_you_mean(value, list(kinds)) if isinstance(value, str) else ""
+        raise _fail(f"must be one of {', '.join(kinds)}{hint}")
+    return value
+
+
 class RouterModel(_SshModel):
-    driver: Literal["frr", "cisco_ios", "linux"]
+    driver: Annotated[str, PlainValidator(_router_kind)]
     address: ManagementAddress
     save_config: bool | None = None
     revert_timer: Duration | None = None
@@ -995,27 +1004,28 @@ class _Builder:
     def router(self, name: str, m: RouterModel, defaults: DefaultsModel, defaults_ok: bool) -> Router:
         loc: Loc = ("routers", name)
         spec = self.device(name, m, loc, m.address, defaults, defaults_ok)
-        revert_minutes: int | None = None
+        # What a router may be told is its driver's to say (bot/drivers): nothing here knows a kind.
+        driver = driver_class(m.driver)
+        revert_seconds: int | None = None
         if m.revert_timer is not None:
-            if m.driver != "cisco_ios":
-                self.error(
-                    (*loc, "revert_timer"), f"revert_timer is only for cisco_ios routers, not {m.driver}"
-                )
-            elif m.revert_timer % 60 or not 1 <= m.revert_timer / 60 <= 120:
-                # IOS takes `revert timer <1-120>` in whole minutes.
-                self.error((*loc, "revert_timer"), "must be a whole number of minutes from 1m to 120m")
+            if driver.revert_support is None:
+                able = [k for k, cls in registry().items() if cls.revert_support is not None]
+                self.error((*loc, "revert_timer"),
+                           f"revert_timer is only for {', '.join(able)} routers, not {m.driver}")
+            elif problem := driver.revert_support.problem(m.revert_timer):
+                self.error((*loc, "revert_timer"), problem)
             else:
-                revert_minutes = int(m.revert_timer // 60)
-        if m.driver == "linux" and m.save_config:
+                revert_seconds = int(m.revert_timer)
+        if m.save_config and not driver.saves:
             self.error(
-                (*loc, "save_config"), "a linux router has no configuration to save: set save_config: false"
+                (*loc, "save_config"), f"a {m.driver} router has no configuration to save: set save_config: false"
             )
-        # Unset, it follows the driver: frr and IOS save, a linux router has nothing to save.
-        save = m.save_config if m.save_config is not None else m.driver != "linux"
+        # Unset, it follows the driver: a router with a configuration to save saves it.
+        save = m.save_config if m.save_config is not None else driver.saves
         for i, net in enumerate(m.lan):
             if net in m.lan[:i]:
                 self.error((*loc, "lan", i), f"{net} is listed twice")
-        return Router(name, m.driver, spec, save, revert_minutes, tuple(m.lan))
+        return Router(name, m.driver, spec, save, revert_seconds, tuple(m.lan))
 
     def host(self, name: str, m: HostModel, defaults: DefaultsModel, defaults_ok: bool) -> Host:
         loc: Loc = ("hosts", name)

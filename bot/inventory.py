@@ -22,7 +22,6 @@ from bot.durations import format_duration
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-RouterDriverKind = Literal["frr", "cisco_ios", "linux"]
 CheckKind = Literal["http", "https", "tcp"]
 
 # Only this much of what a user typed is ever echoed back, and only if it looks like a name or an
@@ -60,10 +59,10 @@ def one_line(text: str) -> str:
 @dataclass(frozen=True)
 class Router:
     name: str
-    driver: RouterDriverKind
+    driver: str  # a kind bot.drivers.registry() knows; the config checked it
     ssh: DeviceSpec
     save_config: bool
-    revert_minutes: int | None
+    revert_seconds: int | None  # the device reverts a change by itself unless confirmed within this
     lan: tuple[IPv4Network, ...]
 
     def reaches(self, address: IPv4Address) -> bool:
@@ -298,8 +297,8 @@ class Inventory:
             extras = [f"lan {', '.join(map(str, r.lan))}"]
             if r.save_config:
                 extras.append("saves config")
-            if r.revert_minutes is not None:
-                extras.append(f"revert timer {r.revert_minutes}m")
+            if r.revert_seconds is not None:
+                extras.append(f"revert timer {format_duration(r.revert_seconds)}")
             lines.append(f"  router {r.name}: {r.driver} at {_ssh_target(r.ssh)}; {'; '.join(extras)}")
         for h in self.hosts.values():
             tags = f"; tags {', '.join(h.tags)}" if h.tags else ""

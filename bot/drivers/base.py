@@ -7,6 +7,7 @@ string a user typed, so nothing typed can be injected into a command line.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -15,7 +16,7 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import ClassVar
 
-from bot.drivers.errors import DriverError, VerifyTimeout
+from bot.drivers.errors import CommandRejected, DriverError, VerifyTimeout
 
 
 @dataclass(frozen=True)
@@ -95,25 +96,106 @@ class Transcript:
         return "\n".join(f"> {e.command}\n{e.reply}".rstrip() for e in self.exchanges)
 
 
-class RouterDriver(ABC):
-    """Read and rewrite the static routes of one router.
+@dataclass(frozen=True)
+class ConfigBlock:
+    """Lines sent inside one configuration session: `enter`, the lines, then `leave`."""
 
-    Subclasses implement the four primitives (`get_static_routes`,
-    `fib_next_hops`, `_apply`, `close`); the make-before-break order and the
-    FIB polling live here so that every dialect gets them the same way.
+    enter: str
+    lines: tuple[str, ...]
+    leave: str = "end"
+    arms: bool = False  # `enter` starts the device's revert timer (IOS `... revert timer N`)
+
+
+@dataclass(frozen=True)
+class ExecLine:
+    """One exec-mode command that changes state (confirm, save, revert); `expect` must be in its reply."""
+
+    command: str
+    expect: str | None = None
+
+
+@dataclass(frozen=True)
+class WaitFib:
+    """Wait until each prefix's FIB holds the next hop (at least, or exactly): nothing is sent."""
+
+    hops: tuple[tuple[IPv4Network, frozenset[IPv4Address]], ...]
+    exact: bool = False
+
+
+Step = ConfigBlock | ExecLine | WaitFib
+
+
+def _everything(prefix: IPv4Network, hop: IPv4Address) -> bool | None:
+    return None
+
+
+def lines_of(steps: Sequence[Step]) -> list[str]:
+    """Every line `steps` send, in order: what a plan shows and what the transcript records."""
+    out: list[str] = []
+    for step in steps:
+        if isinstance(step, ConfigBlock):
+            out += [step.enter, *step.lines, step.leave]
+        elif isinstance(step, ExecLine):
+            out.append(step.command)
+    return out
+
+
+@dataclass(frozen=True)
+class RevertSupport:
+    """A device that undoes a commit by itself unless it is confirmed in time, and the delays it takes."""
+
+    min_seconds: int
+    max_seconds: int
+    step_seconds: int = 1  # IOS counts whole minutes
+
+    def problem(self, seconds: float) -> str | None:
+        """Why the device cannot take a revert delay of `seconds`; None if it can."""
+        if seconds % self.step_seconds == 0 and self.min_seconds <= seconds <= self.max_seconds:
+            return None
+        if self.step_seconds == 60:
+            return f"must be a whole number of minutes from {self.min_seconds // 60}m to {self.max_seconds // 60}m"
+        return f"must be a whole number of seconds from {self.min_seconds}s to {self.max_seconds}s"
+
+
+class RouterDriver(ABC):
+    """Read and rewrite the static routes of one router, as a configuration session.
+
+    The session is shaped like NAPALM's: `load` the moves, `compare` (the exact lines
+    `commit` will send, judged against the live configuration), `commit` them
+    make-before-break (under the device's own revert timer when the router has one and
+    `revert_seconds` is set), then `confirm`, or `rollback`. What a plan shows comes from
+    the same rendering (`change_lines`, `confirm_lines`, `save_lines`), so a plan shows
+    byte for byte what is sent.
+
+    A kind implements the reads, `_steps` (its dialect), `_send` (its transport) and
+    `close`; the order of a change, the FIB polling and the rollback live here.
     """
 
     kind: ClassVar[str]
-    # Instance-level: whether a kind can revert or save may depend on the device's config.
-    supports_revert: bool = False
-    supports_save: bool = False
+    saves: ClassVar[bool] = False  # it has a configuration to save, and saves it by default
+    revert_support: ClassVar[RevertSupport | None] = None
 
-    def __init__(self, spec: DeviceSpec) -> None:
+    def __init__(self, spec: DeviceSpec, *, revert_seconds: int | None = None) -> None:
+        if revert_seconds is not None:
+            if self.revert_support is None:
+                raise DriverError(spec.name, f"the {self.kind} driver has no device-side revert")
+            problem = self.revert_support.problem(revert_seconds)
+            if problem:
+                raise DriverError(spec.name, f"revert delay {problem}")
         self.spec = spec
+        self.revert_seconds = revert_seconds
+        self._candidate: tuple[RouteMove, ...] = ()
+        self._committed: tuple[RouteMove, ...] = ()
+        self._pending = False  # a commit the device will undo by itself unless confirmed
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def dialect(self) -> type[RouterDriver]:
+        """Whose rendering this session sends: its own kind's (a fake driver borrows a real kind's)."""
+        return type(self)
 
     # -- reads ---------------------------------------------------------------
     @abstractmethod
@@ -127,44 +209,173 @@ class RouterDriver(ABC):
     def routes_for(self, prefix: IPv4Network) -> list[StaticRoute]:
         return [r for r in self.get_static_routes() if r.prefix == prefix]
 
-    # -- changes -------------------------------------------------------------
-    def move(
-        self, moves: Sequence[RouteMove], *, revert_minutes: int | None = None,
-        confirm_timeout: float = 10.0,
-    ) -> Transcript:
-        """Move every prefix in `moves`, make-before-break, in one session.
+    def configured(self) -> set[tuple[IPv4Network, IPv4Address]]:
+        """(prefix, next hop) of every configured static, installed or not: what `compare` diffs against."""
+        return {(r.prefix, r.next_hop) for r in self.get_static_routes()}
 
-        For each move the new route is added and seen in the FIB before the old
-        one is removed, so the prefix is never without a route. A device-side
-        revert is armed first when asked for and the kind has one; the caller
-        confirms it with `confirm()` after its own verification.
-        """
+    # -- rendering: pure, what plans show ------------------------------------------
+    @classmethod
+    def change_lines(cls, moves: Sequence[RouteMove], revert_seconds: int | None = None) -> list[str]:
+        """The exact lines a change sends to a router configured as lasthop expects: each old
+        route there, no new one yet (the live pre-check has just seen the old next hops)."""
+        return lines_of(cls.change_steps(moves, _everything, revert_seconds))
+
+    @classmethod
+    def change_steps(cls, moves: Sequence[RouteMove], have: Callable[[IPv4Network, IPv4Address], bool | None],
+                     revert_seconds: int | None) -> list[Step]:
+        """The steps of a change given what is configured (`have(prefix, hop)`; None: assume the usual)."""
+        adds = [(m.prefix, m.new) for m in moves if have(m.prefix, m.new) is not True]
+        removes = [(m.prefix, m.old) for m in moves
+                   if m.old is not None and m.old != m.new and have(m.prefix, m.old) is not False]
+        # Make before break: every move waits for its new next hop, even one that was already there.
+        return cls._steps(adds, removes, [(m.prefix, m.new) for m in moves], revert_seconds)
+
+    @classmethod
+    def confirm_lines(cls, revert_seconds: int | None) -> list[str]:
+        """What keeps a change made under the device's revert timer; none without one."""
+        return lines_of(cls._confirm_steps()) if revert_seconds is not None else []
+
+    @classmethod
+    def save_lines(cls) -> list[str]:
+        """What saves the configuration after a verified change; none for a kind with nothing to save."""
+        return lines_of(cls._save_steps())
+
+    @classmethod
+    @abstractmethod
+    def _steps(cls, adds: Sequence[tuple[IPv4Network, IPv4Address]],
+               removes: Sequence[tuple[IPv4Network, IPv4Address]],
+               waits: Sequence[tuple[IPv4Network, IPv4Address]], revert_seconds: int | None) -> list[Step]:
+        """Add `adds`, wait until each of `waits` is in the FIB, then remove `removes`, in this
+        kind's dialect; the first configuration step armed under `revert_seconds` if given.
+        No step for an empty list."""
+
+    @classmethod
+    def _confirm_steps(cls) -> list[Step]:
+        return []
+
+    @classmethod
+    def _save_steps(cls) -> list[Step]:
+        return []
+
+    @classmethod
+    def _cancel_steps(cls) -> list[Step]:
+        """What makes the device undo a pending commit now, instead of when its timer runs out."""
+        return []
+
+    # -- the session -----------------------------------------------------------------
+    def load(self, moves: Sequence[RouteMove]) -> None:
+        """Make `moves` the candidate change."""
         for m in moves:
             if not isinstance(m, RouteMove):
-                raise TypeError("move() takes RouteMove values")
+                raise TypeError("load() takes RouteMove values")
         if len({m.prefix for m in moves}) != len(moves):
             raise ValueError("a prefix appears twice in one change")
+        self._candidate = tuple(moves)
+
+    def _live_steps(self, moves: Sequence[RouteMove], revert_seconds: int | None) -> list[Step]:
+        # Against the live configuration: an add already there or a remove already gone is left
+        # out, so a retried or reversed move sends only what it still needs.
+        configured = self.configured()
+        return self.dialect.change_steps(moves, lambda p, h: (p, h) in configured, revert_seconds)
+
+    def compare(self) -> list[str]:
+        """The exact lines `commit` will send for the candidate, judged against the live configuration."""
+        return lines_of(self._live_steps(self._candidate, self.revert_seconds))
+
+    def commit(self, *, confirm_timeout: float = 10.0) -> Transcript:
+        """Send the candidate make-before-break, in one session: each new route is added and seen
+        in the FIB before the old one goes, so the prefix is never without a route."""
         transcript = Transcript(self.name)
-        if revert_minutes is not None:
-            if not self.supports_revert:
-                raise DriverError(self.name, f"the {self.kind} driver has no device-side revert")
-            self._arm_revert(revert_minutes, transcript)
-        self._apply(moves, transcript, confirm_timeout)
+        moves, self._candidate = self._candidate, ()
+        steps = self._live_steps(moves, self.revert_seconds)
+        self._committed = moves
+        self._run(steps, transcript, confirm_timeout)
         return transcript
 
-    @abstractmethod
-    def _apply(self, moves: Sequence[RouteMove], transcript: Transcript, confirm_timeout: float) -> None:
-        """Perform the moves make-before-break, recording every exchange."""
-
-    def _arm_revert(self, minutes: int, transcript: Transcript) -> None:
-        raise DriverError(self.name, f"the {self.kind} driver has no device-side revert")
+    def has_pending_commit(self) -> bool:
+        """A commit the device will undo by itself unless `confirm` comes first."""
+        return self._pending
 
     def confirm(self) -> Transcript:
-        """Keep a change made under an armed revert timer."""
-        raise DriverError(self.name, f"the {self.kind} driver has no device-side revert")
+        """Keep a commit made under the device's revert timer; nothing to do without one."""
+        transcript = Transcript(self.name)
+        if self._pending:
+            self._run(self.dialect._confirm_steps(), transcript, 0.0)
+            self._pending = False
+        return transcript
+
+    def rollback(self, *, confirm_timeout: float = 10.0) -> Transcript:
+        """Undo the last commit and see the old next hops back in the FIB.
+
+        A commit still pending on the device is undone the device's way first (IOS `configure
+        revert now`), so its timer cannot fire later, after the rollback; then whatever still
+        differs is put back make-before-break, never itself under a timer.
+        """
+        transcript = Transcript(self.name)
+        if self._pending:
+            self._pending = False
+            # Refused: nothing was pending after all (the arming never took); the transcript has the reply.
+            with contextlib.suppress(CommandRejected):
+                self._run(self.dialect._cancel_steps(), transcript, 0.0)
+        committed, self._committed = self._committed, ()
+        back = [RouteMove(m.prefix, m.new, m.old) for m in committed if m.old is not None]
+        steps = self._live_steps(back, None)
+        fresh = [(m.prefix, m.new) for m in committed if m.old is None]
+        if fresh:  # a route that was new has no old next hop to go back to: it is only removed
+            configured = self.configured()
+            gone = [pn for pn in fresh if pn in configured]
+            steps += self.dialect._steps([], gone, [], None)
+        self._run(steps, transcript, confirm_timeout)
+        for m in back:
+            self.wait_for_fib(m.prefix, m.new, timeout=confirm_timeout)
+        for prefix, _ in fresh:
+            self.wait_for_fib(prefix, set(), timeout=confirm_timeout)
+        return transcript
+
+    def discard(self) -> None:
+        """Drop the candidate without sending anything."""
+        self._candidate = ()
+
+    def move(self, moves: Sequence[RouteMove], *, confirm_timeout: float = 10.0) -> Transcript:
+        """load + commit + confirm in one call, for tools that verify nothing further (the lab's resets)."""
+        self.load(moves)
+        transcript = self.commit(confirm_timeout=confirm_timeout)
+        transcript.exchanges += self.confirm().exchanges
+        return transcript
 
     def save_config(self) -> Transcript:
-        raise DriverError(self.name, f"the {self.kind} driver has no configuration to save")
+        if not self.saves:
+            raise DriverError(self.name, f"the {self.kind} driver has no configuration to save")
+        transcript = Transcript(self.name)
+        self._run(self.dialect._save_steps(), transcript, 0.0)
+        return transcript
+
+    def _run(self, steps: Sequence[Step], transcript: Transcript, confirm_timeout: float) -> None:
+        for step in steps:
+            if isinstance(step, WaitFib):
+                for prefix, want in step.hops:
+                    self.wait_for_fib(prefix, set(want), exact=step.exact, timeout=confirm_timeout)
+                continue
+            try:
+                self._send(step, transcript)
+            except CommandRejected as e:
+                # Once the device took the arming command, the commit is pending, whatever fails later.
+                if isinstance(step, ConfigBlock) and step.arms and e.command != step.enter:
+                    self._pending = True
+                raise
+            except DriverError:
+                # A session lost mid-block: whether the timer started is unknown, so assume it did;
+                # the rollback's cancel then asks the device, which says if nothing was pending.
+                if isinstance(step, ConfigBlock) and step.arms:
+                    self._pending = True
+                raise
+            if isinstance(step, ConfigBlock) and step.arms:
+                # From here until confirm() keeps it or rollback() undoes it, the router will undo it itself.
+                self._pending = True
+
+    @abstractmethod
+    def _send(self, step: ConfigBlock | ExecLine, transcript: Transcript) -> None:
+        """Send one step over this kind's transport, recording every exchange; raise on a refusal."""
 
     # -- verification ----------------------------------------------------------
     def wait_for_fib(

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Network
 
-from bot.drivers.base import DeviceSpec, StaticRoute, Transcript
-from bot.drivers.cli_router import CliRouterDriver
-from bot.drivers.errors import DriverError
+from bot.drivers.base import ExecLine, RevertSupport, StaticRoute, Step
+from bot.drivers.cli_router import ENTER, CliRouterDriver
 from bot.drivers.parsers.ios import parse_show_ip_route
 
 MAX_REVERT_MINUTES = 120
@@ -27,16 +26,29 @@ def route_line(prefix: IPv4Network, next_hop: IPv4Address) -> str:
 
 class CiscoIosDriver(CliRouterDriver):
     kind = "cisco_ios"
-    supports_save = True
+    saves = True
+    # `configure terminal revert timer <1-120>` in minutes; it needs `archive` configured on the router.
+    revert_support = RevertSupport(60, MAX_REVERT_MINUTES * 60, step_seconds=60)
 
-    def __init__(self, spec: DeviceSpec, *, revert: bool = False) -> None:
-        super().__init__(spec)
-        # Off by default: the timer needs `archive` configured on the router.
-        self.supports_revert = revert
-        self._armed = False
+    route_line = staticmethod(route_line)
 
-    def route_line(self, prefix: IPv4Network, next_hop: IPv4Address) -> str:
-        return route_line(prefix, next_hop)
+    @classmethod
+    def _enter_armed(cls, revert_seconds: int) -> str:
+        return f"{ENTER} revert timer {revert_seconds // 60}"
+
+    @classmethod
+    def _confirm_steps(cls) -> list[Step]:
+        return [ExecLine("configure confirm")]
+
+    @classmethod
+    def _cancel_steps(cls) -> list[Step]:
+        # Puts the archived configuration back at once and cancels the timer, so nothing
+        # reverts later, after lasthop has rolled back and moved on.
+        return [ExecLine("configure revert now")]
+
+    @classmethod
+    def _save_steps(cls) -> list[Step]:
+        return [ExecLine("write memory", expect="[OK]")]
 
     def _static(self) -> list[StaticRoute]:
         out = self.cli.show("show ip route static")
@@ -49,21 +61,3 @@ class CiscoIosDriver(CliRouterDriver):
         # IOS lists only the routes it uses; a static beaten by another protocol is
         # absent here, which correctly reads as "not pointing where we want".
         return {r.next_hop for r in self._static() if r.prefix == prefix and r.installed}
-
-    def _arm_revert(self, minutes: int, transcript: Transcript) -> None:
-        if not 1 <= minutes <= MAX_REVERT_MINUTES:
-            raise DriverError(self.name, f"revert timer must be 1-{MAX_REVERT_MINUTES} minutes")
-        self._enter_next = f"configure terminal revert timer {int(minutes)}"
-        self._armed = True
-
-    def confirm(self) -> Transcript:
-        transcript = Transcript(self.name)
-        if self._armed:
-            self.cli.exec_line("configure confirm", transcript)
-            self._armed = False
-        return transcript
-
-    def save_config(self) -> Transcript:
-        transcript = Transcript(self.name)
-        self.cli.exec_line("write memory", transcript, expect="[OK]")
-        return transcript

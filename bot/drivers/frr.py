@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Network
 
-from bot.drivers.base import StaticRoute, Transcript
+from bot.drivers.base import ExecLine, StaticRoute, Step
 from bot.drivers.cli_router import CliRouterDriver
 from bot.drivers.parsers.frr import fib_next_hops_json, parse_routes_json
 
@@ -24,10 +24,13 @@ def route_line(prefix: IPv4Network, next_hop: IPv4Address) -> str:
 
 class FrrDriver(CliRouterDriver):
     kind = "frr"
-    supports_save = True
+    saves = True
 
-    def route_line(self, prefix: IPv4Network, next_hop: IPv4Address) -> str:
-        return route_line(prefix, next_hop)
+    route_line = staticmethod(route_line)
+
+    @classmethod
+    def _save_steps(cls) -> list[Step]:
+        return [ExecLine("write memory", expect="[OK]")]
 
     def get_static_routes(self) -> list[StaticRoute]:
         out = self.cli.show("show ip route static json")
@@ -36,8 +39,3 @@ class FrrDriver(CliRouterDriver):
     def fib_next_hops(self, prefix: IPv4Network) -> set[IPv4Address]:
         out = self.cli.show(f"show ip route {prefix.with_prefixlen} json")
         return fib_next_hops_json(self.name, out, prefix)
-
-    def save_config(self) -> Transcript:
-        transcript = Transcript(self.name)
-        self.cli.exec_line("write memory", transcript, expect="[OK]")
-        return transcript

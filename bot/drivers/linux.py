@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv4Network
 
-from bot.drivers.base import DeviceSpec, RouteMove, RouterDriver, StaticRoute, Transcript
-from bot.drivers.errors import CommandRejected
+from bot.drivers.base import ConfigBlock, DeviceSpec, ExecLine, RouterDriver, StaticRoute, Step, Transcript, WaitFib
+from bot.drivers.errors import CommandRejected, DriverError
 from bot.drivers.parsers.linux import fib_next_hops_linux, parse_ip_route_json
 from bot.drivers.ssh import ExecSession
 
@@ -24,14 +24,33 @@ def replace_line(prefix: IPv4Network, next_hop: IPv4Address) -> str:
     return f"ip route replace {prefix.with_prefixlen} via {next_hop} proto static"
 
 
+def delete_line(prefix: IPv4Network, next_hop: IPv4Address) -> str:
+    if not isinstance(prefix, IPv4Network) or not isinstance(next_hop, IPv4Address):
+        raise TypeError("delete_line takes an IPv4Network and an IPv4Address")
+    return f"ip route del {prefix.with_prefixlen} via {next_hop} proto static"
+
+
 class LinuxDriver(RouterDriver):
     kind = "linux"
 
-    def __init__(self, spec: DeviceSpec) -> None:
-        super().__init__(spec)
+    def __init__(self, spec: DeviceSpec, *, revert_seconds: int | None = None) -> None:
+        super().__init__(spec, revert_seconds=revert_seconds)
         self.ssh = ExecSession(spec)
 
-    def _run(self, command: str, transcript: Transcript | None = None, *, retry: bool = True) -> str:
+    @classmethod
+    def _steps(cls, adds: Sequence[tuple[IPv4Network, IPv4Address]],
+               removes: Sequence[tuple[IPv4Network, IPv4Address]],
+               waits: Sequence[tuple[IPv4Network, IPv4Address]], revert_seconds: int | None) -> list[Step]:
+        # A replace is the add and the remove in one netlink message: the old next hop of a
+        # replaced prefix goes with it, so only a prefix that gets nothing new is deleted.
+        replaced = {p for p, _ in adds}
+        steps: list[Step] = [ExecLine(replace_line(p, h)) for p, h in adds]
+        steps += [ExecLine(delete_line(p, h)) for p, h in removes if p not in replaced]
+        if waits:
+            steps.append(WaitFib(tuple((p, frozenset({h})) for p, h in waits), exact=True))
+        return steps
+
+    def _run_line(self, command: str, transcript: Transcript | None = None, *, retry: bool = True) -> str:
         res = self.ssh.run(command, retry=retry)
         if transcript is not None:
             transcript.add(command, (res.stdout + res.stderr).strip(), res.seconds)
@@ -39,21 +58,21 @@ class LinuxDriver(RouterDriver):
             raise CommandRejected(self.name, command, res.stderr or res.stdout or f"exit status {res.exit_status}")
         return res.stdout
 
+    def _send(self, step: ConfigBlock | ExecLine, transcript: Transcript) -> None:
+        if isinstance(step, ConfigBlock):
+            raise DriverError(self.name, "a Linux router has no configuration mode")
+        # Re-sending the same replace is harmless, so a lost reply can be retried.
+        self._run_line(step.command, transcript)
+
     def get_static_routes(self) -> list[StaticRoute]:
-        out = self._run("ip -j -4 route show")
+        out = self._run_line("ip -j -4 route show")
         return [r for r in parse_ip_route_json(self.name, out) if r.protocol in STATIC_PROTOCOLS]
 
     def fib_next_hops(self, prefix: IPv4Network) -> set[IPv4Address]:
         if not isinstance(prefix, IPv4Network):
             raise TypeError("fib_next_hops takes an IPv4Network")
-        return fib_next_hops_linux(self.name, self._run(f"ip -j -4 route show exact {prefix.with_prefixlen}"), prefix)
-
-    def _apply(self, moves: Sequence[RouteMove], transcript: Transcript, confirm_timeout: float) -> None:
-        for m in moves:
-            # Re-sending the same replace is harmless, so a lost reply can be retried.
-            self._run(replace_line(m.prefix, m.new), transcript)
-        for m in moves:
-            self.wait_for_fib(m.prefix, m.new, timeout=confirm_timeout)
+        out = self._run_line(f"ip -j -4 route show exact {prefix.with_prefixlen}")
+        return fib_next_hops_linux(self.name, out, prefix)
 
     def close(self) -> None:
         self.ssh.close()

@@ -29,7 +29,7 @@ class Devices:
 
     def _make_router(self, name: str) -> RouterDriver:
         r = self.inv.routers[name]
-        return make_router_driver(r.driver, r.ssh, revert=r.revert_minutes is not None)
+        return make_router_driver(r.driver, r.ssh, revert_seconds=r.revert_seconds)
 
     def router(self, name: str) -> RouterDriver:
         with self._lock:

@@ -15,7 +15,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
-from bot.drivers import RouteMove, RouterDriver, Transcript
+from bot.drivers import RouteMove, RouterDriver, Transcript, driver_class
 from bot.drivers.errors import DriverError
 from bot.engine.devices import Devices
 from bot.engine.live import Expected, LiveTable
@@ -212,18 +212,21 @@ class Engine:
         req = plan.request
         driver = self.devices.router(run.router)
         started = time.monotonic()
+        route_moves = [RouteMove(m.prefix, m.from_hop, m.to_hop) for m in run.moves]
         try:
             with _timed(run.timings, "precheck_ms"):
                 self._precheck(driver, run)
+                self._same_as_planned(driver, run, route_moves)
         except (Refusal, DriverError) as e:
+            driver.discard()
             run.lines.append(f"pre-check failed, nothing changed: {e}")
             self._audit(req, "precheck", "refused", str(e), plan)
             return "refused"
         if req.dry_run:
+            driver.discard()
             run.lines.append(f"pre-checks passed on {run.router}")  # the heading says nothing changed
             self._audit(req, "dry-run", "ok", "; ".join(plan.summary), plan)
             return "done"
-        route_moves = [RouteMove(m.prefix, m.from_hop, m.to_hop) for m in run.moves]
         try:
             change = self.store.create_change(
                 router=run.router,
@@ -234,6 +237,7 @@ class Engine:
                 kind="approved" if approved_by else ("automatic" if req.source == "auto" else "manual"),
             )
         except DuplicateRequest as e:
+            driver.discard()
             existing = self.store.get_change(e.change_id)
             state = existing.status if existing else "unknown"
             run.lines.append(f"already requested: change {e.change_id[:8]} is {state}; not run again")
@@ -241,20 +245,20 @@ class Engine:
         run.change_id = change.id
         self.store.set_change_status(change.id, "applying")
         router = self.inv.routers[run.router]
-        revert = router.revert_minutes if driver.supports_revert else None
         try:
             with _timed(run.timings, "apply_ms"):
-                run.add(driver.move(route_moves, revert_minutes=revert,
-                                    confirm_timeout=self.inv.policy.verify_timeout))
+                run.add(driver.commit(confirm_timeout=self.inv.policy.verify_timeout))
             self.on_step("applied")
             self.store.set_change_status(change.id, "verifying")
             with _timed(run.timings, "verify_ms"):
                 self._verify(driver, run)
+            if driver.has_pending_commit():
+                # Only after lasthop's own verification: a commit that is never confirmed is
+                # undone by the router itself, which is the point of arming it.
+                run.add(driver.confirm())
         except (DriverError, Refusal) as e:
-            return self._roll_back(plan, run, driver, route_moves, str(e), started)
-        if revert is not None:
-            run.add(driver.confirm())
-        if router.save_config and self.inv.policy.save_after_change and driver.supports_save:
+            return self._roll_back(plan, run, driver, str(e), started)
+        if router.save_config and self.inv.policy.save_after_change and driver.saves:
             try:
                 with _timed(run.timings, "save_ms"):
                     run.add(driver.save_config())
@@ -286,6 +290,16 @@ class Engine:
                 missing = ", ".join(map(str, vips.missing))
                 raise Refusal(f"{m.to_host} lacks {missing} on its loopback: it cannot serve {m.service}")
 
+    def _same_as_planned(self, driver: RouterDriver, run: _Run, moves: list[RouteMove]) -> None:
+        """The router's own session would send exactly what the plan showed, or nothing is sent."""
+        router = self.inv.routers[run.router]
+        driver.load(moves)
+        planned = driver_class(router.driver).change_lines(moves, router.revert_seconds)
+        sent = driver.compare()
+        if sent != planned:
+            raise Refusal(f"{run.router}'s configuration is not what the plan assumed: the change would send "
+                          f"{' / '.join(sent) or 'nothing'} instead of the plan's {' / '.join(planned)}")
+
     def _verify(self, driver: RouterDriver, run: _Run) -> None:
         timeout = self.inv.policy.verify_timeout
         for m in run.moves:
@@ -307,17 +321,15 @@ class Engine:
                 return result
             time.sleep(0.2)
 
-    def _roll_back(self, plan: Plan, run: _Run, driver: RouterDriver, moves: list[RouteMove],
-                   error: str, started: float) -> str:
+    def _roll_back(self, plan: Plan, run: _Run, driver: RouterDriver, error: str, started: float) -> str:
         req = plan.request
         run.lines.append(f"change failed: {error}")
-        back = [m.reversed() for m in moves if m.old is not None]
         try:
             with _timed(run.timings, "rollback_ms"):
                 driver.close()  # the failed session may be dead or stuck in config mode
-                run.add(driver.move(back, confirm_timeout=self.inv.policy.verify_timeout))
-                for m in back:
-                    driver.wait_for_fib(m.prefix, m.new, timeout=self.inv.policy.verify_timeout)
+                # The driver's rollback, not a reversed move: a commit pending on the router's own
+                # revert timer is cancelled there first, so it cannot undo the rollback minutes later.
+                run.add(driver.rollback(confirm_timeout=self.inv.policy.verify_timeout))
         except DriverError as e2:
             text = f"ROLLBACK FAILED, a human is needed: {e2}"
             run.lines.append(text)
@@ -325,7 +337,8 @@ class Engine:
             self._audit(req, "rollback", "failed", f"{error}; rollback: {e2}", plan,
                         transcript="\n".join(run.transcript), change_id=run.change_id, risk_accepted=run.risk_accepted)
             return "needs_human"
-        run.lines.append("rolled back to " + ", ".join(f"{m.prefix} via {m.new}" for m in back) + ", verified")
+        back = [f"{m.prefix} via {m.from_hop}" if m.from_hop else f"{m.prefix} removed" for m in run.moves]
+        run.lines.append("rolled back to " + ", ".join(back) + ", verified")
         run.timings["total_ms"] = int((time.monotonic() - started) * 1000)
         self.store.set_change_status(run.change_id, "rolled_back", error=error)
         self._audit(req, "rollback", "rolled_back", error, plan, transcript="\n".join(run.transcript),

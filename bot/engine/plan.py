@@ -58,6 +58,7 @@ def make_plan(
         router: change_commands(
             inv.routers[router].driver,
             [RouteMove(m.prefix, m.from_hop, m.to_hop) for m in planned if m.router == router],
+            inv.routers[router].revert_seconds,
         ) + _save(inv, router)
         for router in sorted({m.router for m in planned})
     }

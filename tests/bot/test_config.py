@@ -129,7 +129,7 @@ MISTAKES: list[tuple[str, str, str, int | None, str]] = [
     (
         "unknown driver",
         BASE.replace("driver: frr", "driver: cisco"),
-        "routers.r1.driver", 3, "must be one of frr, cisco_ios, linux (did you mean 'cisco_ios'?)",
+        "routers.r1.driver", 3, "must be one of cisco_ios, frr, linux (did you mean 'cisco_ios'?)",
     ),
     (
         "bad duration",

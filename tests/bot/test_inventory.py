@@ -10,7 +10,7 @@ import pytest
 
 from bot import inventory as inventory_module
 from bot.config import ConfigError, load_inventory
-from bot.drivers import ROUTER_KINDS
+from bot.drivers import router_kinds
 from bot.inventory import CheckSpec, Inventory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,7 +37,7 @@ def test_lab_file_matches_the_lab(lab: Inventory) -> None:
     assert list(lab.hosts) == ["web1", "web2", "web3"]
     assert list(lab.services) == ["www-a", "www-b", "www-c", "www-d"]
     r1, r2 = lab.routers["r1"], lab.routers["r2"]
-    assert (r1.driver, r1.ssh.address, r1.save_config, r1.revert_minutes) == ("frr", "198.18.0.11", True, None)
+    assert (r1.driver, r1.ssh.address, r1.save_config, r1.revert_seconds) == ("frr", "198.18.0.11", True, None)
     assert (r2.driver, r2.ssh.address, r2.save_config) == ("linux", "198.18.0.12", False)
     assert r1.lan == (IPv4Network("198.51.100.0/27"),)
     assert {name: str(h.address) for name, h in lab.hosts.items()} == {
@@ -71,8 +71,8 @@ def test_device_specs_get_the_defaults(lab: Inventory) -> None:
 
 def test_example_file_loads(example: Inventory) -> None:
     edge = example.routers["edge"]
-    assert edge.driver == "cisco_ios" and edge.driver in ROUTER_KINDS
-    assert edge.revert_minutes == 5
+    assert edge.driver == "cisco_ios" and edge.driver in router_kinds()
+    assert edge.revert_seconds == 300
     assert edge.save_config is True
     assert edge.ssh.password == EXAMPLE_ENV["LASTHOP_EDGE_PASSWORD"]
     assert edge.ssh.key_file == Path("/etc/lasthop/id_ed25519")

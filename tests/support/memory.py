@@ -14,6 +14,7 @@ without sleeping for `verify_timeout`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,17 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Literal
 
-from bot.drivers.base import DeviceSpec, RouteMove, RouterDriver, StaticRoute, Transcript
+from bot.drivers import driver_class
+from bot.drivers.base import (
+    ConfigBlock,
+    DeviceSpec,
+    ExecLine,
+    RevertSupport,
+    RouterDriver,
+    StaticRoute,
+    Step,
+    Transcript,
+)
 from bot.drivers.errors import CommandRejected
 from bot.drivers.host import HostVerifier, LoopbackReport, VipCheck
 from bot.drivers.parsers.host import LoopbackAddress
@@ -32,67 +43,147 @@ from bot.health.state import Health
 from bot.inventory import Inventory
 from bot.state import StateStore
 
-Step = Literal["apply", "verify"]
+FailStep = Literal["apply", "verify"]
 
 
 def _spec(name: str) -> DeviceSpec:
     return DeviceSpec(name=name, address="198.18.0.1", username="test", known_hosts=Path("/nonexistent"))
 
 
+_ROUTE = re.compile(r"^(no )?ip route (?:(?P<net>[\d.]+/\d+)|(?P<addr>[\d.]+) (?P<mask>[\d.]+)) (?P<hop>[\d.]+)$")
+_LINUX = re.compile(r"^ip route (?P<verb>replace|del) (?P<net>[\d.]+/\d+) via (?P<hop>[\d.]+) proto static$")
+
+
 class MemoryRouter(RouterDriver):
-    """A router whose FIB is `table`; every change is make-before-break and recorded."""
+    """A router whose FIB is `table`, speaking a real kind's dialect (`kind`), every line recorded.
+
+    It interprets the lines the real driver would send (`ip route`, `no ip route`, IOS's mask
+    form, Linux's `ip route replace|del`), so what a plan shows is what changes this table. With
+    a device-side revert (IOS's `configure terminal revert timer N`) it keeps the configuration
+    from before and puts it back on `configure revert now`, or when the test fires the timer
+    (`fire_revert_timer()`) before `configure confirm` came.
+    """
 
     kind = "memory"
-    supports_save = True
+    saves = True
+    revert_support = RevertSupport(1, 7 * 86400)  # the dialect's own limits are the config's to check
 
-    def __init__(self, name: str, table: Mapping[IPv4Network, Iterable[IPv4Address]] | None = None) -> None:
-        super().__init__(_spec(name))
+    def __init__(self, name: str, table: Mapping[IPv4Network, Iterable[IPv4Address]] | None = None, *,
+                 kind: str = "frr", revert_seconds: int | None = None) -> None:
+        super().__init__(_spec(name), revert_seconds=revert_seconds)
+        self.borrowed = driver_class(kind)
         self.table: dict[IPv4Network, set[IPv4Address]] = {p: set(h) for p, h in (table or {}).items()}
-        self.commands: list[str] = []  # every command of every change, in order
-        self.applies = 0  # calls of _apply: the engine's changes and rollbacks
-        self.saves = 0
+        self.accepted: set[tuple[IPv4Network, IPv4Address]] = set()  # configured, never in the FIB
+        self.commands: list[str] = []  # every line of every change, rollback, confirm and save, in order
+        self.applies = 0  # commits and rollbacks: the engine's changes and their undoing
+        self.saves_done = 0
         self.closes = 0
-        self._failing: list[Step] = []
+        self.armed: tuple[dict[IPv4Network, set[IPv4Address]], set[tuple[IPv4Network, IPv4Address]]] | None = None
+        self._failing: list[FailStep] = []
+        self._mode: FailStep | None = None
         self._now = 0.0  # the virtual clock wait_for_fib polls on
 
-    def fail_next(self, step: Step, times: int = 1) -> None:
-        """The next `times` changes fail at `step`; later ones (a rollback, say) work again."""
+    @property
+    def dialect(self) -> type[RouterDriver]:
+        return self.borrowed
+
+    @classmethod
+    def _steps(cls, adds: Sequence[tuple[IPv4Network, IPv4Address]],
+               removes: Sequence[tuple[IPv4Network, IPv4Address]],
+               waits: Sequence[tuple[IPv4Network, IPv4Address]], revert_seconds: int | None) -> list[Step]:
+        raise AssertionError("a memory router renders with its dialect, never its own class")
+
+    def fail_next(self, step: FailStep, times: int = 1) -> None:
+        """The next `times` commits or rollbacks fail at `step`: the device refuses the first route
+        line ("apply"), or takes every line without the FIB ever showing them ("verify")."""
         self._failing.extend([step] * times)
 
     def hops(self, prefix: IPv4Network | str) -> set[IPv4Address]:
         return set(self.table.get(IPv4Network(prefix), set()))
 
+    def fire_revert_timer(self) -> bool:
+        """The device's revert timer runs out: an unconfirmed change is undone. True if it undid one."""
+        if self.armed is None:
+            return False
+        self._restore()
+        return True
+
     # -- RouterDriver ----------------------------------------------------------
     def get_static_routes(self) -> list[StaticRoute]:
-        return [StaticRoute(p, h) for p, hops in sorted(self.table.items()) for h in sorted(hops)]
+        rows = [StaticRoute(p, h) for p, hops in sorted(self.table.items()) for h in sorted(hops)]
+        return rows + [StaticRoute(p, h, selected=False, installed=False) for p, h in sorted(self.accepted)]
 
     def fib_next_hops(self, prefix: IPv4Network) -> set[IPv4Address]:
         return self.hops(prefix)
 
-    def _apply(self, moves: Sequence[RouteMove], transcript: Transcript, confirm_timeout: float) -> None:
-        self.applies += 1
-        failing = self._failing.pop(0) if self._failing else None
-        steps = [(f"ip route {m.prefix} {m.new}", m, "add") for m in moves]
-        steps += [(f"no ip route {m.prefix} {m.old}", m, "remove") for m in moves if m.old not in (None, m.new)]
-        for command, m, what in steps:
-            self.commands.append(command)
-            if failing == "apply":
-                transcript.add(command, "% memory router: refused", 0.0)
-                raise CommandRejected(self.name, command, "% memory router: refused")
-            transcript.add(command, "", 0.0)
-            if failing == "verify":
-                continue  # accepted, never installed: the FIB keeps what it had
-            hops = self.table.setdefault(m.prefix, set())
-            if what == "add":
-                hops.add(m.new)
-            elif m.old is not None:
-                hops.discard(m.old)
+    def commit(self, *, confirm_timeout: float = 10.0) -> Transcript:
+        return self._counted(lambda: super(MemoryRouter, self).commit(confirm_timeout=confirm_timeout))
 
-    def save_config(self) -> Transcript:
-        self.saves += 1
-        transcript = Transcript(self.name)
-        transcript.add("write memory", "", 0.0)
-        return transcript
+    def rollback(self, *, confirm_timeout: float = 10.0) -> Transcript:
+        return self._counted(lambda: super(MemoryRouter, self).rollback(confirm_timeout=confirm_timeout))
+
+    def _counted(self, call: Callable[[], Transcript]) -> Transcript:
+        self.applies += 1
+        self._mode = self._failing.pop(0) if self._failing else None
+        try:
+            return call()
+        finally:
+            self._mode = None
+
+    def _send(self, step: ConfigBlock | ExecLine, transcript: Transcript) -> None:
+        if isinstance(step, ConfigBlock):
+            self.commands.append(step.enter)
+            transcript.add(step.enter, "", 0.0)
+            if "revert timer" in step.enter and self.armed is None:
+                self.armed = ({p: set(h) for p, h in self.table.items()}, set(self.accepted))
+            for line in step.lines:
+                self._line(line, transcript)
+            self.commands.append(step.leave)
+            transcript.add(step.leave, "", 0.0)
+            return
+        command = step.command
+        if _LINUX.match(command):
+            self._line(command, transcript)
+            return
+        self.commands.append(command)
+        transcript.add(command, "", 0.0)
+        if command == "configure confirm":
+            self.armed = None
+        elif command == "configure revert now":
+            self.fire_revert_timer()
+        elif command == "write memory":
+            self.saves_done += 1
+        else:
+            raise CommandRejected(self.name, command, "% memory router: unknown command")
+
+    def _line(self, line: str, transcript: Transcript) -> None:
+        self.commands.append(line)
+        if self._mode == "apply":
+            transcript.add(line, "% memory router: refused", 0.0)
+            raise CommandRejected(self.name, line, "% memory router: refused")
+        transcript.add(line, "", 0.0)
+        if m := _LINUX.match(line):
+            prefix, hop, remove = IPv4Network(m["net"]), IPv4Address(m["hop"]), m["verb"] == "del"
+            if not remove and self._mode != "verify":
+                self.table[prefix] = set()  # a replace swaps the next hop in one step
+        elif m := _ROUTE.match(line):
+            net = m["net"] or f"{m['addr']}/{m['mask']}"
+            prefix, hop, remove = IPv4Network(net), IPv4Address(m["hop"]), bool(m.group(1))
+        else:
+            raise CommandRejected(self.name, line, "% memory router: not a route line")
+        hops = self.table.setdefault(prefix, set())
+        if remove:
+            hops.discard(hop)
+            self.accepted.discard((prefix, hop))
+        elif self._mode == "verify":
+            self.accepted.add((prefix, hop))  # accepted, never installed: the FIB keeps what it had
+        else:
+            hops.add(hop)
+
+    def _restore(self) -> None:
+        assert self.armed is not None
+        table, accepted = self.armed
+        self.table, self.accepted, self.armed = {p: set(h) for p, h in table.items()}, set(accepted), None
 
     def wait_for_fib(
         self,
@@ -213,7 +304,8 @@ def memory_rig(inv: Inventory, tmp_path: Path, routes: Mapping[str, str],
     for service, host in routes.items():
         svc = inv.services[service]
         table[svc.router][svc.prefix] = {inv.hosts[host].address}
-    routers = {name: MemoryRouter(name, t) for name, t in table.items()}
+    routers = {name: MemoryRouter(name, t, kind=inv.routers[name].driver,
+                                 revert_seconds=inv.routers[name].revert_seconds) for name, t in table.items()}
     hosts = {name: MemoryHost(name, [v for s in inv.services.values() if name in s.hosts for v in s.vips])
              for name in inv.hosts}
     source = DictHealth({(s.name, h): Health.UP for s in inv.services.values() for h in s.hosts} | dict(health or {}))

@@ -8,7 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from bot.drivers.base import DeviceSpec, RouteMove, RouterDriver, StaticRoute, Transcript
+from bot.drivers.base import (
+    ConfigBlock,
+    DeviceSpec,
+    ExecLine,
+    RevertSupport,
+    RouteMove,
+    RouterDriver,
+    StaticRoute,
+    Step,
+    Transcript,
+    WaitFib,
+    lines_of,
+)
 from bot.drivers.errors import DriverError, VerifyTimeout
 
 P = IPv4Network("198.51.100.32/27")
@@ -17,15 +29,21 @@ SPEC = DeviceSpec(name="r1", address="198.18.7.11", username="ops", known_hosts=
 
 
 class ScriptedDriver(RouterDriver):
-    """FIB answers come from a script, one per poll; the last repeats."""
+    """FIB answers come from a script, one per poll; the last repeats. Sends nothing anywhere."""
 
     kind = "scripted"
 
-    def __init__(self, answers: list[set[IPv4Address]]) -> None:
-        super().__init__(SPEC)
+    def __init__(self, answers: list[set[IPv4Address]], **kw: int) -> None:
+        super().__init__(SPEC, **kw)  # type: ignore[arg-type]
         self.answers = answers
         self.polls = 0
-        self.applied: list[RouteMove] = []
+        self.sent: list[str] = []
+
+    @classmethod
+    def _steps(cls, adds: Sequence[tuple[IPv4Network, IPv4Address]],
+               removes: Sequence[tuple[IPv4Network, IPv4Address]],
+               waits: Sequence[tuple[IPv4Network, IPv4Address]], revert_seconds: int | None) -> list[Step]:
+        return [ExecLine(f"add {p} {h}") for p, h in adds] + [ExecLine(f"del {p} {h}") for p, h in removes]
 
     def get_static_routes(self) -> list[StaticRoute]:
         return []
@@ -35,8 +53,8 @@ class ScriptedDriver(RouterDriver):
         self.polls += 1
         return answer
 
-    def _apply(self, moves: Sequence[RouteMove], transcript: Transcript, confirm_timeout: float) -> None:
-        self.applied.extend(moves)
+    def _send(self, step: ConfigBlock | ExecLine, transcript: Transcript) -> None:
+        self.sent += lines_of([step])
 
     def close(self) -> None:
         pass
@@ -89,13 +107,29 @@ def test_wait_for_fib_times_out_naming_prefix_and_expectation() -> None:
     assert clock.now >= 2
 
 
-def test_move_rejects_duplicate_prefixes_and_unarmed_revert() -> None:
+def test_load_rejects_duplicate_prefixes_and_a_driver_without_revert_refuses_a_delay() -> None:
     d = ScriptedDriver([set()])
     with pytest.raises(ValueError, match="twice"):
-        d.move([RouteMove(P, WEB1, WEB2), RouteMove(P, WEB2, WEB1)])
+        d.load([RouteMove(P, WEB1, WEB2), RouteMove(P, WEB2, WEB1)])
+    with pytest.raises(TypeError):
+        d.load(["198.51.100.32/27 192.0.2.3"])  # type: ignore[list-item]
     with pytest.raises(DriverError, match="no device-side revert"):
-        d.move([RouteMove(P, WEB1, WEB2)], revert_minutes=5)
-    assert d.applied == []
+        ScriptedDriver([set()], revert_seconds=300)
+    assert d.sent == []
+
+
+def test_revert_support_says_what_the_device_takes() -> None:
+    minutes = RevertSupport(60, 7200, step_seconds=60)
+    assert minutes.problem(300) is None
+    assert minutes.problem(90) == "must be a whole number of minutes from 1m to 120m"
+    assert minutes.problem(7260) == "must be a whole number of minutes from 1m to 120m"
+    assert RevertSupport(1, 86400).problem(0) == "must be a whole number of seconds from 1s to 86400s"
+
+
+def test_lines_of_is_every_sent_line_in_order_and_never_a_wait() -> None:
+    steps = [ConfigBlock("configure terminal", ("ip route a b",)), WaitFib(((P, frozenset({WEB2})),)),
+             ExecLine("write memory")]
+    assert lines_of(steps) == ["configure terminal", "ip route a b", "end", "write memory"]
 
 
 def test_device_spec_repr_hides_the_password() -> None:

@@ -154,9 +154,9 @@ def test_unreachable_router_is_a_named_connect_error(lab: Lab) -> None:
 
 def test_rejected_config_line_stops_the_change_and_leaves_routes(lab: Lab, lab_home: None) -> None:
     # FRR has no IOS revert timer: the very first line is refused with '%'.
-    with make_router_driver("cisco_ios", spec(lab, "r1"), revert=True) as d:
+    with make_router_driver("cisco_ios", spec(lab, "r1"), revert_seconds=300) as d:
         with pytest.raises(CommandRejected) as err:
-            d.move([RouteMove(A, WEB1, WEB2)], revert_minutes=5)
+            d.move([RouteMove(A, WEB1, WEB2)])
         assert "configure terminal revert timer 5" in str(err.value)
         assert d.fib_next_hops(A) == {WEB1}
         # The session is usable again after the refusal (it left config mode).
