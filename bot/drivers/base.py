@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
@@ -68,6 +68,20 @@ class RouteMove:
             raise TypeError("RouteMove.new must be an IPv4Address")
         if self.old is not None and not isinstance(self.old, IPv4Address):
             raise TypeError("RouteMove.old must be an IPv4Address or None")
+
+    def to_record(self) -> dict[str, str]:
+        """The change record's shape: {"prefix", "old" ("" for none), "new"}."""
+        return {"prefix": str(self.prefix), "old": str(self.old or ""), "new": str(self.new)}
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, object]) -> RouteMove:
+        """Back from a change record; ValueError names what is wrong with a damaged one."""
+        try:
+            old = str(record.get("old") or "")
+            return cls(IPv4Network(str(record["prefix"])), IPv4Address(old) if old else None,
+                       IPv4Address(str(record["new"])))
+        except (KeyError, ValueError) as e:
+            raise ValueError(f"damaged move record {dict(record)!r}: {e}") from None
 
     def reversed(self) -> RouteMove:
         if self.old is None:

@@ -25,7 +25,7 @@ from bot.health.checks import CheckResult, run_check
 from bot.health.live import HealthSource, LiveHealth
 from bot.inventory import CheckSpec, Inventory
 from bot.state import StateStore
-from bot.state.errors import DuplicateRequest, LockHeld
+from bot.state.errors import BadTransition, DuplicateRequest, LockHeld, LockLost
 
 log = logging.getLogger("lasthop.engine")
 
@@ -41,6 +41,7 @@ class _Run:
     timings: dict[str, int] = field(default_factory=dict)
     lines: list[str] = field(default_factory=list)
     risk_accepted: bool = False  # a risky plan run without approval (the CLI's --accept-risk): audited as such
+    holder: str = ""  # whose router lock this runs under; refreshed at every step
 
     def add(self, t: Transcript) -> None:
         if t.exchanges:
@@ -184,7 +185,8 @@ class Engine:
                 self._audit(req, "move", "refused", str(e), plan)
                 return Outcome("refused", plan, [str(e)])
             for router in plan.routers:
-                run = _Run(router, [m for m in plan.moves if m.router == router], risk_accepted=risk_accepted)
+                run = _Run(router, [m for m in plan.moves if m.router == router], risk_accepted=risk_accepted,
+                           holder=holder)
                 status = self._one_router(plan, run, approved_by, idempotency_key)
                 outcome.lines.extend(run.lines)
                 outcome.transcript += "\n".join(run.transcript)
@@ -217,7 +219,8 @@ class Engine:
             with _timed(run.timings, "precheck_ms"):
                 self._precheck(driver, run)
                 self._same_as_planned(driver, run, route_moves)
-        except (Refusal, DriverError) as e:
+                self._hold(run)
+        except (Refusal, DriverError, LockLost) as e:
             driver.discard()
             run.lines.append(f"pre-check failed, nothing changed: {e}")
             self._audit(req, "precheck", "refused", str(e), plan)
@@ -230,8 +233,7 @@ class Engine:
         try:
             change = self.store.create_change(
                 router=run.router,
-                moves=[{"prefix": str(m.prefix), "old": str(m.from_hop or ""), "new": str(m.to_hop)}
-                       for m in run.moves],
+                moves=[m.to_record() for m in route_moves],
                 requested_by=req.actor, source=req.source,
                 idempotency_key=f"{key}:{run.router}" if key else None,
                 kind="approved" if approved_by else ("automatic" if req.source == "auto" else "manual"),
@@ -249,13 +251,24 @@ class Engine:
             with _timed(run.timings, "apply_ms"):
                 run.add(driver.commit(confirm_timeout=self.inv.policy.verify_timeout))
             self.on_step("applied")
+            self._hold(run)
             self.store.set_change_status(change.id, "verifying")
             with _timed(run.timings, "verify_ms"):
                 self._verify(driver, run)
+            self._hold(run)
             if driver.has_pending_commit():
                 # Only after lasthop's own verification: a commit that is never confirmed is
                 # undone by the router itself, which is the point of arming it.
                 run.add(driver.confirm())
+        except LockLost as e:
+            # Another process holds the router now and may be changing it: touching it again could
+            # undo that change. The router is left as it is, for a person (and reconcile) to settle.
+            text = f"lost the router's lock in the middle of the change, left as it is: {e}"
+            run.lines.append(text)
+            self.store.set_change_status(change.id, "needs_human", error=text)
+            self._audit(req, "move", "needs_human", text, plan, transcript="\n".join(run.transcript),
+                        change_id=change.id, risk_accepted=run.risk_accepted)
+            return "needs_human"
         except (DriverError, Refusal) as e:
             return self._roll_back(plan, run, driver, str(e), started)
         if router.save_config and self.inv.policy.save_after_change and driver.saves:
@@ -289,6 +302,11 @@ class Engine:
             if not vips.ok:
                 missing = ", ".join(map(str, vips.missing))
                 raise Refusal(f"{m.to_host} lacks {missing} on its loopback: it cannot serve {m.service}")
+
+    def _hold(self, run: _Run) -> None:
+        """Renew our lock on the router between steps, so a slow change never outlives it; LockLost if it did."""
+        if run.holder:
+            self.store.refresh_lock(run.router, holder=run.holder)
 
     def _same_as_planned(self, driver: RouterDriver, run: _Run, moves: list[RouteMove]) -> None:
         """The router's own session would send exactly what the plan showed, or nothing is sent."""
@@ -351,21 +369,27 @@ class Engine:
         notes: list[str] = []
         for change in self.store.changes_in_flight():
             try:
+                moves = [RouteMove.from_record(m) for m in change.moves]
                 driver = self.devices.router(change.router)
-                live = {m["prefix"]: driver.fib_next_hops(IPv4Network(m["prefix"])) for m in change.moves}
+                live = {m.prefix: driver.fib_next_hops(m.prefix) for m in moves}
+            except ValueError as e:
+                notes.append(f"change {change.id[:8]} on {change.router}: {e}; left open")
+                continue
             except (DriverError, KeyError) as e:
                 notes.append(f"change {change.id[:8]} on {change.router}: cannot read the router ({e}); left open")
                 continue
-            new = all(live[m["prefix"]] == {IPv4Address(m["new"])} for m in change.moves)
-            old = all(live[m["prefix"]] == ({IPv4Address(m["old"])} if m["old"] else set())
-                      for m in change.moves)
+            new = all(live[m.prefix] == {m.new} for m in moves)
+            old = all(live[m.prefix] == ({m.old} if m.old else set()) for m in moves)
             if new:
                 status, text = "done", "the router shows every new next hop: finished"
             elif old:
                 status, text = "rolled_back", "the router still shows the old next hops: it never took effect"
             else:
                 status, text = "needs_human", "the router shows neither the old nor the new next hops"
-            self.store.set_change_status(change.id, status, error=f"reconciled after restart: {text}")
+            try:
+                self.store.set_change_status(change.id, status, error=f"reconciled after restart: {text}")
+            except BadTransition:
+                continue  # another process settled it between our read and now: its verdict stands
             self.store.audit(actor="lasthop", source="reconcile", action="reconcile", target=change.router,
                              result=status, detail=text, change_id=change.id)
             notes.append(f"change {change.id[:8]} on {change.router} ({change.status}): {text}")

@@ -6,6 +6,7 @@ guarantees on both. Only the standard library and SQLAlchemy are used here.
 
 from bot.state.errors import (
     ApprovalClosed,
+    BadTransition,
     DuplicateRequest,
     LockHeld,
     LockLost,
@@ -29,6 +30,7 @@ __all__ = [
     "ApprovalClosed",
     "ApprovalRecord",
     "AuditRecord",
+    "BadTransition",
     "ChangeRecord",
     "DuplicateRequest",
     "IncidentEvent",

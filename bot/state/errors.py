@@ -32,6 +32,20 @@ class NotFound(StateError, LookupError):
         return (type(self), (self.kind, self.ident))
 
 
+class BadTransition(StateError):
+    """A change asked to take a status its current one does not lead to (bot/state/transitions.py)."""
+
+    def __init__(self, change_id: str, old: str, new: str) -> None:
+        end = "it has ended" if old in ("done", "rolled_back", "failed", "refused") else f"{old} leads elsewhere"
+        super().__init__(f"change {change_id[:8]} is {old}; it cannot become {new} ({end})")
+        self.change_id = change_id
+        self.old = old
+        self.new = new
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.change_id, self.old, self.new))
+
+
 class LockHeld(StateError):
     """Someone else holds the router: one change per router at a time."""
 

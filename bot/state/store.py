@@ -46,6 +46,7 @@ from sqlalchemy.pool import StaticPool
 from bot.state import schema as t
 from bot.state.errors import (
     ApprovalClosed,
+    BadTransition,
     DuplicateRequest,
     LockHeld,
     LockLost,
@@ -63,10 +64,8 @@ from bot.state.records import (
     RouterActivity,
 )
 from bot.state.redact import redact
+from bot.state.transitions import CHANGE_STATUSES, allowed_from
 
-CHANGE_STATUSES = frozenset(
-    {"planned", "applying", "verifying", "done", "rolled_back", "failed", "needs_human", "refused"}
-)
 # A change in one of these when its process died left a router in an unknown state.
 IN_FLIGHT = ("applying", "verifying")
 APPROVAL_DECISIONS = frozenset({"approved", "denied"})
@@ -211,8 +210,9 @@ class StateStore:
     def set_change_status(
         self, change_id: str, status: str, *, error: str = "", result: dict[str, Any] | None = None
     ) -> ChangeRecord:
-        """Move a change to `status`. `error` and `result` replace the stored ones only when given,
-        so a later status keeps the error that explains it."""
+        """Move a change to `status`, if its current one leads there (bot/state/transitions.py), else
+        BadTransition. `error` and `result` replace the stored ones only when given, so a later
+        status keeps the error that explains it."""
         if status not in CHANGE_STATUSES:
             raise ValueError(f"unknown change status {status!r}; expected one of {sorted(CHANGE_STATUSES)}")
         values: dict[str, Any] = {"status": status, "updated_at": self._now()}
@@ -220,10 +220,16 @@ class StateStore:
             values["error"] = redact(error)
         if result is not None:
             values["result"] = _redact_json(result)
+        c = t.changes.c
         with self._tx() as conn:
-            updated = conn.execute(sa_update(t.changes).where(t.changes.c.id == change_id).values(values))
+            # One conditional UPDATE: of two processes settling the same change, exactly one moves it.
+            updated = conn.execute(sa_update(t.changes).where(c.id == change_id, c.status.in_(allowed_from(status)))
+                                   .values(values))
             if updated.rowcount != 1:
-                raise NotFound("change", change_id)
+                now = conn.execute(select(c.status).where(c.id == change_id)).scalar()
+                if now is None:
+                    raise NotFound("change", change_id)
+                raise BadTransition(change_id, str(now), status)
             row = self._change_row(conn, change_id)
         return _change_record(row)
 

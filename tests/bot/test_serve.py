@@ -54,6 +54,7 @@ def a_whole_move(rig: Rig) -> None:
     with rig.store.router_lock("r1", holder="other-process", info="failover www-a"):
         change = rig.store.create_change(router="r1", moves=[{"prefix": str(PREFIX)}], requested_by="alice",
                                          source="cli")
+        rig.store.set_change_status(change.id, "applying")
         rig.store.set_change_status(change.id, "done")
 
 

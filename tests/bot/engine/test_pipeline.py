@@ -8,12 +8,14 @@ back, so the timer can never undo the rollback later. The lab tests prove the FR
 from __future__ import annotations
 
 from collections.abc import Iterator
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 import pytest
 from support.fakes import inventory_from_text
 from support.memory import Rig, memory_rig
 
+from bot.drivers.base import RouteMove
 from bot.engine.model import MoveRequest
 
 INVENTORY = """
@@ -110,3 +112,47 @@ def test_a_dry_run_sends_nothing_and_leaves_no_candidate(rig: Rig) -> None:
     assert outcome.status == "dry-run"
     router = rig.routers["r1"]
     assert router.commands == [] and router.compare() == []
+
+
+def test_a_change_that_lost_its_router_lock_is_left_for_a_person_not_rolled_back(tmp_path: Path) -> None:
+    driver, extra = KINDS["frr"]
+    rig = memory_rig(inventory_from_text(tmp_path, INVENTORY.format(driver=driver, extra=extra)), tmp_path,
+                     {"www-a": "web1"})
+
+    def taken_over(step: str) -> None:
+        # What a stalled change sees when its lock expired and another process took the router.
+        mine = rig.store.lock_info("r1")
+        assert mine is not None
+        rig.store.release_lock("r1", holder=mine.holder)
+        rig.store.acquire_lock("r1", holder="other-process", info="change by bob (slack)")
+
+    rig.engine.on_step = taken_over
+    outcome = rig.engine.execute(rig.engine.plan(move(rig)), allow_risky=True)
+    assert outcome.status == "needs_human"
+    assert any("lost the router's lock" in line for line in outcome.lines)
+    router = rig.routers["r1"]
+    assert router.applies == 1  # the commit; no rollback over the other process's change
+    change = rig.store.get_change(outcome.change_id or "")
+    assert change is not None and change.status == "needs_human"
+    lock = rig.store.lock_info("r1")
+    assert lock is not None and lock.holder == "other-process"  # ours was never released over theirs
+    rig.close()
+
+
+def test_reconcile_reads_the_same_typed_moves_and_settles_once(tmp_path: Path) -> None:
+    driver, extra = KINDS["frr"]
+    rig = memory_rig(inventory_from_text(tmp_path, INVENTORY.format(driver=driver, extra=extra)), tmp_path,
+                     {"www-a": "web2"})  # the router already shows the new next hop: the commit had landed
+    record = RouteMove(IPv4Network("198.51.100.32/27"), IPv4Address("192.0.2.2"), IPv4Address("192.0.2.3"))
+    finished = rig.store.create_change(router="r1", moves=[record.to_record()], requested_by="alice", source="cli")
+    rig.store.set_change_status(finished.id, "applying")
+    damaged = rig.store.create_change(router="r1", moves=[{"prefix": "198.51.100.32/27", "new": "web2"}],
+                                      requested_by="alice", source="cli")
+    rig.store.set_change_status(damaged.id, "applying")
+    notes = rig.engine.reconcile()
+    assert any(finished.id[:8] in n and "finished" in n for n in notes)
+    assert any(damaged.id[:8] in n and "damaged move record" in n and "left open" in n for n in notes)
+    done = rig.store.get_change(finished.id)
+    assert done is not None and done.status == "done"
+    assert rig.engine.reconcile() == [f"change {damaged.id[:8]} on r1: " + notes[-1].split(": ", 1)[1]]
+    rig.close()

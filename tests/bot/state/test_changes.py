@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from bot.state import ChangeRecord, DuplicateRequest, NotFound, StateStore
+from bot.state import BadTransition, ChangeRecord, DuplicateRequest, NotFound, StateStore
+from bot.state.transitions import CHANGE_TRANSITIONS
 
 MOVE_A = {"prefix": "198.51.100.32/27", "old": "192.0.2.2", "new": "192.0.2.3"}
 MOVE_B = {"prefix": "198.51.100.64/27", "old": "192.0.2.2", "new": "192.0.2.4"}
@@ -55,10 +56,53 @@ def test_change_lifecycle(store: StateStore, clock: Any) -> None:
 def test_an_error_is_kept_until_replaced(store: StateStore) -> None:
     change = make(store)
     store.set_change_status(change.id, "applying")
-    failed = store.set_change_status(change.id, "rolled_back", error="r1: FIB still shows 192.0.2.2")
-    assert failed.error == "r1: FIB still shows 192.0.2.2"
-    assert store.set_change_status(change.id, "needs_human").error == "r1: FIB still shows 192.0.2.2"
-    assert store.set_change_status(change.id, "failed", error="gave up").error == "gave up"
+    stuck = store.set_change_status(change.id, "needs_human", error="r1: FIB still shows 192.0.2.2")
+    assert stuck.error == "r1: FIB still shows 192.0.2.2"
+    assert store.set_change_status(change.id, "rolled_back").error == "r1: FIB still shows 192.0.2.2"
+    other = make(store)
+    store.set_change_status(other.id, "applying", error="first")
+    assert store.set_change_status(other.id, "failed", error="gave up").error == "gave up"
+
+
+# How to bring a new change to each status by allowed steps.
+PATH_TO = {
+    "planned": [], "applying": ["applying"], "verifying": ["applying", "verifying"],
+    "needs_human": ["applying", "needs_human"], "done": ["applying", "verifying", "done"],
+    "rolled_back": ["applying", "rolled_back"], "failed": ["failed"], "refused": ["refused"],
+}
+
+
+@pytest.mark.parametrize("new", sorted(CHANGE_TRANSITIONS))
+@pytest.mark.parametrize("old", sorted(CHANGE_TRANSITIONS))
+def test_each_status_leads_only_where_the_table_says(store: StateStore, old: str, new: str) -> None:
+    change = make(store)
+    for step in PATH_TO[old]:
+        store.set_change_status(change.id, step)
+    if new in CHANGE_TRANSITIONS[old]:
+        assert store.set_change_status(change.id, new).status == new
+    else:
+        with pytest.raises(BadTransition, match=f"is {old}; it cannot become {new}"):
+            store.set_change_status(change.id, new, error="should not be stored")
+        kept = store.get_change(change.id)
+        assert kept is not None and kept.status == old and kept.error == ""
+
+
+def test_the_table_has_every_status_and_ended_ones_lead_nowhere() -> None:
+    assert set(PATH_TO) == set(CHANGE_TRANSITIONS)
+    assert all(after <= set(CHANGE_TRANSITIONS) for after in CHANGE_TRANSITIONS.values())
+    for ended in ("done", "rolled_back", "failed", "refused"):
+        assert CHANGE_TRANSITIONS[ended] == frozenset()
+
+
+def test_of_two_settling_the_same_change_only_one_moves_it(open_store: Callable[..., StateStore]) -> None:
+    a, b = open_store(), open_store()
+    change = make(a)
+    a.set_change_status(change.id, "applying")
+    a.set_change_status(change.id, "done")
+    with pytest.raises(BadTransition):
+        b.set_change_status(change.id, "rolled_back", error="reconciled twice")
+    final = b.get_change(change.id)
+    assert final is not None and final.status == "done"
 
 
 def test_bad_status_and_unknown_change(store: StateStore) -> None:
@@ -77,8 +121,11 @@ def test_a_change_in_flight_when_the_process_died_is_found_at_the_next_start(
     applying = make(first, router="r1")
     first.set_change_status(applying.id, "applying")
     verifying = make(first, router="r2")
+    first.set_change_status(verifying.id, "applying")
     first.set_change_status(verifying.id, "verifying")
-    first.set_change_status(make(first).id, "done")
+    done = make(first)
+    first.set_change_status(done.id, "applying")
+    first.set_change_status(done.id, "done")
     make(first)  # still planned: nothing touched a router yet
     first.close()  # the process dies; nothing else is cleaned up
 

@@ -194,6 +194,7 @@ def test_router_activity_changes_with_every_lock_and_change_and_only_then(store:
     created = store.router_activity("r1")
     assert created.last_change is not None and created.last_change[1] == "planned"
     clock.advance(seconds=1)
+    store.set_change_status(change.id, "applying")
     store.set_change_status(change.id, "done")
     store.release_lock("r1", holder="change-1")
     after = store.router_activity("r1")
