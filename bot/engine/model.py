@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any, Literal
 
+from bot.drivers.base import RouteMove
+
 TargetKind = Literal["service", "host"]
 
 
@@ -28,6 +30,13 @@ class MoveRequest:
     reason: str = ""
 
 
+def move_kind(req: MoveRequest, approved_by: str | None) -> str:
+    """How a move came about, as the change record, the metrics and the thread say it: one rule."""
+    if req.source == "auto":
+        return "automatic"
+    return "approved" if approved_by else "manual"
+
+
 @dataclass(frozen=True)
 class PlannedMove:
     service: str
@@ -38,6 +47,11 @@ class PlannedMove:
     to_host: str
     to_hop: IPv4Address
     vips: tuple[IPv4Address, ...]
+
+    @property
+    def route(self) -> RouteMove:
+        """What the router is told: the one typed shape drivers and change records take."""
+        return RouteMove(self.prefix, self.from_hop, self.to_hop)
 
     def to_dict(self) -> dict[str, Any]:
         return {

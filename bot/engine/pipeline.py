@@ -19,7 +19,7 @@ from bot.drivers import RouteMove, RouterDriver, Transcript, driver_class
 from bot.drivers.errors import DriverError
 from bot.engine.devices import Devices
 from bot.engine.live import Expected, LiveTable
-from bot.engine.model import MoveRequest, Outcome, Plan, PlannedMove, Refusal
+from bot.engine.model import MoveRequest, Outcome, Plan, PlannedMove, Refusal, move_kind
 from bot.engine.plan import make_plan
 from bot.health.checks import CheckResult, run_check
 from bot.health.live import HealthSource, LiveHealth
@@ -142,7 +142,7 @@ class Engine:
                                 idempotency_key=idempotency_key)
         outcome.approved_by = approved_by
         if not plan.request.dry_run and plan.moves and outcome.status != "noop":
-            kind = "automatic" if plan.request.source == "auto" else ("approved" if approved_by else "manual")
+            kind = move_kind(plan.request, approved_by)
             for observe in self.observers:
                 try:
                     observe(outcome, kind)
@@ -214,7 +214,7 @@ class Engine:
         req = plan.request
         driver = self.devices.router(run.router)
         started = time.monotonic()
-        route_moves = [RouteMove(m.prefix, m.from_hop, m.to_hop) for m in run.moves]
+        route_moves = [m.route for m in run.moves]
         try:
             with _timed(run.timings, "precheck_ms"):
                 self._precheck(driver, run)
@@ -236,7 +236,7 @@ class Engine:
                 moves=[m.to_record() for m in route_moves],
                 requested_by=req.actor, source=req.source,
                 idempotency_key=f"{key}:{run.router}" if key else None,
-                kind="approved" if approved_by else ("automatic" if req.source == "auto" else "manual"),
+                kind=move_kind(req, approved_by),
             )
         except DuplicateRequest as e:
             driver.discard()

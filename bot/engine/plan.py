@@ -8,7 +8,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
-from bot.drivers import RouteMove, change_commands, save_commands
+from bot.drivers import change_commands, save_commands
 from bot.engine.live import Expected, LiveTable, hops, serving_host
 from bot.engine.model import MoveRequest, Plan, PlannedMove, Refusal
 from bot.engine.risk import assess
@@ -57,7 +57,7 @@ def make_plan(
     commands = {
         router: change_commands(
             inv.routers[router].driver,
-            [RouteMove(m.prefix, m.from_hop, m.to_hop) for m in planned if m.router == router],
+            [m.route for m in planned if m.router == router],
             inv.routers[router].revert_seconds,
         ) + _save(inv, router)
         for router in sorted({m.router for m in planned})

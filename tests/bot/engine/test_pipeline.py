@@ -16,7 +16,7 @@ from support.fakes import inventory_from_text
 from support.memory import Rig, memory_rig
 
 from bot.drivers.base import RouteMove
-from bot.engine.model import MoveRequest
+from bot.engine.model import MoveRequest, move_kind
 
 INVENTORY = """
 defaults: {{username: ops, key_file: /k, known_hosts: /kh}}
@@ -156,3 +156,12 @@ def test_reconcile_reads_the_same_typed_moves_and_settles_once(tmp_path: Path) -
     assert done is not None and done.status == "done"
     assert rig.engine.reconcile() == [f"change {damaged.id[:8]} on r1: " + notes[-1].split(": ", 1)[1]]
     rig.close()
+
+
+@pytest.mark.parametrize(("source", "approved_by", "kind"), [
+    ("cli", None, "manual"), ("slack", None, "manual"), ("slack", "slack:U0BOB", "approved"),
+    ("auto", None, "automatic"), ("auto", "slack:U0BOB", "automatic"),
+])
+def test_a_moves_kind_has_one_rule(source: str, approved_by: str | None, kind: str) -> None:
+    req = MoveRequest(kind="service", target="www-a", actor="alice", source=source)
+    assert move_kind(req, approved_by) == kind
