@@ -350,12 +350,3 @@ def _echo(text: str) -> str:
 
 def _named(text: str) -> str:
     return f"named {text!r}" if _ECHO_SAFE.fullmatch(text) else "by that name"
-
-
-def load_inventory(
-    path: Path | None = None, env: Mapping[str, str] | None = None, *, check_files: bool = True
-) -> Inventory:
-    """Same as `bot.config.load_inventory`; here too because callers think of it as the inventory's."""
-    from bot.config import load_inventory as _load
-
-    return _load(path, env, check_files=check_files)
