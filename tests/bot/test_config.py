@@ -129,7 +129,8 @@ MISTAKES: list[tuple[str, str, str, int | None, str]] = [
     (
         "unknown driver",
         BASE.replace("driver: frr", "driver: cisco"),
-        "routers.r1.driver", 3, "must be one of arista_eos, cisco_ios, frr, juniper_junos, linux (did you mean 'cisco_ios'?)",
+        "routers.r1.driver", 3,
+        "must be one of arista_eos, cisco_ios, frr, juniper_junos, linux (did you mean 'cisco_ios'?)",
     ),
     (
         "bad duration",
