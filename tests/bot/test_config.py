@@ -129,7 +129,8 @@ MISTAKES: list[tuple[str, str, str, int | None, str]] = [
     (
         "unknown driver",
         BASE.replace("driver: frr", "driver: cisco"),
-        "routers.r1.driver", 3, "must be one of cisco_ios, frr, linux (did you mean 'cisco_ios'?)",
+        "routers.r1.driver", 3,
+        "must be one of arista_eos, cisco_ios, frr, juniper_junos, linux (did you mean 'cisco_ios'?)",
     ),
     (
         "bad duration",
@@ -284,7 +285,7 @@ MISTAKES: list[tuple[str, str, str, int | None, str]] = [
     (
         "revert_timer on an frr router",
         BASE.replace("lan: [192.0.2.0/27]}", "lan: [192.0.2.0/27], revert_timer: 5m}"),
-        "routers.r1.revert_timer", 3, "revert_timer is only for cisco_ios routers, not frr",
+        "routers.r1.revert_timer", 3, "revert_timer is only for arista_eos, cisco_ios, juniper_junos routers, not frr",
     ),
     (
         "revert_timer not in whole minutes",
@@ -292,6 +293,30 @@ MISTAKES: list[tuple[str, str, str, int | None, str]] = [
             "lan: [192.0.2.0/27]}", "lan: [192.0.2.0/27], revert_timer: 90s}"
         ),
         "routers.r1.revert_timer", 3, "must be a whole number of minutes from 1m to 120m",
+    ),
+    (
+        # Junos' commit confirmed counts whole minutes.
+        "revert_timer not in whole minutes on junos",
+        BASE.replace("driver: frr", "driver: juniper_junos").replace(
+            "lan: [192.0.2.0/27]}", "lan: [192.0.2.0/27], save_config: false, revert_timer: 90s}"
+        ),
+        "routers.r1.revert_timer", 3, "must be a whole number of minutes from 1m to 65535m",
+    ),
+    (
+        # EOS's commit timer wraps at a day.
+        "revert_timer of a day on eos",
+        BASE.replace("driver: frr", "driver: arista_eos").replace(
+            "lan: [192.0.2.0/27]}", "lan: [192.0.2.0/27], revert_timer: 24h}"
+        ),
+        "routers.r1.revert_timer", 3, "must be a whole number of seconds from 1s to 86399s",
+    ),
+    (
+        # A Junos commit is already persistent: there is no configuration to save.
+        "save_config on junos",
+        BASE.replace("driver: frr", "driver: juniper_junos").replace(
+            "lan: [192.0.2.0/27]}", "lan: [192.0.2.0/27], save_config: true}"
+        ),
+        "routers.r1.save_config", 3, "a juniper_junos router has no configuration to save",
     ),
     (
         "save_config on a linux router",
@@ -443,6 +468,22 @@ def test_the_base_file_is_valid(tmp_path: Path) -> None:
     assert list(inv.services) == ["www-a"]
     # Relative key paths are taken from the config file's directory.
     assert inv.routers["r1"].ssh.key_file == tmp_path / "id_test"
+
+
+@pytest.mark.parametrize(
+    ("driver", "timer", "seconds", "saves"),
+    [("juniper_junos", "5m", 300, False), ("arista_eos", "90s", 90, True), ("arista_eos", "5m", 300, True)],
+)
+def test_junos_and_eos_routers_load_with_a_revert_timer(
+    tmp_path: Path, driver: str, timer: str, seconds: int, saves: bool
+) -> None:
+    text = BASE.replace("driver: frr", f"driver: {driver}").replace(
+        "lan: [192.0.2.0/27]}", f"lan: [192.0.2.0/27], revert_timer: {timer}}}"
+    )
+    router = load_inventory(write(tmp_path, text), {}).routers["r1"]
+    assert router.driver == driver
+    assert router.revert_seconds == seconds
+    assert router.save_config is saves  # unset, it follows the driver: EOS saves, Junos has nothing to
 
 
 def test_slack_command_names_load_and_default(tmp_path: Path) -> None:

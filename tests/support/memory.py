@@ -43,7 +43,9 @@ from bot.health.state import Health
 from bot.inventory import Inventory
 from bot.state import StateStore
 
-FailStep = Literal["apply", "verify"]
+FailStep = Literal["apply", "verify", "settle"]
+# The FIB and the configured-but-not-installed routes, as a revert or a rollback puts them back.
+_Snapshot = tuple[dict[IPv4Network, set[IPv4Address]], set[tuple[IPv4Network, IPv4Address]]]
 
 
 def _spec(name: str) -> DeviceSpec:
@@ -51,6 +53,9 @@ def _spec(name: str) -> DeviceSpec:
 
 
 _ROUTE = re.compile(r"^(no )?ip route (?:(?P<net>[\d.]+/\d+)|(?P<addr>[\d.]+) (?P<mask>[\d.]+)) (?P<hop>[\d.]+)$")
+_JUNOS = re.compile(r"^(?P<verb>set|delete) routing-options static route (?P<net>[\d.]+/\d+) next-hop (?P<hop>[\d.]+)$")
+_EOS_CONFIRM = re.compile(r"^configure session [\w-]+ commit$")
+_EOS_ABORT = re.compile(r"^configure session [\w-]+ abort$")
 _LINUX = re.compile(r"^ip route (?P<verb>replace|del) (?P<net>[\d.]+/\d+) via (?P<hop>[\d.]+) proto static$")
 
 
@@ -58,10 +63,13 @@ class MemoryRouter(RouterDriver):
     """A router whose FIB is `table`, speaking a real kind's dialect (`kind`), every line recorded.
 
     It interprets the lines the real driver would send (`ip route`, `no ip route`, IOS's mask
-    form, Linux's `ip route replace|del`), so what a plan shows is what changes this table. With
-    a device-side revert (IOS's `configure terminal revert timer N`) it keeps the configuration
-    from before and puts it back on `configure revert now`, or when the test fires the timer
-    (`fire_revert_timer()`) before `configure confirm` came.
+    form, Linux's `ip route replace|del`, Junos' `set|delete routing-options static route`), so
+    what a plan shows is what changes this table; Junos and EOS lines wait in a candidate for
+    their commit. With a device-side revert (IOS's `configure terminal revert timer N`, Junos'
+    `commit confirmed N`, EOS's `commit timer T`) it keeps the configuration from before and puts
+    it back on the cancel (`configure revert now`, Junos' `rollback 1` + `commit`, `configure
+    session NAME abort`), or when the test fires the timer (`fire_revert_timer()`) before the
+    confirmation (`configure confirm`, a Junos `commit`, `configure session NAME commit`) came.
     """
 
     kind = "memory"
@@ -78,7 +86,8 @@ class MemoryRouter(RouterDriver):
         self.applies = 0  # commits and rollbacks: the engine's changes and their undoing
         self.saves_done = 0
         self.closes = 0
-        self.armed: tuple[dict[IPv4Network, set[IPv4Address]], set[tuple[IPv4Network, IPv4Address]]] | None = None
+        self.armed: _Snapshot | None = None  # what the device's revert timer puts back
+        self.previous: _Snapshot | None = None  # before the last commit: Junos `rollback 1`
         self._failing: list[FailStep] = []
         self._mode: FailStep | None = None
         self._now = 0.0  # the virtual clock wait_for_fib polls on
@@ -95,7 +104,9 @@ class MemoryRouter(RouterDriver):
 
     def fail_next(self, step: FailStep, times: int = 1) -> None:
         """The next `times` commits or rollbacks fail at `step`: the device refuses the first route
-        line ("apply"), or takes every line without the FIB ever showing them ("verify")."""
+        line ("apply"), takes every line without the FIB ever showing them ("verify"), or
+        installs every new next hop but never drops a removed one from the FIB ("settle"), so
+        only the verification after the whole change fails."""
         self._failing.extend([step] * times)
 
     def hops(self, prefix: IPv4Network | str) -> set[IPv4Address]:
@@ -134,34 +145,83 @@ class MemoryRouter(RouterDriver):
         if isinstance(step, ConfigBlock):
             self.commands.append(step.enter)
             transcript.add(step.enter, "", 0.0)
+            if step.enter.startswith(("configure exclusive", "configure session ")):
+                self._candidate_block(step, transcript)  # Junos, EOS: nothing counts before a commit
+                return
             if "revert timer" in step.enter and self.armed is None:
-                self.armed = ({p: set(h) for p, h in self.table.items()}, set(self.accepted))
+                self.armed = self._snapshot()
             for line in step.lines:
-                self._line(line, transcript)
+                self._record(line, transcript)
+                self._apply(line)
             self.commands.append(step.leave)
             transcript.add(step.leave, "", 0.0)
             return
         command = step.command
         if _LINUX.match(command):
-            self._line(command, transcript)
+            self._record(command, transcript)
+            self._apply(command)
             return
         self.commands.append(command)
         transcript.add(command, "", 0.0)
-        if command == "configure confirm":
+        if command == "configure confirm" or _EOS_CONFIRM.match(command):
             self.armed = None
-        elif command == "configure revert now":
-            self.fire_revert_timer()
+        elif command == "configure revert now" or _EOS_ABORT.match(command):
+            if not self.fire_revert_timer() and _EOS_ABORT.match(command):
+                raise CommandRejected(self.name, command, "% memory router: no session pending a commit timer")
         elif command == "write memory":
             self.saves_done += 1
         else:
             raise CommandRejected(self.name, command, "% memory router: unknown command")
 
-    def _line(self, line: str, transcript: Transcript) -> None:
+    def _candidate_block(self, step: ConfigBlock, transcript: Transcript) -> None:
+        """A Junos `configure exclusive` or EOS `configure session` block: route lines go into a
+        candidate, which a commit line makes live (the EOS session's commit is its `leave`).
+
+        `commit confirmed N` / `commit timer T` arm: the configuration from before the first
+        unconfirmed one comes back if the timer fires. A plain `commit` confirms on Junos.
+        `rollback 1` loads the configuration from before the last commit, as Junos does.
+        """
+        candidate: list[str] = []
+        for line in (*step.lines, step.leave):
+            if line in ("exit configuration-mode",):
+                self.commands.append(line)
+                transcript.add(line, "", 0.0)
+                continue
+            if line == "rollback 1" or line.startswith("commit"):
+                self.commands.append(line)
+                transcript.add(line, "", 0.0)
+                if line == "rollback 1":
+                    candidate.append(line)
+                    continue
+                before = self._snapshot()
+                for queued in candidate:
+                    if queued == "rollback 1":
+                        if self.previous is not None:
+                            self.table, self.accepted = self._copy(self.previous)
+                    else:
+                        self._apply(queued)
+                candidate = []
+                self.previous = before
+                if line.startswith(("commit confirmed", "commit timer")):
+                    self.armed = self.armed or before
+                elif step.enter == "configure exclusive":
+                    self.armed = None  # Junos: any plain commit confirms a pending one
+                continue
+            self._record(line, transcript)
+            candidate.append(line)
+        # Left without a commit: the candidate is dropped, as leaving Junos' exclusive mode does.
+
+    def _record(self, line: str, transcript: Transcript) -> None:
         self.commands.append(line)
         if self._mode == "apply":
             transcript.add(line, "% memory router: refused", 0.0)
             raise CommandRejected(self.name, line, "% memory router: refused")
+        if not (_LINUX.match(line) or _ROUTE.match(line) or _JUNOS.match(line)):
+            transcript.add(line, "% memory router: not a route line", 0.0)
+            raise CommandRejected(self.name, line, "% memory router: not a route line")
         transcript.add(line, "", 0.0)
+
+    def _apply(self, line: str) -> None:
         if m := _LINUX.match(line):
             prefix, hop, remove = IPv4Network(m["net"]), IPv4Address(m["hop"]), m["verb"] == "del"
             if not remove and self._mode != "verify":
@@ -169,21 +229,31 @@ class MemoryRouter(RouterDriver):
         elif m := _ROUTE.match(line):
             net = m["net"] or f"{m['addr']}/{m['mask']}"
             prefix, hop, remove = IPv4Network(net), IPv4Address(m["hop"]), bool(m.group(1))
+        elif m := _JUNOS.match(line):
+            prefix, hop, remove = IPv4Network(m["net"]), IPv4Address(m["hop"]), m["verb"] == "delete"
         else:
-            raise CommandRejected(self.name, line, "% memory router: not a route line")
+            raise AssertionError(f"not a route line: {line}")
         hops = self.table.setdefault(prefix, set())
         if remove:
-            hops.discard(hop)
+            if self._mode != "settle":
+                hops.discard(hop)
             self.accepted.discard((prefix, hop))
         elif self._mode == "verify":
             self.accepted.add((prefix, hop))  # accepted, never installed: the FIB keeps what it had
         else:
             hops.add(hop)
 
+    def _snapshot(self) -> _Snapshot:
+        return self._copy((self.table, self.accepted))
+
+    @staticmethod
+    def _copy(snap: _Snapshot) -> _Snapshot:
+        table, accepted = snap
+        return {p: set(h) for p, h in table.items()}, set(accepted)
+
     def _restore(self) -> None:
         assert self.armed is not None
-        table, accepted = self.armed
-        self.table, self.accepted, self.armed = {p: set(h) for p, h in table.items()}, set(accepted), None
+        (self.table, self.accepted), self.armed = self._copy(self.armed), None
 
     def wait_for_fib(
         self,

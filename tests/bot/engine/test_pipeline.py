@@ -33,6 +33,10 @@ KINDS = {
     "cisco_ios": ("cisco_ios", ""),
     "cisco_ios+revert": ("cisco_ios", ", revert_timer: 5m"),
     "linux": ("linux", ", save_config: false"),
+    "juniper_junos": ("juniper_junos", ""),
+    "juniper_junos+revert": ("juniper_junos", ", revert_timer: 5m"),
+    "arista_eos": ("arista_eos", ""),
+    "arista_eos+revert": ("arista_eos", ", revert_timer: 5m"),
 }
 
 
@@ -46,7 +50,11 @@ def rig(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Rig]:
 
 
 def ios_revert(tmp_path: Path) -> Rig:
-    driver, extra = KINDS["cisco_ios+revert"]
+    return revert_rig(tmp_path, "cisco_ios+revert")
+
+
+def revert_rig(tmp_path: Path, kind: str) -> Rig:
+    driver, extra = KINDS[kind]
     return memory_rig(inventory_from_text(tmp_path, INVENTORY.format(driver=driver, extra=extra)), tmp_path,
                       {"www-a": "web1"})
 
@@ -89,6 +97,71 @@ def test_a_failed_verification_cancels_the_routers_revert_timer_so_nothing_rever
     assert router.armed is None
     assert rig.serving("www-a") == {"web1"}
     # The timer's minutes pass: the router has nothing pending to undo, so the rollback holds.
+    assert not router.fire_revert_timer()
+    assert rig.serving("www-a") == {"web1"} and router.accepted == set()
+    rig.close()
+
+
+def test_the_junos_plan_keeps_the_whole_change_under_commit_confirmed_until_verified(tmp_path: Path) -> None:
+    rig = revert_rig(tmp_path, "juniper_junos+revert")
+    plan = rig.engine.plan(move(rig))
+    assert plan.commands["r1"] == [
+        "configure exclusive", "set routing-options static route 198.51.100.32/27 next-hop 192.0.2.3",
+        "commit confirmed 5", "exit configuration-mode",
+        "configure exclusive", "delete routing-options static route 198.51.100.32/27 next-hop 192.0.2.2",
+        "commit confirmed 5", "exit configuration-mode",
+        "configure exclusive", "commit", "exit configuration-mode",  # confirms; nothing to save on Junos
+    ]
+    assert rig.engine.execute(plan, allow_risky=True).status == "done"
+    router = rig.routers["r1"]
+    assert router.armed is None and not router.fire_revert_timer()
+    assert rig.serving("www-a") == {"web2"} and router.saves_done == 0
+    rig.close()
+
+
+def test_the_eos_plan_puts_the_timer_on_the_session_that_finishes_the_change(tmp_path: Path) -> None:
+    rig = revert_rig(tmp_path, "arista_eos+revert")
+    plan = rig.engine.plan(move(rig))
+    assert plan.commands["r1"] == [
+        "configure session lasthop-add", "ip route 198.51.100.32/27 192.0.2.3", "commit",
+        "configure session lasthop-change", "no ip route 198.51.100.32/27 192.0.2.2", "commit timer 00:05:00",
+        "configure session lasthop-change commit",
+        "write memory",
+    ]
+    assert rig.engine.execute(plan, allow_risky=True).status == "done"
+    router = rig.routers["r1"]
+    assert router.armed is None and not router.fire_revert_timer()
+    assert rig.serving("www-a") == {"web2"} and router.saves_done == 1
+    rig.close()
+
+
+def test_a_failed_junos_verification_cancels_the_commit_confirmed_so_nothing_reverts_later(tmp_path: Path) -> None:
+    rig = revert_rig(tmp_path, "juniper_junos+revert")
+    router = rig.routers["r1"]
+    router.fail_next("verify")  # committed, armed, and the new next hop never shows
+    outcome = rig.engine.execute(rig.engine.plan(move(rig)), allow_risky=True)
+    assert outcome.status == "rolled_back", outcome.lines
+    cancel = ["configure exclusive", "rollback 1", "commit", "exit configuration-mode"]
+    at = router.commands.index("rollback 1") - 1
+    assert router.commands[at:at + 4] == cancel
+    assert not any(c.startswith("delete ") for c in router.commands)  # the old next hop was never removed
+    assert router.armed is None
+    assert rig.serving("www-a") == {"web1"}
+    assert not router.fire_revert_timer()
+    assert rig.serving("www-a") == {"web1"} and router.accepted == set()
+    rig.close()
+
+
+def test_a_failed_eos_verification_aborts_the_timer_session_so_nothing_reverts_later(tmp_path: Path) -> None:
+    rig = revert_rig(tmp_path, "arista_eos+revert")
+    router = rig.routers["r1"]
+    router.fail_next("settle")  # every line taken, the timer armed, the old next hop stuck in the FIB
+    outcome = rig.engine.execute(rig.engine.plan(move(rig)), allow_risky=True)
+    assert outcome.status == "rolled_back", outcome.lines
+    assert "configure session lasthop-change abort" in router.commands
+    assert "configure session lasthop-change commit" not in router.commands
+    assert router.armed is None
+    assert rig.serving("www-a") == {"web1"}
     assert not router.fire_revert_timer()
     assert rig.serving("www-a") == {"web1"} and router.accepted == set()
     rig.close()
