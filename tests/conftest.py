@@ -73,7 +73,7 @@ def restore_lab_routes(lab: Lab) -> None:
                 if now != {svc.next_hop}:
                     d.move([RouteMove(svc.prefix, next(iter(now)) if len(now) == 1 else None, svc.next_hop)])
                 if kind == "frr":  # a half-done change can leave a second configured next hop
-                    for prefix, hop in d.configured_routes():  # type: ignore[attr-defined]
+                    for prefix, hop in d.configured():
                         if prefix == svc.prefix and hop != svc.next_hop:
                             d.cli.configure([f"no ip route {prefix} {hop}"], Transcript(router))  # type: ignore[attr-defined]
                 d.wait_for_fib(svc.prefix, svc.next_hop)

@@ -159,13 +159,13 @@ def test_ssh_to_linux_devices_with_strict_host_keys(lab: Lab, name: str) -> None
     done = ssh(lab, name, "hostname")
     assert done.returncode == 0, done.stderr
     # sshd runs in a private UTS namespace named after the device.
-    assert done.stdout.strip() == f"lt-{name}"
+    assert done.stdout.strip() == f"{lab.plan.prefix}-{name}"
 
 
 def test_ssh_to_r1_lands_in_vtysh(lab: Lab) -> None:
     done = ssh(lab, "r1", "-tt", "", stdin="show ip route static json\nexit\n")
     assert done.returncode == 0, done.stderr
-    assert "lt-r1#" in done.stdout
+    assert f"{lab.plan.frr_pathspace}#" in done.stdout
     assert '"198.51.100.32/27"' in done.stdout
     assert '"installed":true' in done.stdout
 
@@ -179,7 +179,7 @@ def test_ssh_refuses_an_unknown_host_key(lab: Lab, tmp_path: Path) -> None:
 
 
 def test_exec_runs_in_the_named_namespace(lab: Lab) -> None:
-    assert lab.exec("client", ["hostname"]).stdout.strip() == "lt-client"
+    assert lab.exec("client", ["hostname"]).stdout.strip() == f"{lab.plan.prefix}-client"
     with pytest.raises(LabError, match="unknown namespace"):
         lab.exec("web9", ["true"])
 

@@ -143,7 +143,7 @@ def test_route_that_cannot_be_installed_is_rolled_back_and_verified(lab: Lab, la
         assert outcome.status == "rolled_back", outcome.lines
         assert any("rolled back to 198.51.100.32/27 via 198.51.100.2, verified" in line for line in outcome.lines)
         assert fib(engine, "r1", A) == {WEB1}
-        configured = engine.devices.router("r1").configured_routes()  # type: ignore[attr-defined]
+        configured = engine.devices.router("r1").configured()
         assert (A, WEB2) not in configured and (A, WEB1) in configured
         change = engine.store.recent_changes(limit=1)[0]
         assert change.status == "rolled_back" and "still points at" in change.error
@@ -174,7 +174,7 @@ def test_ssh_session_killed_mid_change_ends_rolled_back(lab: Lab, lab_inv: Inven
     assert outcome.status == "rolled_back", outcome.lines
     assert calls[0] == ["ip route 198.51.100.32/27 198.51.100.3"]
     assert fib(engine, "r1", A) == {WEB1}
-    assert (A, WEB2) not in driver.configured_routes()  # type: ignore[attr-defined]
+    assert (A, WEB2) not in driver.configured()
     assert client_answer(lab, VIP_A, "web1") == "web1"
     engine.close()
 
