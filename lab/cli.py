@@ -7,6 +7,7 @@ import os
 import sys
 from typing import Any
 
+from lab import sshd
 from lab.errors import LabError
 from lab.lab import Lab, require_root
 from lab.plan import LabPlan
@@ -104,7 +105,7 @@ def _print_up(lab: Lab, actions: list[str]) -> None:
     ssh = f"ssh -i {lab.key_file} -o UserKnownHostsFile={lab.known_hosts}"
     for device in plan.devices:
         note = " (vtysh)" if device.kind == "frr" else ""
-        print(f"  {device.name:<5} {ssh} root@{device.address}{note}")
+        print(f"  {device.name:<5} {ssh} {sshd.login(device)}@{device.address}{note}")
 
 
 def _say(message: str) -> None:

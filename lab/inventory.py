@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lab.plan import SERVER_LAN, LabPlan
+from lab.sshd import login
 
 # Preference order per service: the initial host first, then the others in turn.
 _HOSTS = ("web1", "web2", "web3")
@@ -43,7 +44,8 @@ def inventory_yaml(plan: LabPlan, state_dir: Path, state_url: str | None = None)
         f"  key_file: {state_dir}/id_ed25519",
         f"  known_hosts: {state_dir}/known_hosts",
         "routers:",
-        f"  r1: {{driver: frr, address: {r1.address}, save_config: true, lan: [{SERVER_LAN}]}}",
+        # A non-root login in frrvty with vtysh as its shell, as a real FRR router is managed.
+        f"  r1: {{driver: frr, address: {r1.address}, username: {login(r1)}, save_config: true, lan: [{SERVER_LAN}]}}",
         f"  r2: {{driver: linux, address: {r2.address}, save_config: false, lan: [{SERVER_LAN}]}}",
         "hosts:",
     ]

@@ -15,7 +15,7 @@ from lab import frr, netns, noc, packages, sshd, state, web
 from lab.errors import LabError, NotRootError
 from lab.netns import Interface
 from lab.pids import namespace_pids, pidfile_process, pids_matching, terminate
-from lab.plan import ALLOWED_RANGES, DEFAULT_ROUTE, Host, LabPlan, Service
+from lab.plan import ALLOWED_RANGES, DEFAULT_ROUTE, Device, Host, LabPlan, Service
 from lab.probe import ClientGetError, client_get
 from lab.proc import DEFAULT_TIMEOUT, in_namespace, run
 from lab.state import DEFAULT_STATE_ROOT, StatePaths
@@ -83,6 +83,10 @@ class Lab:
         actions: list[str] = []
         if packages.ensure_installed(self._report):
             actions.append("installed frr and openssh-server")
+        made = frr.ensure_login()  # before any sshd: r1's only login
+        if made:
+            self._report(made)
+            actions.append(made)
         self._check_mgmt_net_free()
         snapshot = self._snapshot()
         problem = self._structure_problem(snapshot)
@@ -153,7 +157,7 @@ class Lab:
         for daemon in frr.DAEMONS:
             frr.start(plan, daemon, paths.frr_log(frr.ROUTER))
         for device in plan.devices:
-            sshd.start(device, paths)
+            sshd.start(device, paths, self._binds(device))
         for host in plan.hosts:
             web.start(host, paths)
         frr.wait_routes(plan)
@@ -209,11 +213,14 @@ class Lab:
         for device in plan.devices:
             if sshd.running(paths, device) is None:
                 sshd.write_config(plan, device, paths)
-                sshd.start(device, paths)
+                sshd.start(device, paths, self._binds(device))
                 actions.append(f"{device.name}: restarted sshd")
         for host in plan.hosts:
             actions += self._heal(host)
         return actions
+
+    def _binds(self, device: Device) -> list[tuple[Path, Path]]:
+        return frr.login_binds(self._plan) if device.kind == "frr" else []
 
     def _repair_frr(self) -> list[str]:
         plan, log = self._plan, self._paths.frr_log(frr.ROUTER)
@@ -237,6 +244,9 @@ class Lab:
         """Stop every process of the lab and remove everything it made. Fine if nothing is there."""
         require_root()
         self._teardown()
+        # r1's login is shared by every lab on the machine (whatever its state root): the last one takes it.
+        if not any(d.is_dir() for d in frr.CONFIG_ROOT.glob("*-r1")):
+            frr.remove_login()
 
     def _teardown(self) -> None:
         plan, paths = self._plan, self._paths

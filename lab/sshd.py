@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
+from lab import frr
 from lab.pids import pidfile_process, pids_matching
 from lab.plan import Device, LabPlan
 from lab.proc import in_namespace, run, start_daemon
@@ -20,6 +22,15 @@ SSHD = "/usr/sbin/sshd"
 # sshd refuses to start without its privilege-separation directory.
 PRIVSEP_DIR = Path("/run/sshd")
 _PRIVSEP_MARKER = "created-run-sshd"
+# Bind each (source, target) pair, then exec the rest: `sh -c` args are src dst ... -- argv.
+_BIND_THEN_EXEC = (
+    'while [ "$1" != -- ]; do mount --bind "$1" "$2" || exit 1; shift 2; done; shift; exec "$@"'
+)
+
+
+def login(device: Device) -> str:
+    """The user lasthop and the lab's tests log in to `device` as."""
+    return frr.LOGIN if device.kind == "frr" else "root"
 
 
 def ensure_key(path: Path, comment: str) -> bool:
@@ -46,7 +57,8 @@ def keys_present(plan: LabPlan, paths: StatePaths) -> bool:
 
 def write_client_files(plan: LabPlan, paths: StatePaths) -> None:
     """authorized_keys (the lab's client key) and known_hosts (every device's host key)."""
-    _write(paths.authorized_keys, paths.key_file.with_suffix(".pub").read_text(), 0o600)
+    # 0644: sshd reads it as the user logging in, and r1's login is not root; it is a public key.
+    _write(paths.authorized_keys, paths.key_file.with_suffix(".pub").read_text(), 0o644)
     lines = []
     for device in plan.devices:
         key_type, key_data = paths.host_key(device.name).with_suffix(".pub").read_text().split()[:2]
@@ -69,8 +81,8 @@ def render_config(plan: LabPlan, device: Device, paths: StatePaths) -> str:
         ("PrintLastLog", "no"),
     ]
     if device.kind == "frr":
-        # The router's SSH session is FRR's Cisco-like CLI, as on a real router.
-        options.append(("ForceCommand", f"/usr/bin/vtysh -N {plan.frr_pathspace}"))
+        # As on a real router: only the non-root login, whose shell is vtysh (see lab.frr).
+        options.append(("AllowUsers", frr.LOGIN))
     return "".join(f"{key} {value}\n" for key, value in options)
 
 
@@ -83,11 +95,16 @@ def running(paths: StatePaths, device: Device) -> int | None:
     return pidfile_process(paths.sshd_pid(device.name), str(paths.sshd_config(device.name)))
 
 
-def start(device: Device, paths: StatePaths) -> None:
+def start(device: Device, paths: StatePaths, binds: Sequence[tuple[Path, Path]] = ()) -> None:
+    """Start the device's sshd; `binds` are mounted for it (and its sessions) alone, in a private mount namespace."""
     pid_file = paths.sshd_pid(device.name)
     pid_file.unlink(missing_ok=True)
     log = paths.sshd_log(device.name)
     argv = [SSHD, "-f", str(paths.sshd_config(device.name)), "-E", str(log)]
+    if binds:
+        pairs = [str(p) for pair in binds for p in pair]
+        argv = ["unshare", "--mount", "--propagation", "private",
+                "sh", "-c", _BIND_THEN_EXEC, "sh", *pairs, "--", *argv]
     start_daemon(in_namespace(device.namespace, argv), log)
     # The pid file is written after the listening socket is bound: then it is ready.
     wait_until(

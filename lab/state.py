@@ -98,12 +98,15 @@ def write_inventory(plan: LabPlan, paths: StatePaths) -> None:
 
 
 def write_lab_json(plan: LabPlan, paths: StatePaths) -> None:
+    from lab import sshd  # late: sshd needs StatePaths from here
+
     data: dict[str, Any] = plan.to_dict()
     data["state_dir"] = str(paths.dir)
     data["key_file"] = str(paths.key_file)
     data["known_hosts"] = str(paths.known_hosts)
     data["authorized_keys"] = str(paths.authorized_keys)
     data["username"] = "root"
+    data["logins"] = {d.name: sshd.login(d) for d in plan.devices}  # r1: the non-root FRR login
     data["inventory"] = str(paths.inventory)
     tmp = paths.lab_json.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=2) + "\n")

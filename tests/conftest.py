@@ -61,10 +61,12 @@ def lab_home(lab: Lab) -> Iterator[None]:
 
 def restore_lab_routes(lab: Lab) -> None:
     from bot.drivers import DeviceSpec, RouteMove, make_router_driver
+    from lab import sshd
 
     plan = lab.plan
     for router, kind in (("r1", "frr"), ("r2", "linux")):
-        spec = DeviceSpec(router, str(plan.device(router).address), "root", lab.known_hosts, key_file=lab.key_file)
+        device = plan.device(router)
+        spec = DeviceSpec(router, str(device.address), sshd.login(device), lab.known_hosts, key_file=lab.key_file)
         with make_router_driver(kind, spec) as d:
             for svc in plan.services:
                 if svc.router != router:

@@ -122,10 +122,16 @@ class ConfigBlock:
 
 @dataclass(frozen=True)
 class ExecLine:
-    """One exec-mode command that changes state (confirm, save, revert); `expect` must be in its reply."""
+    """One exec-mode command that changes state (confirm, save, revert); `expect` must be in its reply.
+
+    `warnings`: a regex for `%` lines the device prints on success too. They do not refuse the
+    command, but `expect` must still be there (FRR's `% Warning: can't chown configuration file`
+    when a non-root user saves: the file is written all the same).
+    """
 
     command: str
     expect: str | None = None
+    warnings: str | None = None
 
 
 @dataclass(frozen=True)

@@ -79,8 +79,10 @@ class BlockSession(CliSession):
             # A session stuck in configuration mode must not be reused for the next change.
             self.close()
 
-    def exec_line(self, command: str, transcript: Transcript, expect: str | None = None) -> str:
-        """An exec-mode command that changes state (save, confirm): not retried."""
+    def exec_line(self, command: str, transcript: Transcript, expect: str | None = None,
+                  warnings: str | None = None) -> str:
+        """An exec-mode command that changes state (save, confirm): not retried. `warnings` is
+        FRR's (harmless `%` lines); Junos and EOS replies have none, so any refusal counts."""
         with self.lock:
             reply = self._line(self._connected(), command, transcript)
             if self._refused(command, reply) or (expect and expect not in reply):

@@ -58,7 +58,7 @@ class CliRouterDriver(RouterDriver):
         if isinstance(step, ConfigBlock):
             self.cli.configure(step.lines, transcript, enter=step.enter)
         else:
-            self.cli.exec_line(step.command, transcript, expect=step.expect)
+            self.cli.exec_line(step.command, transcript, expect=step.expect, warnings=step.warnings)
 
     def close(self) -> None:
         self.cli.close()

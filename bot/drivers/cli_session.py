@@ -25,6 +25,12 @@ T = TypeVar("T")
 ERROR_PATTERN = r"^\s*%.*$"
 
 
+def refusals(reply: str, warnings: str | None = None) -> list[str]:
+    """The `%` lines of `reply` that refuse the command: all but those matching `warnings`."""
+    lines = re.findall(ERROR_PATTERN, reply, flags=re.M)
+    return [ln.strip() for ln in lines if not (warnings and re.match(warnings, ln.strip()))]
+
+
 class CliSession:
     def __init__(self, spec: DeviceSpec, device_type: str = "cisco_ios") -> None:
         self.spec = spec
@@ -128,8 +134,13 @@ class CliSession:
             raise
         transcript.add("end", reply, time.monotonic() - start)
 
-    def exec_line(self, command: str, transcript: Transcript, expect: str | None = None) -> str:
-        """An exec-mode command that changes state (save, confirm): not retried."""
+    def exec_line(
+        self, command: str, transcript: Transcript, expect: str | None = None, warnings: str | None = None
+    ) -> str:
+        """An exec-mode command that changes state (save, confirm): not retried.
+
+        Refused on a `%` line that is not one of `warnings` (a regex), or when `expect` is missing.
+        """
         with self.lock:
             conn = self._connected()
             start = time.monotonic()
@@ -137,8 +148,11 @@ class CliSession:
                 # Waits for the prompt, not for output to go quiet: a save takes as long as it takes.
                 out: str = conn.send_command(command, read_timeout=self.spec.command_timeout)
             transcript.add(command, out, time.monotonic() - start)
-            if re.search(ERROR_PATTERN, out, flags=re.M) or (expect and expect not in out):
-                raise CommandRejected(self.spec.name, command, out)
+            errors = refusals(out, warnings)
+            if errors:
+                raise CommandRejected(self.spec.name, command, "\n".join(errors))
+            if expect and expect not in out:
+                raise CommandRejected(self.spec.name, command, f"no {expect!r} in the reply: {out}")
             return out
 
     def close(self) -> None:

@@ -13,6 +13,16 @@ from bot.drivers.base import ExecLine, StaticRoute, Step
 from bot.drivers.cli_router import CliRouterDriver
 from bot.drivers.parsers.frr import fib_next_hops_json, parse_routes_json
 
+# vtysh's integrated save (FRR 8, vtysh.c vtysh_write_config_integrated) prints this once the file
+# is written and closed, warnings or not; `[OK]` follows only when there was no warning at all.
+SAVED = "Integrated configuration saved to "
+# Printed, and `[OK]` left out, when the file was written but could not be given to frr:frr, which
+# is always the case when a non-root member of frr/frrvty saves: vtysh creates a new file, owned by
+# that user, and only root may chown it. The saved configuration is complete. Anything else with a
+# `%` (`% Error: failed to open configuration file`, `% Warning: fsync() failed`, so not known to
+# be on disk) is a failed save.
+SAVE_WARNINGS = r"% Warning: can't (chown|chmod) configuration file "
+
 
 def route_line(prefix: IPv4Network, next_hop: IPv4Address) -> str:
     # FRR takes a word after the prefix as an interface name and saves it silently,
@@ -30,7 +40,7 @@ class FrrDriver(CliRouterDriver):
 
     @classmethod
     def _save_steps(cls) -> list[Step]:
-        return [ExecLine("write memory", expect="[OK]")]
+        return [ExecLine("write memory", expect=SAVED, warnings=SAVE_WARNINGS)]
 
     def get_static_routes(self) -> list[StaticRoute]:
         out = self.cli.show("show ip route static json")

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import grp
 import json
+import pwd
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from lab import ClientGetError, Lab, LabError
+from lab import ClientGetError, Lab, LabError, frr, sshd
 from lab.cli import configure, run
 from lab.wait import wait_until
 
@@ -58,7 +60,7 @@ def ssh_with(known_hosts: Path, lab: Lab, name: str, *args: str, stdin: str = ""
         "-o", "StrictHostKeyChecking=yes",
         "-o", "BatchMode=yes",
         "-o", "ConnectTimeout=5",
-        *args[:-1], f"root@{device.address}", *args[-1:],
+        *args[:-1], f"{sshd.login(device)}@{device.address}", *args[-1:],
     ]  # fmt: skip
     return subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=20, check=False)
 
@@ -159,15 +161,36 @@ def test_ssh_to_linux_devices_with_strict_host_keys(lab: Lab, name: str) -> None
     done = ssh(lab, name, "hostname")
     assert done.returncode == 0, done.stderr
     # sshd runs in a private UTS namespace named after the device.
-    assert done.stdout.strip() == f"lt-{name}"
+    assert done.stdout.strip() == f"{lab.plan.prefix}-{name}"
 
 
 def test_ssh_to_r1_lands_in_vtysh(lab: Lab) -> None:
     done = ssh(lab, "r1", "-tt", "", stdin="show ip route static json\nexit\n")
     assert done.returncode == 0, done.stderr
-    assert "lt-r1#" in done.stdout
+    assert f"{lab.plan.frr_pathspace}#" in done.stdout
     assert '"198.51.100.32/27"' in done.stdout
     assert '"installed":true' in done.stdout
+
+
+def test_r1_is_managed_by_a_non_root_login_in_frrvty(lab: Lab) -> None:
+    entry = pwd.getpwnam("lasthop-lab")
+    assert entry.pw_uid != 0 and entry.pw_shell == "/usr/bin/vtysh"
+    assert {"frr", "frrvty"} <= {g.gr_name for g in grp.getgrall() if "lasthop-lab" in g.gr_mem} | {
+        grp.getgrgid(entry.pw_gid).gr_name}
+    assert frr.login_problem() is None
+    # Its shell is a plain vtysh (no -N), which finds this lab's r1 through the sshd's mounts.
+    done = ssh(lab, "r1", "-tt", "", stdin="show running-config\nexit\n")
+    assert done.returncode == 0, done.stderr
+    assert f"hostname {lab.plan.frr_pathspace}" in done.stdout
+    # Only that login: root is refused on r1, as on a router nobody manages as root.
+    device = lab.plan.device("r1")
+    root = subprocess.run(
+        ["ssh", "-i", str(lab.key_file), "-o", f"UserKnownHostsFile={lab.known_hosts}", "-o", "BatchMode=yes",
+         "-o", "ConnectTimeout=5", f"root@{device.address}", "show version"],
+        capture_output=True, text=True, timeout=20, check=False,
+    )
+    assert root.returncode == 255 and "Permission denied" in root.stderr
+    assert frr.ensure_login() is None  # idempotent: nothing to do the second time
 
 
 def test_ssh_refuses_an_unknown_host_key(lab: Lab, tmp_path: Path) -> None:
@@ -179,7 +202,7 @@ def test_ssh_refuses_an_unknown_host_key(lab: Lab, tmp_path: Path) -> None:
 
 
 def test_exec_runs_in_the_named_namespace(lab: Lab) -> None:
-    assert lab.exec("client", ["hostname"]).stdout.strip() == "lt-client"
+    assert lab.exec("client", ["hostname"]).stdout.strip() == f"{lab.plan.prefix}-client"
     with pytest.raises(LabError, match="unknown namespace"):
         lab.exec("web9", ["true"])
 
@@ -210,6 +233,7 @@ def test_second_lab_beside_the_first(lab: Lab) -> None:
     finally:
         other.down()
     assert lab_leftovers("lu") == []
+    assert frr.login_problem() is None  # r1's login is shared: kept while a lab is left
     other.down()  # nothing left to remove: still fine
     for vip, host in SERVICES:
         assert lab.client_get(vip) == host

@@ -50,7 +50,8 @@ class RecordingSession:
         self.events.append("end")
         transcript.add("end", "", 0.0)
 
-    def exec_line(self, command: str, transcript: Transcript, expect: str | None = None) -> str:
+    def exec_line(self, command: str, transcript: Transcript, expect: str | None = None,
+                  warnings: str | None = None) -> str:
         self.events.append(command)
         transcript.add(command, "", 0.0)
         return ""

@@ -17,7 +17,7 @@ from support.labtools import client_answer, comm, namespace_pids, ssh_session_pi
 from bot.drivers import DeviceSpec, RouteMove, make_router_driver
 from bot.drivers.errors import CommandRejected, CommandTimeout, ConnectError, HostKeyError
 from bot.drivers.host import HostVerifier
-from lab import Lab
+from lab import Lab, sshd
 
 pytestmark = pytest.mark.lab
 
@@ -29,9 +29,11 @@ WEB1, WEB2, WEB3 = IPv4Address("198.51.100.2"), IPv4Address("198.51.100.3"), IPv
 
 
 def spec(lab: Lab, name: str, **over: object) -> DeviceSpec:
+    # A device of the lab is logged in to as the lab's login for it (r1: the non-root FRR user).
+    username = "root" if "address" in over else sshd.login(lab.plan.device(name))
     address = over.pop("address", None) or str(lab.plan.device(name).address)
     fields: dict[str, object] = dict(
-        name=name, address=address, username="root",
+        name=name, address=address, username=username,
         known_hosts=lab.known_hosts, key_file=lab.key_file, connect_timeout=3.0, command_timeout=5.0,
     )
     fields.update(over)
@@ -71,7 +73,11 @@ def test_frr_moves_two_prefixes_in_one_session_and_saves(lab: Lab, lab_home: Non
         assert d.fib_next_hops(A) == {WEB3} and d.fib_next_hops(B) == {WEB3}
         assert client_answer(lab, VIP_A, "web3") == "web3"
         assert client_answer(lab, VIP_B, "web3") == "web3"
-        d.save_config()
+        saved_by = d.save_config()
+        # Saved as the non-root login: vtysh could not chown the new file to frr, and said so.
+        reply = saved_by.exchanges[-1].reply
+        assert "% Warning: can't chown configuration file" in reply and "Integrated configuration saved" in reply
+        assert (conf.owner(), conf.group()) == ("lasthop-lab", "frr")  # group frr: the daemons can read it
         saved = conf.read_text()
         assert "ip route 198.51.100.32/27 198.51.100.4" in saved
         assert "ip route 198.51.100.32/27 198.51.100.2" not in saved

@@ -72,6 +72,11 @@ def test_failover_moves_the_route_and_the_client_gets_the_new_host(lab: Lab, lab
         assert [(a.action, a.result, a.actor) for a in audit[:2]] == [("move", "duplicate", "alice"),
                                                                     ("move", "done", "alice")]
         assert "ip route 198.51.100.32/27 198.51.100.3" in audit[1].transcript
+        # Saved by r1's non-root login, chown warning and all, and that is no save warning.
+        assert "> write memory" in audit[1].transcript and "can't chown" in audit[1].transcript
+        assert not any("saving the configuration failed" in line for line in outcome.lines), outcome.lines
+        saved = (Path("/etc/frr") / lab.plan.frr_pathspace / "frr.conf").read_text()
+        assert "ip route 198.51.100.32/27 198.51.100.3" in saved
         assert {"precheck_ms", "apply_ms", "verify_ms", "total_ms"} <= set(outcome.timings_ms)
         engine.close()
     finally:
