@@ -3,9 +3,11 @@
 Three passes, each feeding the next only what passed:
 1. YAML, with a loader that remembers the line of every key and list item (and refuses
    duplicate keys, which pyyaml would silently overwrite);
-2. shape and types, with pydantic models (unknown keys forbidden), one model per router,
-   host and service so that one broken entry does not hide the problems of the others;
-3. meaning: references between sections, prefixes, next hops, files and secrets.
+2. shape, types and each entry's own rules, with the inventory's pydantic models themselves
+   (bot.inventory; a router's driver options from bot.drivers), one entry at a time so that one
+   broken entry does not hide the problems of the others;
+3. what no model can check alone: defaults inheritance, secrets, files, and references
+   between sections (a service's router and hosts, next hops inside a router's LAN).
 
 Every problem becomes a `ConfigIssue` naming a key path and a line, and the whole list is
 raised as one `ConfigError`. Secrets come only from the environment or from files, and no
@@ -15,65 +17,65 @@ message ever contains one.
 from __future__ import annotations
 
 import difflib
-import math
 import os
 import re
 import types
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import fields
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network, ip_address, ip_interface
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 from urllib.parse import quote
 
 import yaml
 from annotated_types import MinLen
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, StrictStr, ValidationError
-from pydantic_core import ErrorDetails, PydanticCustomError
+from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
+from pydantic_core import ErrorDetails
 
-from bot.commands import CommandNames, check_command_name
-from bot.drivers import driver_class, registry, router_kinds
+from bot.commands import CommandNames
+from bot.drivers import driver_class, router_kinds
 from bot.drivers.base import DeviceSpec
-from bot.durations import format_duration, parse_duration
 from bot.inventory import (
     DEFAULT_STATE_URL,
-    AutoFailover,
-    CheckSpec,
     ConfigIssue,
-    Flapping,
     Host,
     Inventory,
     Policy,
     Probe,
-    RiskRules,
     Router,
     Service,
     SlackSettings,
+)
+from bot.values import (
+    ENV_REF,
+    NAME_RE,
+    PLAIN_SECRET,
+    SLACK_ID_RE,
+    CommandName,
+    Duration,
+    FilePath,
+    FrozenModel,
+    ListOf,
+    ManagementAddress,
+    Name,
+    Port,
+    Prefix,
+    SecretRef,
+    Username,
     one_line,
 )
+from bot.values import quoted as _q
 
-SLACK_ID_RE = re.compile(r"\*|[UWSCGD][A-Z0-9]{2,20}")
-
-__all__ = ["CONFIG_ORDER", "ConfigError", "ConfigIssue", "Inventory", "NoConfigError", "config_path", "load_inventory",
-           "redact_url"]
+__all__ = ["CONFIG_ORDER", "SLACK_ID_RE", "ConfigError", "ConfigIssue", "Inventory", "NoConfigError", "config_path",
+           "load_inventory", "redact_url"]
 
 DEFAULT_PATH = Path("config/lasthop.yaml")
 PATH_ENV = "LASTHOP_CONFIG"
 
-NAME_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
-_TAG_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,31}")
-# A leading '-' would read as an option to ssh; nothing else unusual belongs in a login name.
-_USER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}")
-_HOSTNAME_RE = re.compile(
-    r"(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
-)
-_HOST_HEADER_RE = re.compile(r"[A-Za-z0-9.-]{1,253}(?::\d{1,5})?")
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _STATE_SCHEME = re.compile(r"(sqlite|postgres(?:ql)?(?:\+[a-z0-9_]+)?)://", re.IGNORECASE)
 _MERGE_TAG = "tag:yaml.org,2002:merge"
-_PLAIN_SECRET = "plain secrets are not allowed in the config: use ${VAR} or password_file"
-_MIN_PREFIXLEN = 8
+_ENV_REF = ENV_REF
+_PLAIN_SECRET = PLAIN_SECRET
 
 Loc = tuple[str | int, ...]
 
@@ -99,14 +101,6 @@ class ConfigError(Exception):
 
     def __repr__(self) -> str:
         return f"ConfigError({len(self.errors)} issues in {self.source})"
-
-
-def _q(value: object) -> str:
-    """A value from the file, quoted and shortened, for a message."""
-    text = value if isinstance(value, str) else str(value)
-    if len(text) > 40:
-        text = text[:37] + "..."
-    return one_line(repr(text))
 
 
 def _format_loc(loc: Loc) -> str:
@@ -265,174 +259,12 @@ def _read_document(path: Path) -> LineMap:
     return data
 
 
-# -- value validators (shape pass) --------------------------------------------------------------
+# -- what only the file has -------------------------------------------------------------------------
+# The inventory's own models (bot.inventory) check each entry. These few shapes exist because the
+# file says things the inventory does not hold as such: login settings that inherit from
+# `defaults` and name secrets, and command names checked against each other.
 
-
-def _fail(message: str) -> PydanticCustomError:
-    # The message travels in the context, so braces in it are never read as a template.
-    return PydanticCustomError("lasthop", "{message}", {"message": message})
-
-
-def _name(value: object) -> str:
-    if not isinstance(value, str):
-        raise _fail(f"bad name {_q(value)}: a name must be text")
-    if not NAME_RE.fullmatch(value):
-        raise _fail(
-            f"bad name {_q(value)}: use 1-32 lowercase letters, digits, '-' or '_', starting with a letter"
-        )
-    return value
-
-
-def _tag(value: object) -> str:
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise _fail("a tag must be a short word")
-    text = str(value)
-    if not _TAG_RE.fullmatch(text):
-        raise _fail(f"bad tag {_q(text)}: use 1-32 lowercase letters, digits, '-', '_' or '.'")
-    return text
-
-
-def _username(value: object) -> str:
-    if not isinstance(value, str):
-        raise _fail("must be text (a user name)")
-    if not _USER_RE.fullmatch(value):
-        raise _fail(f"bad user name {_q(value)}")
-    return value
-
-
-def _ipv4(value: object) -> IPv4Address:
-    if not isinstance(value, str):
-        raise _fail("must be an IPv4 address written like 192.0.2.2")
-    text = value.strip()
-    if "/" in text:
-        raise _fail(f"{_q(text)} is a prefix: write a single address, without /length")
-    try:
-        addr = ip_address(text)
-    except ValueError:
-        raise _fail(f"{_q(text)} is not an IPv4 address") from None
-    if not isinstance(addr, IPv4Address):
-        raise _fail(f"{text} is an IPv6 address: only IPv4 is supported")
-    return addr
-
-
-def _network(value: object) -> IPv4Network:
-    if not isinstance(value, str):
-        raise _fail("must be a prefix written like 198.51.100.32/27")
-    text = value.strip()
-    if "/" not in text:
-        try:
-            ip_address(text)
-        except ValueError:
-            raise _fail(f"{_q(text)} is not an IPv4 prefix") from None
-        raise _fail(f"{_q(text)} has no prefix length: write it like {text}/32")
-    try:
-        iface = ip_interface(text)
-    except ValueError:
-        raise _fail(f"{_q(text)} is not an IPv4 prefix") from None
-    if not isinstance(iface, IPv4Interface):
-        raise _fail(f"{text} is an IPv6 prefix: only IPv4 is supported")
-    net = iface.network
-    if iface.ip != net.network_address:
-        raise _fail(f"{text} has host bits set; did you mean {net}?")
-    if net.prefixlen < _MIN_PREFIXLEN:
-        raise _fail(f"{net} is too wide: use a prefix length from /{_MIN_PREFIXLEN} to /32")
-    return net
-
-
-def _management_address(value: object) -> str:
-    if not isinstance(value, str):
-        raise _fail("must be an IPv4 address or a host name")
-    text = value.strip()
-    try:
-        addr = ip_address(text)
-    except ValueError:
-        pass
-    else:
-        if not isinstance(addr, IPv4Address):
-            raise _fail(f"{text} is an IPv6 address: use an IPv4 address or a host name")
-        return str(addr)
-    if re.fullmatch(r"[0-9.]+", text):
-        raise _fail(f"{_q(text)} is not an IPv4 address")
-    if ":" in text:
-        raise _fail(f"{_q(text)} is not an IPv4 address or a host name (a port goes in port:)")
-    if not _HOSTNAME_RE.fullmatch(text):
-        raise _fail(f"{_q(text)} is not an IPv4 address or a host name")
-    return text.lower()
-
-
-def _secret_ref(value: object) -> str:
-    # Never echo the value: a person who wrote a plain password here wrote the password.
-    if isinstance(value, str) and _ENV_REF.fullmatch(value.strip()):
-        return value.strip()
-    if isinstance(value, str) and "${" in value:
-        raise _fail("must be exactly one ${NAME} reference, with nothing around it")
-    raise _fail(_PLAIN_SECRET)
-
-
-def _file_path(value: object) -> str:
-    if not isinstance(value, str) or not value.strip() or "\x00" in value:
-        raise _fail("must be a file path")
-    return value.strip()
-
-
-def _http_path(value: object) -> str:
-    if not isinstance(value, str) or not value.startswith("/"):
-        raise _fail("must be a URL path starting with '/'")
-    if any(c.isspace() or not c.isprintable() for c in value):
-        raise _fail("must not contain spaces or control characters (percent-encode them)")
-    return value
-
-
-def _host_header(value: object) -> str:
-    if not isinstance(value, str) or not _HOST_HEADER_RE.fullmatch(value):
-        raise _fail("must be a host name, optionally with :port")
-    return value
-
-
-def _duration(*, zero_ok: bool) -> Callable[[object], float]:
-    def check(value: object) -> float:
-        try:
-            seconds = parse_duration(value)
-        except ValueError as e:
-            raise _fail(str(e)) from None
-        if seconds < 0 or (seconds == 0 and not zero_ok):
-            raise _fail("must be greater than zero" if not zero_ok else "must not be negative")
-        return seconds
-
-    return check
-
-
-def _fraction(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise _fail("must be a number between 0 and 1")
-    if not 0 < value <= 1:
-        raise _fail("must be greater than 0 and at most 1")
-    return float(value)
-
-
-Name = Annotated[str, PlainValidator(_name)]
-Tag = Annotated[str, PlainValidator(_tag)]
-Username = Annotated[str, PlainValidator(_username)]
-Ipv4 = Annotated[IPv4Address, PlainValidator(_ipv4)]
-Prefix = Annotated[IPv4Network, PlainValidator(_network)]
-ManagementAddress = Annotated[str, PlainValidator(_management_address)]
-SecretRef = Annotated[str, PlainValidator(_secret_ref)]
-FilePath = Annotated[str, PlainValidator(_file_path)]
-HttpPath = Annotated[str, PlainValidator(_http_path)]
-HostHeader = Annotated[str, PlainValidator(_host_header)]
-Duration = Annotated[float, PlainValidator(_duration(zero_ok=False))]
-Delay = Annotated[float, PlainValidator(_duration(zero_ok=True))]
-Fraction = Annotated[float, PlainValidator(_fraction)]
-Port = Annotated[int, Field(ge=1, le=65535)]
-Count = Annotated[int, Field(ge=1, le=1000)]
-
-
-# -- the file's shape ------------------------------------------------------------------------------
-
-
-class _Model(BaseModel):
-    # strict: YAML already typed every scalar; `port: yes` or `fall: "3"` is a mistake to report.
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+_Model = FrozenModel
 
 
 class DefaultsModel(_Model):
@@ -444,65 +276,23 @@ class DefaultsModel(_Model):
     command_timeout: Duration | None = None
 
 
-class _SshModel(_Model):
-    port: Port | None = None
-    username: Username | None = None
-    key_file: FilePath | None = None
+class _SshModel(DefaultsModel):
     password: SecretRef | None = None
     password_file: FilePath | None = None
-    known_hosts: FilePath | None = None
-    connect_timeout: Duration | None = None
-    command_timeout: Duration | None = None
 
 
-def _router_kind(value: object) -> str:
-    kinds = router_kinds()
-    if not isinstance(value, str) or value not in kinds:
-        hint = _did_you_mean(value, list(kinds)) if isinstance(value, str) else ""
-        raise _fail(f"must be one of {', '.join(kinds)}{hint}")
-    return value
-
-
-class RouterModel(_SshModel):
-    driver: Annotated[str, PlainValidator(_router_kind)]
+class RouterSshModel(_SshModel):
     address: ManagementAddress
-    save_config: bool | None = None
-    revert_timer: Duration | None = None
-    lan: Annotated[list[Prefix], MinLen(1)]
 
 
 class HostSshModel(_SshModel):
     address: ManagementAddress | None = None
 
 
-class HostModel(_Model):
-    address: Ipv4
-    ssh: HostSshModel | None = None
-    tags: list[Tag] = Field(default_factory=list)
-
-
-class CheckModel(_Model):
-    kind: Literal["http", "https", "tcp"] = "http"
-    port: Port | None = None
-    path: HttpPath = "/"
-    expect_status: Annotated[int, Field(ge=100, le=599)] = 200
-    body: StrictStr = ""
-    host_header: HostHeader | None = None
-    tls_verify: bool = True
-    interval: Duration = 5.0
-    timeout: Duration = 2.0
-    fall: Count = 3
-    rise: Count = 2
-    fast_interval: Duration = 1.0
-
-
-class ServiceModel(_Model):
-    prefix: Prefix
-    router: StrictStr
-    hosts: Annotated[list[StrictStr], MinLen(1)]
-    vips: Annotated[list[Ipv4], MinLen(1)] | None = None
-    check: CheckModel = Field(default_factory=CheckModel)
-    auto_failover: bool = False
+# A router entry is one flat mapping: these keys log in, `lan` is the router's, the rest is its driver's.
+_ROUTER_SSH_KEYS = frozenset(RouterSshModel.model_fields)
+# Stands in for the login of an entry whose login settings are broken, so its other keys are still checked.
+_NO_SPEC = DeviceSpec(name="", address="", username="", known_hosts=Path())
 
 
 class _ServiceRefs(BaseModel):
@@ -513,83 +303,17 @@ class _ServiceRefs(BaseModel):
     hosts: list[StrictStr]
 
 
-class RiskModel(_Model):
-    target_health_unknown: bool = True
-    moves_from_healthy_host: bool = True
-    multiple_prefixes: bool = True
-    one_host_serves_all: bool = True
-    drift: bool = True
+class _RouterRefs(BaseModel):
+    """Just the LANs of a router, to check services' next hops when the rest of it is broken."""
 
-
-class AutoFailoverModel(_Model):
-    enabled: bool = False
-    max_moves: Count = 3
-    window: Duration = 3600.0
-    failback: bool = False
-    hold_down: Delay = 600.0
-    partition_threshold: Fraction = 0.5
-
-
-class FlappingModel(_Model):
-    # Fewer than two changes in a window is one failure and its recovery, never flapping.
-    changes: Annotated[int, Field(ge=2, le=1000)] = 4
-    window: Duration = 300.0
-
-
-class PolicyModel(_Model):
-    risky: RiskModel = Field(default_factory=RiskModel)
-    approval_timeout: Duration = 900.0
-    two_person_rule: bool = True
-    save_after_change: bool = True
-    verify_timeout: Duration = 10.0
-    auto_failover: AutoFailoverModel = Field(default_factory=AutoFailoverModel)
-    flapping: FlappingModel = Field(default_factory=FlappingModel)
-
-
-def _slack_id(value: object) -> str:
-    # Slack IDs only: display names change and collide; '*' means everyone, stated on purpose.
-    if not isinstance(value, str) or not SLACK_ID_RE.fullmatch(value):
-        raise _fail(f"bad Slack ID {_q(value)}: use a user (U…/W…), user group (S…) or channel (C…/G…) ID, or '*'")
-    return value
-
-
-SlackId = Annotated[str, PlainValidator(_slack_id)]
-
-
-def _command_name(value: object) -> str:
-    if not isinstance(value, str):
-        raise _fail("a command name is text like /lasthop")
-    reason = check_command_name(value)
-    if reason is not None:
-        raise _fail(f"bad command name {_q(value)}: {reason}")
-    return value
-
-
-CommandName = Annotated[str, PlainValidator(_command_name)]
-
-
-class RolesModel(_Model):
-    viewers: list[SlackId] = Field(default_factory=list)
-    operators: list[SlackId] = Field(default_factory=list)
-    approvers: list[SlackId] = Field(default_factory=list)
+    model_config = ConfigDict(extra="ignore", strict=True)
+    lan: ListOf[Prefix]
 
 
 class CommandsModel(_Model):
     umbrella: CommandName | None = None
     failover: CommandName | None = None
     status: CommandName | None = None
-
-
-class SlackModel(_Model):
-    alert_channel: SlackId | None = None
-    channels: list[SlackId] = Field(default_factory=list)
-    roles: RolesModel = Field(default_factory=RolesModel)
-    commands: CommandsModel = Field(default_factory=CommandsModel)
-
-
-class ProbeModel(_Model):
-    source: Ipv4 | None = None
-    verify_vips: bool = False
 
 
 class TopModel(_Model):
@@ -620,6 +344,7 @@ _SIMPLE_MESSAGES = {
     "model_type": "must be a mapping (key: value lines)",
     "model_attributes_type": "must be a mapping (key: value lines)",
     "list_type": "must be a list",
+    "tuple_type": "must be a list",
 }
 
 
@@ -659,11 +384,18 @@ def _keys_at(model: type[BaseModel], loc: Loc) -> list[str]:
     return []
 
 
-def _translate(err: ErrorDetails, model: type[BaseModel]) -> tuple[Loc, Loc, str]:
-    """(path to report, path whose line to report, message) for one pydantic error."""
+def _translate(err: ErrorDetails, model: type[BaseModel]) -> tuple[Loc, Loc, str] | None:
+    """(path to report, path whose line to report, message) for one pydantic error; None: nothing to add."""
     loc: Loc = tuple(seg for seg in err["loc"] if seg != "[key]")
     kind = err["type"]
     ctx = err.get("ctx") or {}
+    if kind == "lasthop":
+        message = str(ctx.get("message", "is not valid"))
+        if not message:
+            return None  # follows from an error already reported on another key
+        for seg in ctx.get("at", ()):
+            loc = loc[:-1] if seg == ".." else (*loc, seg)
+        return loc, loc, message
     if kind == "missing":
         return loc[:-1], loc[:-1], f"missing required key {_q(loc[-1])}"
     if kind == "invalid_key":
@@ -671,8 +403,14 @@ def _translate(err: ErrorDetails, model: type[BaseModel]) -> tuple[Loc, Loc, str
     if kind == "extra_forbidden":
         key = str(loc[-1])
         return loc[:-1], loc, f"unknown key {_q(key)}{_did_you_mean(key, _keys_at(model, loc[:-1]))}"
-    if kind == "lasthop":
-        return loc, loc, str(ctx.get("message", "is not valid"))
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        key = str(ctx.get("discriminator", "")).strip("'")
+        if kind == "union_tag_not_found":
+            return loc, loc, f"missing required key {_q(key)}"
+        tags = re.findall(r"'([^']*)'", str(ctx.get("expected_tags", "")))
+        given = ctx.get("tag")
+        hint = _did_you_mean(given, tags) if isinstance(given, str) else ""
+        return (*loc, key), (*loc, key), f"must be one of {', '.join(tags)}{hint}"
     if kind in _SIMPLE_MESSAGES:
         return loc, loc, _SIMPLE_MESSAGES[kind]
     if kind == "literal_error":
@@ -704,6 +442,7 @@ def _translate(err: ErrorDetails, model: type[BaseModel]) -> tuple[Loc, Loc, str
 # -- building the inventory -----------------------------------------------------------------------
 
 _M = TypeVar("_M", bound=BaseModel)
+_S = TypeVar("_S", Policy, Probe, SlackSettings)
 
 
 class _Builder:
@@ -718,6 +457,7 @@ class _Builder:
         self.file_issues: list[ConfigIssue] = []
         self.warnings: list[ConfigIssue] = []
         self._files_seen: set[str] = set()
+        self.lans: dict[str, tuple[IPv4Network, ...]] = {}
 
     # -- reporting --
     def error(self, loc: Loc, message: str, *, line_loc: Loc | None = None, line: int | None = None) -> None:
@@ -729,13 +469,29 @@ class _Builder:
     def warn(self, loc: Loc, message: str) -> None:
         self.warnings.append(ConfigIssue(_format_loc(loc), _line_at(self.doc, loc), message))
 
-    def validate(self, model: type[_M], raw: object, loc: Loc) -> _M | None:
+    def validate(self, model: type[_M], raw: object, loc: Loc, *, flatten: str | None = None,
+                 keys: Sequence[str] = ()) -> _M | None:
+        """`model` from `raw`, or None with every problem reported at `loc`.
+
+        `flatten` names a field that the file writes inline (a router's driver options): its errors
+        are reported as keys of the entry itself, without pydantic's union tag, and an unknown key
+        there is compared with `keys`, the keys the entry may hold.
+        """
         try:
             return model.model_validate(raw)
         except ValidationError as e:
             for err in e.errors(include_url=False):
-                path, line_loc, message = _translate(err, model)
-                self.error((*loc, *path), message, line_loc=(*loc, *line_loc))
+                if flatten is not None and err["loc"][:1] == (flatten,):
+                    rest = err["loc"][1:]
+                    err = {**err, "loc": rest[1:] if rest[:1] and rest[0] in router_kinds() else rest}
+                    if err["type"] == "extra_forbidden":
+                        key = str(err["loc"][-1])
+                        self.error(loc, f"unknown key {_q(key)}{_did_you_mean(key, keys)}", line_loc=(*loc, key))
+                        continue
+                found = _translate(err, model)
+                if found is not None:
+                    path, line_loc, message = found
+                    self.error((*loc, *path), message, line_loc=(*loc, *line_loc))
             return None
 
     def names(self, section: str) -> list[str] | None:
@@ -763,24 +519,9 @@ class _Builder:
             # Already reported; do not also blame every device for what defaults failed to give.
             defaults_ok, defaults = False, DefaultsModel()
 
-        raw_policy = self.doc.get("policy")
-        policy_model = self.validate(PolicyModel, {} if raw_policy is None else raw_policy, ("policy",))
-        policy = _policy(policy_model or PolicyModel())
-
-        raw_probe = self.doc.get("probe")
-        probe_model = self.validate(ProbeModel, {} if raw_probe is None else raw_probe, ("probe",))
-        probe = Probe(probe_model.source, probe_model.verify_vips) if probe_model else Probe()
-
-        raw_slack = self.doc.get("slack")
-        slack_model = self.validate(SlackModel, {} if raw_slack is None else raw_slack, ("slack",))
-        slack = SlackSettings() if slack_model is None else SlackSettings(
-            alert_channel=slack_model.alert_channel,
-            channels=tuple(slack_model.channels),
-            viewers=tuple(slack_model.roles.viewers),
-            operators=tuple(slack_model.roles.operators),
-            approvers=tuple(slack_model.roles.approvers),
-            commands=self.command_names(slack_model.commands),
-        )
+        policy = self.section(Policy, "policy")
+        probe = self.section(Probe, "probe")
+        slack = self.slack()
 
         state_url, state_url_redacted = self.state_url()
 
@@ -790,19 +531,17 @@ class _Builder:
 
         routers: dict[str, Router] = {}
         for name, raw in self.entries("routers"):
-            router_model = self.validate(RouterModel, raw, ("routers", name))
-            if router_model is not None:
-                routers[name] = self.router(name, router_model, defaults, defaults_ok)
+            if (router := self.router(name, raw, defaults, defaults_ok)) is not None:
+                routers[name] = router
 
         hosts: dict[str, Host] = {}
         for name, raw in self.entries("hosts"):
-            host_model = self.validate(HostModel, raw, ("hosts", name))
-            if host_model is not None:
-                hosts[name] = self.host(name, host_model, defaults, defaults_ok)
+            if (host := self.host(name, raw, defaults, defaults_ok)) is not None:
+                hosts[name] = host
 
         services: dict[str, Service] = {}
         for name, raw in self.entries("services"):
-            service = self.service(name, raw, router_names, host_names, routers, hosts)
+            service = self.service(name, raw, router_names, host_names, hosts)
             if service is not None:
                 services[name] = service
 
@@ -823,6 +562,22 @@ class _Builder:
             source=self.source,
             file_issues=_by_line(self.file_issues),
         )
+
+    def section(self, model: type[_S], key: str) -> _S:
+        """A top-level section that is one inventory model; its defaults when absent or broken (reported)."""
+        raw = self.doc.get(key)
+        found = self.validate(model, {} if raw is None else raw, (key,))
+        return found if found is not None else model()
+
+    def slack(self) -> SlackSettings:
+        raw = self.doc.get("slack")
+        if not isinstance(raw, dict):
+            return self.section(SlackSettings, "slack")
+        raw_commands = raw.get("commands")
+        commands = self.validate(CommandsModel, {} if raw_commands is None else raw_commands, ("slack", "commands"))
+        names = self.command_names(commands) if commands is not None else CommandNames()
+        found = self.validate(SlackSettings, {**raw, "commands": names}, ("slack",))
+        return found if found is not None else SlackSettings()
 
     # -- secrets and files --
     def secret(self, ref: str, loc: Loc) -> str | None:
@@ -1001,96 +756,65 @@ class _Builder:
             command_timeout=command_timeout if command_timeout is not None else 10.0,
         )
 
-    def router(self, name: str, m: RouterModel, defaults: DefaultsModel, defaults_ok: bool) -> Router:
+    def router(self, name: str, raw: object, defaults: DefaultsModel, defaults_ok: bool) -> Router | None:
         loc: Loc = ("routers", name)
-        spec = self.device(name, m, loc, m.address, defaults, defaults_ok)
+        if not isinstance(raw, dict):
+            return self.validate(Router, raw, loc)  # says it must be a mapping
+        login = {k: v for k, v in raw.items() if k in _ROUTER_SSH_KEYS}
+        own = {k: v for k, v in raw.items() if k not in _ROUTER_SSH_KEYS}
+        lan = {"lan": own.pop("lan")} if "lan" in own else {}
+        ssh = self.validate(RouterSshModel, login, loc)
+        spec = self.device(name, ssh, loc, ssh.address, defaults, defaults_ok) if ssh is not None else _NO_SPEC
         # What a router may be told is its driver's to say (bot/drivers): nothing here knows a kind.
-        driver = driver_class(m.driver)
-        revert_seconds: int | None = None
-        if m.revert_timer is not None:
-            if driver.revert_support is None:
-                able = [k for k, cls in registry().items() if cls.revert_support is not None]
-                self.error((*loc, "revert_timer"),
-                           f"revert_timer is only for {', '.join(able)} routers, not {m.driver}")
-            elif problem := driver.revert_support.problem(m.revert_timer):
-                self.error((*loc, "revert_timer"), problem)
-            else:
-                revert_seconds = int(m.revert_timer)
-        if m.save_config and not driver.saves:
-            self.error(
-                (*loc, "save_config"), f"a {m.driver} router has no configuration to save: set save_config: false"
-            )
-        # Unset, it follows the driver: a router with a configuration to save saves it.
-        save = m.save_config if m.save_config is not None else driver.saves
-        for i, net in enumerate(m.lan):
-            if net in m.lan[:i]:
-                self.error((*loc, "lan", i), f"{net} is listed twice")
-        return Router(name, m.driver, spec, save, revert_seconds, tuple(m.lan))
+        kind = own.get("driver")
+        kinds = [kind] if kind in router_kinds() else router_kinds()
+        keys = [*_ROUTER_SSH_KEYS, "lan", *(k for d in kinds for k in driver_class(d).options.model_fields)]
+        router = self.validate(Router, {"name": name, "ssh": spec, **lan, "options": own}, loc,
+                               flatten="options", keys=keys)
+        # Whatever else is wrong with it, its LANs still tell which next hops its services may use.
+        if (refs := _quietly(_RouterRefs, lan)) is not None:
+            self.lans[name] = refs.lan
+        return router if ssh is not None else None
 
-    def host(self, name: str, m: HostModel, defaults: DefaultsModel, defaults_ok: bool) -> Host:
+    def host(self, name: str, raw: object, defaults: DefaultsModel, defaults_ok: bool) -> Host | None:
         loc: Loc = ("hosts", name)
-        block_loc = (*loc, "ssh") if m.ssh is not None else loc
-        ssh_address = m.ssh.address if m.ssh is not None and m.ssh.address is not None else str(m.address)
-        spec = self.device(name, m.ssh, block_loc, ssh_address, defaults, defaults_ok)
-        return Host(name, m.address, spec, tuple(m.tags))
+        host = self.validate(Host, self.named(raw, name, loc, ssh=_NO_SPEC), loc)
+        raw_ssh = raw.get("ssh") if isinstance(raw, dict) else None
+        block_loc = (*loc, "ssh") if raw_ssh is not None else loc
+        ssh = self.validate(HostSshModel, raw_ssh, block_loc) if raw_ssh is not None else None
+        if host is None or (raw_ssh is not None and ssh is None):
+            return None
+        address = ssh.address if ssh is not None and ssh.address is not None else str(host.address)
+        return host.model_copy(update={"ssh": self.device(name, ssh, block_loc, address, defaults, defaults_ok)})
 
-    def check(self, m: CheckModel, loc: Loc) -> CheckSpec:
-        if m.timeout >= m.interval:
-            self.error(
-                (*loc, "timeout"),
-                f"timeout {format_duration(m.timeout)} must be shorter than interval "
-                f"{format_duration(m.interval)}",
-            )
-        if m.fast_interval > m.interval:
-            self.error(
-                (*loc, "fast_interval"),
-                f"fast_interval {format_duration(m.fast_interval)} must not be longer than interval "
-                f"{format_duration(m.interval)}",
-            )
-        port = m.port if m.port is not None else (443 if m.kind == "https" else 80)
-        return CheckSpec(
-            kind=m.kind, port=port, path=m.path, expect_status=m.expect_status, body=m.body,
-            host_header=m.host_header, tls_verify=m.tls_verify, interval=m.interval, timeout=m.timeout,
-            fall=m.fall, rise=m.rise, fast_interval=m.fast_interval,
-        )
+    def named(self, raw: object, name: str, loc: Loc, **built: object) -> object:
+        """An entry's mapping with its name (the key above it) and what the builder made of it added."""
+        if not isinstance(raw, dict):
+            return raw
+        if "name" in raw:
+            self.error((*loc, "name"), "unknown key 'name': an entry's name is the key above it")
+        return {**raw, "name": name, **built}
 
     def service(
         self, name: str, raw: object, router_names: list[str] | None, host_names: list[str] | None,
-        routers: Mapping[str, Router], hosts: Mapping[str, Host],
+        hosts: Mapping[str, Host],
     ) -> Service | None:
         loc: Loc = ("services", name)
-        m = self.validate(ServiceModel, raw, loc)
+        service = self.validate(Service, self.named(raw, name, loc), loc)
         # A service with a bad prefix still names a router and hosts worth checking now
         # rather than after the next edit; the shape errors are already reported.
-        refs = m if m is not None else _quietly(_ServiceRefs, raw)
+        refs = service if service is not None else _quietly(_ServiceRefs, raw)
         if refs is not None:
-            self.references(loc, refs.router, refs.hosts, router_names, host_names, routers, hosts)
-        if m is None:
-            return None
-        check = self.check(m.check, (*loc, "check"))
-        prefix = m.prefix
-        if m.vips is None:
-            if prefix.prefixlen == 32:
-                vips: tuple[IPv4Address, ...] = (prefix.network_address,)
-            else:
-                self.error(loc, "missing required key 'vips' (only a /32 prefix may leave it out)")
-                vips = ()
-        else:
-            vips = tuple(m.vips)
-            for i, vip in enumerate(vips):
-                if vip not in prefix:
-                    self.error((*loc, "vips", i), f"{vip} is outside the prefix {prefix}")
-                elif vip in vips[:i]:
-                    self.error((*loc, "vips", i), f"{vip} is listed twice")
-        return Service(name, prefix, m.router, tuple(dict.fromkeys(m.hosts)), vips, check, m.auto_failover)
+            self.references(loc, refs.router, refs.hosts, router_names, host_names, self.lans, hosts)
+        return service
 
     def references(
         self, loc: Loc, router_name: str, host_list: Sequence[str], router_names: list[str] | None,
-        host_names: list[str] | None, routers: Mapping[str, Router], hosts: Mapping[str, Host],
+        host_names: list[str] | None, lans: Mapping[str, tuple[IPv4Network, ...]], hosts: Mapping[str, Host],
     ) -> None:
         if router_names is not None and router_name not in router_names:
             self.error((*loc, "router"), f"unknown router {_q(router_name)}{_known(router_name, router_names)}")
-        router = routers.get(router_name)
+        lan = lans.get(router_name)
         for i, host_name in enumerate(host_list):
             if host_names is not None and host_name not in host_names:
                 self.error((*loc, "hosts", i), f"unknown host {_q(host_name)}{_known(host_name, host_names)}")
@@ -1100,12 +824,11 @@ class _Builder:
                 self.error((*loc, "hosts", i), f"{host_name} is listed twice (also hosts[{first}])")
                 continue
             host = hosts.get(host_name)
-            if router is not None and host is not None and not router.reaches(host.address):
-                lans = ", ".join(map(str, router.lan))
+            if lan is not None and host is not None and not any(host.address in net for net in lan):
                 self.error(
                     (*loc, "hosts", i),
-                    f"next hop {host.address} of {host_name} is outside {router.name}'s lan {lans}: "
-                    "the router cannot reach it",
+                    f"next hop {host.address} of {host_name} is outside {router_name}'s lan "
+                    f"{', '.join(map(str, lan))}: the router cannot reach it",
                 )
         if len(set(host_list)) == 1:
             self.warn((*loc, "hosts"), "only one host: there is nowhere to fail over to")
@@ -1162,28 +885,6 @@ def _known(word: str, names: Sequence[str]) -> str:
     if hint:
         return hint
     return f" (known: {', '.join(names)})" if names else ""
-
-
-def _policy(m: PolicyModel) -> Policy:
-    r, a = m.risky, m.auto_failover
-    return Policy(
-        risky=RiskRules(
-            target_health_unknown=r.target_health_unknown,
-            moves_from_healthy_host=r.moves_from_healthy_host,
-            multiple_prefixes=r.multiple_prefixes,
-            one_host_serves_all=r.one_host_serves_all,
-            drift=r.drift,
-        ),
-        approval_timeout=m.approval_timeout,
-        two_person_rule=m.two_person_rule,
-        save_after_change=m.save_after_change,
-        verify_timeout=m.verify_timeout,
-        auto_failover=AutoFailover(
-            enabled=a.enabled, max_moves=a.max_moves, window=a.window, failback=a.failback,
-            hold_down=a.hold_down, partition_threshold=a.partition_threshold,
-        ),
-        flapping=Flapping(changes=m.flapping.changes, window=m.flapping.window),
-    )
 
 
 def _by_line(issues: list[ConfigIssue]) -> list[ConfigIssue]:

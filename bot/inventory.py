@@ -1,7 +1,8 @@
 """The typed inventory: routers, hosts, services and policy, as the rest of lasthop sees them.
 
-Everything here is built by `bot.config` from a validated file and is frozen, so
-no handler can change what the bot believes the network looks like. Addresses are
+These pydantic models are both the checks of the file's entries (`bot.config` reports their
+errors with lines) and the types the rest of lasthop reads: one layer, each default written
+once. They are frozen, so no handler can change what the bot believes the network looks like. Addresses are
 `ipaddress` objects, never strings, because they end up in router commands.
 `resolve()` is the one place where text a user typed becomes an inventory name.
 """
@@ -13,16 +14,42 @@ import re
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from annotated_types import MinLen
+from pydantic import ConfigDict, Field, StrictStr, ValidationInfo, field_validator, model_validator
 
 from bot.commands import CommandNames
+from bot.drivers import router_options
 from bot.drivers.base import DeviceSpec
+from bot.drivers.options import DriverOptions
 from bot.durations import format_duration
+from bot.values import (
+    Count,
+    Delay,
+    Duration,
+    Fraction,
+    FrozenModel,
+    HostHeader,
+    HttpPath,
+    Ipv4,
+    ListOf,
+    Name,
+    Port,
+    Prefix,
+    SlackId,
+    Tag,
+    fail,
+    one_line,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-CheckKind = Literal["http", "https", "tcp"]
+    RouterOptions = DriverOptions
+else:
+    # Every driver's options model, told apart by `driver`: found at run time, so typed as the base.
+    RouterOptions = router_options()
 
 # Only this much of what a user typed is ever echoed back, and only if it looks like a name or an
 # address: chat text can hold mentions, markup or control characters.
@@ -51,64 +78,127 @@ class ConfigIssue:
         return one_line(f"{where}{path}{self.message}")
 
 
-def one_line(text: str) -> str:
-    """`text` with control characters escaped: a value from a file may hold a newline."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+class Router(FrozenModel):
+    """A last-hop router: how to log in, the LANs its next hops live in, and its driver's own options."""
 
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    name: Name
+    ssh: DeviceSpec  # built by bot.config: it inherits defaults and reads secrets, which no model can
+    lan: Annotated[ListOf[Prefix], MinLen(1)]
+    options: RouterOptions
 
-@dataclass(frozen=True)
-class Router:
-    name: str
-    driver: str  # a kind bot.drivers.registry() knows; the config checked it
-    ssh: DeviceSpec
-    save_config: bool
-    revert_seconds: int | None  # the device reverts a change by itself unless confirmed within this
-    lan: tuple[IPv4Network, ...]
+    @field_validator("lan")
+    @classmethod
+    def _each_lan_once(cls, lan: tuple[IPv4Network, ...]) -> tuple[IPv4Network, ...]:
+        for i, net in enumerate(lan):
+            if net in lan[:i]:
+                raise fail(f"{net} is listed twice", at=(i,))
+        return lan
+
+    @property
+    def driver(self) -> str:
+        """A kind bot.drivers.registry() knows: the options union only admits those."""
+        return self.options.driver
+
+    @property
+    def save_config(self) -> bool:
+        return self.options.saves
+
+    @property
+    def revert_seconds(self) -> int | None:
+        """The device reverts a change by itself unless confirmed within this; None: it has no such timer."""
+        return self.options.revert_seconds
 
     def reaches(self, address: IPv4Address) -> bool:
         """Whether `address` can be a next hop of this router (it lies in one of its LANs)."""
         return any(address in net for net in self.lan)
 
 
-@dataclass(frozen=True)
-class Host:
-    name: str
+class Host(FrozenModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    name: Name
     # The Ethernet address static routes point at; management goes to ssh.address.
-    address: IPv4Address
-    ssh: DeviceSpec
-    tags: tuple[str, ...] = ()
+    address: Ipv4
+    ssh: DeviceSpec  # built by bot.config, as for a router
+    tags: ListOf[Tag] = ()
 
 
-@dataclass(frozen=True)
-class CheckSpec:
-    kind: CheckKind = "http"
-    port: int = 80
-    path: str = "/"
-    expect_status: int = 200
-    body: str = ""
-    host_header: str | None = None
+class CheckSpec(FrozenModel):
+    kind: Literal["http", "https", "tcp"] = "http"
+    port: Port = 80  # unset, it follows the kind: 443 for https
+    path: HttpPath = "/"
+    expect_status: Annotated[int, Field(ge=100, le=599)] = 200
+    body: StrictStr = ""
+    host_header: HostHeader | None = None
     tls_verify: bool = True
-    interval: float = 5.0
-    timeout: float = 2.0
-    fall: int = 3
-    rise: int = 2
-    fast_interval: float = 1.0
+    interval: Duration = 5.0
+    timeout: Duration = 2.0
+    fall: Count = 3
+    rise: Count = 2
+    fast_interval: Duration = 1.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _port_follows_the_kind(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "port" not in data and data.get("kind") == "https":
+            return {**data, "port": 443}
+        return data
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout_below_interval(cls, timeout: float, info: ValidationInfo) -> float:
+        interval = info.data.get("interval")
+        if interval is not None and timeout >= interval:
+            raise fail(f"timeout {format_duration(timeout)} must be shorter than interval "
+                       f"{format_duration(interval)}")
+        return timeout
+
+    @field_validator("fast_interval")
+    @classmethod
+    def _fast_interval_within_interval(cls, fast: float, info: ValidationInfo) -> float:
+        interval = info.data.get("interval")
+        if interval is not None and fast > interval:
+            raise fail(f"fast_interval {format_duration(fast)} must not be longer than interval "
+                       f"{format_duration(interval)}")
+        return fast
 
 
-@dataclass(frozen=True)
-class Service:
-    name: str
-    prefix: IPv4Network
-    router: str
+class Service(FrozenModel):
+    name: Name
+    prefix: Prefix
+    router: StrictStr  # a router's name: bot.config checks the reference
     # In order of preference; the first healthy one is where failover goes.
-    hosts: tuple[str, ...]
-    vips: tuple[IPv4Address, ...]
-    check: CheckSpec = field(default_factory=CheckSpec)
+    hosts: Annotated[ListOf[StrictStr], MinLen(1)]
+    # Unset only for a /32, which is its own VIP.
+    vips: Annotated[ListOf[Ipv4], MinLen(1)] = Field(default=None, validate_default=True)
+    check: CheckSpec = CheckSpec()
     auto_failover: bool = False
 
+    @field_validator("vips", mode="before")
+    @classmethod
+    def _a_host_route_is_its_own_vip(cls, vips: Any, info: ValidationInfo) -> Any:
+        if vips is not None:
+            return vips
+        prefix = info.data.get("prefix")
+        if prefix is None:
+            raise fail("")  # the prefix is wrong, and said so; nothing to add about its VIPs
+        if prefix.prefixlen != 32:
+            raise fail("missing required key 'vips' (only a /32 prefix may leave it out)", at=("..",))
+        return (prefix.network_address,)
 
-@dataclass(frozen=True)
-class RiskRules:
+    @field_validator("vips")
+    @classmethod
+    def _vips_inside_the_prefix(cls, vips: tuple[IPv4Address, ...], info: ValidationInfo) -> tuple[IPv4Address, ...]:
+        prefix = info.data.get("prefix")
+        for i, vip in enumerate(vips):
+            if prefix is not None and vip not in prefix:
+                raise fail(f"{vip} is outside the prefix {prefix}", at=(i,))
+            if vip in vips[:i]:
+                raise fail(f"{vip} is listed twice", at=(i,))
+        return vips
+
+
+class RiskRules(FrozenModel):
     """Which conditions make a plan risky (a risky plan needs an approval)."""
 
     target_health_unknown: bool = True
@@ -118,56 +208,72 @@ class RiskRules:
     drift: bool = True
 
 
-@dataclass(frozen=True)
-class AutoFailover:
+class AutoFailover(FrozenModel):
     enabled: bool = False
-    max_moves: int = 3
-    window: float = 3600.0
+    max_moves: Count = 3
+    window: Duration = 3600.0
     failback: bool = False
-    hold_down: float = 600.0
+    hold_down: Delay = 600.0
     # Above this share of hosts down at once, assume the checker is cut off, not the hosts.
-    partition_threshold: float = 0.5
+    partition_threshold: Fraction = 0.5
 
 
-@dataclass(frozen=True)
-class Flapping:
+class Flapping(FrozenModel):
     """A host whose health changes `changes` times within `window` is flapping: alerts and moves wait."""
 
-    changes: int = 4
-    window: float = 300.0
+    # Fewer than two changes in a window is one failure and its recovery, never flapping.
+    changes: Annotated[int, Field(ge=2, le=1000)] = 4
+    window: Duration = 300.0
 
 
-@dataclass(frozen=True)
-class Policy:
-    risky: RiskRules = field(default_factory=RiskRules)
-    approval_timeout: float = 900.0
+class Policy(FrozenModel):
+    risky: RiskRules = RiskRules()
+    approval_timeout: Duration = 900.0
     two_person_rule: bool = True
     save_after_change: bool = True
-    verify_timeout: float = 10.0
-    auto_failover: AutoFailover = field(default_factory=AutoFailover)
-    flapping: Flapping = field(default_factory=Flapping)
+    verify_timeout: Duration = 10.0
+    auto_failover: AutoFailover = AutoFailover()
+    flapping: Flapping = Flapping()
 
 
-@dataclass(frozen=True)
-class Probe:
+class Probe(FrozenModel):
     """How lasthop itself reaches hosts and VIPs for checks: the address it sends from."""
 
     # Bound as the source of every check and VIP probe (a NOC host with several interfaces).
-    source: IPv4Address | None = None
+    source: Ipv4 | None = None
     # After a move, request each VIP through the router, as a client would.
     verify_vips: bool = False
 
 
-@dataclass(frozen=True)
-class SlackSettings:
-    """Who may do what from chat. Empty role lists grant nothing: access is denied by default."""
+class Roles(FrozenModel):
+    """Slack IDs per role. Empty lists grant nothing: access is denied by default."""
 
-    alert_channel: str | None = None
-    channels: tuple[str, ...] = ()  # where commands are accepted; ("*",) anywhere
-    viewers: tuple[str, ...] = ()
-    operators: tuple[str, ...] = ()
-    approvers: tuple[str, ...] = ()
-    commands: CommandNames = field(default_factory=CommandNames)  # the slash commands the Slack app installs
+    viewers: ListOf[SlackId] = ()
+    operators: ListOf[SlackId] = ()
+    approvers: ListOf[SlackId] = ()
+
+
+class SlackSettings(FrozenModel):
+    """Who may do what from chat, where, and under which slash commands."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    alert_channel: SlackId | None = None
+    channels: ListOf[SlackId] = ()  # where commands are accepted; ("*",) anywhere
+    roles: Roles = Roles()
+    # Built by bot.config, which checks that no two commands share a name.
+    commands: CommandNames = CommandNames()
+
+    @property
+    def viewers(self) -> tuple[str, ...]:
+        return self.roles.viewers
+
+    @property
+    def operators(self) -> tuple[str, ...]:
+        return self.roles.operators
+
+    @property
+    def approvers(self) -> tuple[str, ...]:
+        return self.roles.approvers
 
 
 DEFAULT_STATE_URL = "sqlite:///state/lasthop.db"
@@ -313,7 +419,7 @@ class Inventory:
                 f"vips {', '.join(map(str, s.vips))}; check {check}{auto}"
             )
         p = self.policy
-        risky = [name for name, on in vars(p.risky).items() if on]
+        risky = [name for name, on in p.risky.model_dump().items() if on]
         auto_desc = (
             f"on, at most {p.auto_failover.max_moves} moves per {format_duration(p.auto_failover.window)}"
             if p.auto_failover.enabled else "off"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Iterator
 
@@ -10,6 +9,7 @@ import pytest
 
 from bot.drivers import Transcript
 from bot.inventory import Inventory
+from bot.values import replace
 from lab import Lab
 
 # Overridable so that two test runs on one machine can each have a lab of their own.
@@ -49,7 +49,7 @@ def lab_inv(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Inventory:
 
     inv = load_inventory(lab.inventory)
     db = tmp_path_factory.mktemp("state") / "lasthop.db"
-    return dataclasses.replace(inv, state_url=f"sqlite:///{db}", state_url_redacted=f"sqlite:///{db}")
+    return replace(inv, state_url=f"sqlite:///{db}", state_url_redacted=f"sqlite:///{db}")
 
 
 @pytest.fixture

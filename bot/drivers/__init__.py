@@ -11,6 +11,9 @@ import importlib
 import pkgutil
 from collections.abc import Sequence
 from functools import cache
+from typing import Annotated, Any, Union
+
+from pydantic import Field
 
 from bot.drivers.base import DeviceSpec, RouteMove, RouterDriver, StaticRoute, Transcript
 from bot.drivers.errors import DriverError
@@ -31,6 +34,12 @@ def registry() -> dict[str, type[RouterDriver]]:
                     raise RuntimeError(f"two router drivers say they are {value.kind!r}")
                 found[value.kind] = value
     return dict(sorted(found.items()))
+
+
+def router_options() -> Any:
+    """The options of a router entry: every driver's model, told apart by `driver` (a pydantic union)."""
+    members = tuple(cls.options for cls in registry().values())
+    return Annotated[Union[members], Field(discriminator="driver")]  # noqa: UP007 - built at run time
 
 
 def router_kinds() -> tuple[str, ...]:
@@ -76,5 +85,6 @@ __all__ = [
     "make_router_driver",
     "registry",
     "router_kinds",
+    "router_options",
     "save_commands",
 ]

@@ -31,6 +31,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv4Network
+from typing import Literal
 
 from bot.drivers.base import (
     ConfigBlock,
@@ -56,6 +57,7 @@ from bot.drivers.eos_commands import (
     route_line,
     session_name,
 )
+from bot.drivers.options import RevertOptions
 from bot.drivers.parsers.eos import fib_next_hops_json, parse_routes_json
 from bot.drivers.parsers.static_config import parse_static_config
 
@@ -65,8 +67,15 @@ COMMIT = "commit"
 ERROR = re.compile(ERROR_PATTERN, re.M)  # EOS refuses with `% ...` lines, as IOS does
 
 
+class EosOptions(RevertOptions):
+    """EOS: `revert_timer` is the session's `commit timer`."""
+
+    driver: Literal["arista_eos"]
+
+
 class EosDriver(RouterDriver):
     kind = "arista_eos"
+    options = EosOptions
     saves = True
     # `commit timer HH:MM:SS`: whole seconds, under a day (eos_commands).
     revert_support = RevertSupport(1, MAX_COMMIT_TIMER_SECONDS)

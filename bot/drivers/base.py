@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from bot.drivers.errors import CommandRejected, DriverError, VerifyTimeout
+from bot.drivers.options import DriverOptions
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,8 @@ class RouterDriver(ABC):
     """
 
     kind: ClassVar[str]
+    # What its inventory entry may say (bot.drivers.options); the registry joins them into one union.
+    options: ClassVar[type[DriverOptions]] = DriverOptions
     saves: ClassVar[bool] = False  # it has a configuration to save, and saves it by default
     revert_support: ClassVar[RevertSupport | None] = None
 

@@ -10,9 +10,11 @@ the router puts the old configuration back by itself.
 from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Network
+from typing import Literal
 
 from bot.drivers.base import ExecLine, RevertSupport, StaticRoute, Step
 from bot.drivers.cli_router import ENTER, CliRouterDriver
+from bot.drivers.options import RevertOptions
 from bot.drivers.parsers.ios import parse_show_ip_route
 
 MAX_REVERT_MINUTES = 120
@@ -24,8 +26,15 @@ def route_line(prefix: IPv4Network, next_hop: IPv4Address) -> str:
     return f"ip route {prefix.network_address} {prefix.netmask} {next_hop}"
 
 
+class CiscoIosOptions(RevertOptions):
+    """Cisco IOS: `revert_timer` arms `configure terminal revert timer`."""
+
+    driver: Literal["cisco_ios"]
+
+
 class CiscoIosDriver(CliRouterDriver):
     kind = "cisco_ios"
+    options = CiscoIosOptions
     saves = True
     # `configure terminal revert timer <1-120>` in minutes; it needs `archive` configured on the router.
     revert_support = RevertSupport(60, MAX_REVERT_MINUTES * 60, step_seconds=60)

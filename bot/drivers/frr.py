@@ -8,9 +8,11 @@ behind zebra's back is imported as a kernel route that beats the static one.
 from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Network
+from typing import Literal
 
 from bot.drivers.base import ExecLine, StaticRoute, Step
 from bot.drivers.cli_router import CliRouterDriver
+from bot.drivers.options import DriverOptions
 from bot.drivers.parsers.frr import fib_next_hops_json, parse_routes_json
 
 # vtysh's integrated save (FRR 8, vtysh.c vtysh_write_config_integrated) prints this once the file
@@ -32,8 +34,15 @@ def route_line(prefix: IPv4Network, next_hop: IPv4Address) -> str:
     return f"ip route {prefix.with_prefixlen} {next_hop}"
 
 
+class FrrOptions(DriverOptions):
+    """FRR."""
+
+    driver: Literal["frr"]
+
+
 class FrrDriver(CliRouterDriver):
     kind = "frr"
+    options = FrrOptions
     saves = True
 
     route_line = staticmethod(route_line)

@@ -32,6 +32,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from ipaddress import IPv4Address, IPv4Network
+from typing import Literal
 
 from bot.drivers.base import (
     ConfigBlock,
@@ -55,6 +56,7 @@ from bot.drivers.junos_commands import (
     route_delete,
     route_set,
 )
+from bot.drivers.options import RevertOptions
 from bot.drivers.parsers.junos import fib_next_hops_json, parse_routes_json
 from bot.drivers.parsers.junos_config import commit_confirmed_pending, parse_static_set
 
@@ -76,8 +78,15 @@ def _expect(line: str) -> str | None:
     return None
 
 
+class JunosOptions(RevertOptions):
+    """Junos: `revert_timer` is the `commit confirmed` delay."""
+
+    driver: Literal["juniper_junos"]
+
+
 class JunosDriver(RouterDriver):
     kind = "juniper_junos"
+    options = JunosOptions
     saves = False
     # `commit confirmed <1-65535>` counts whole minutes.
     revert_support = RevertSupport(60, MAX_CONFIRM_MINUTES * 60, step_seconds=60)

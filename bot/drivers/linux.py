@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv4Network
+from typing import Literal
 
 from bot.drivers.base import ConfigBlock, DeviceSpec, ExecLine, RouterDriver, StaticRoute, Step, Transcript, WaitFib
 from bot.drivers.errors import CommandRejected, DriverError
+from bot.drivers.options import DriverOptions
 from bot.drivers.parsers.linux import fib_next_hops_linux, parse_ip_route_json
 from bot.drivers.ssh import ExecSession
 
@@ -30,8 +32,15 @@ def delete_line(prefix: IPv4Network, next_hop: IPv4Address) -> str:
     return f"ip route del {prefix.with_prefixlen} via {next_hop} proto static"
 
 
+class LinuxOptions(DriverOptions):
+    """Linux."""
+
+    driver: Literal["linux"]
+
+
 class LinuxDriver(RouterDriver):
     kind = "linux"
+    options = LinuxOptions
 
     def __init__(self, spec: DeviceSpec, *, revert_seconds: int | None = None) -> None:
         super().__init__(spec, revert_seconds=revert_seconds)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from bot.health.state import Health
 from bot.incidents import IncidentTracker, IncidentUpdate
 from bot.inventory import Inventory
 from bot.state import StateStore
+from bot.values import replace
 
 SERVING: Mapping[str, str | None] = {"www-a": "web1", "www-b": "web2", "www-d": "web3"}
 D, U = Health.DOWN, Health.UP
@@ -183,8 +183,8 @@ def test_a_move_of_an_affected_service_goes_into_its_incident(tracker: IncidentT
     assert view is not None and view.last_move("www-a") is not None and view.last_move("www-b") is None
     # A dry run, a refusal, or a service in no incident is not news for a thread.
     assert tracker.record_move(Outcome("refused", outcome.plan), "manual") == []
-    other = dataclasses.replace(outcome, plan=Plan(dataclasses.replace(req, target="www-d"),
-                                                   (dataclasses.replace(move, service="www-d"),), ("x",)))
+    other = replace(outcome, plan=Plan(replace(req, target="www-d"),
+                                                   (replace(move, service="www-d"),), ("x",)))
     assert tracker.record_move(other, "manual") == []
 
 

@@ -6,13 +6,16 @@ import ast
 import dataclasses
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
+from typing import Literal
 
+import pydantic
 import pytest
 
 from bot import inventory as inventory_module
 from bot.config import ConfigError, load_inventory
-from bot.drivers import router_kinds
+from bot.drivers import driver_class, router_kinds
 from bot.inventory import CheckSpec, Inventory
+from bot.values import replace
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB = ROOT / "config" / "lab.yaml"
@@ -101,7 +104,7 @@ def test_policy_defaults(tmp_path: Path) -> None:
     no_policy.write_text(text[: text.index("\npolicy:")] + "\n")
     p = load_inventory(no_policy, env={}, check_files=False).policy
     assert (p.approval_timeout, p.verify_timeout, p.two_person_rule, p.save_after_change) == (900.0, 10.0, True, True)
-    assert dataclasses.astuple(p.risky) == (True, True, True, True, True)
+    assert tuple(p.risky.model_dump().values()) == (True, True, True, True, True)
     a = p.auto_failover
     assert (a.enabled, a.max_moves, a.window, a.failback, a.hold_down, a.partition_threshold) == (
         False, 3, 3600.0, False, 600.0, 0.5,
@@ -110,8 +113,10 @@ def test_policy_defaults(tmp_path: Path) -> None:
 
 
 def test_objects_are_frozen(lab: Inventory) -> None:
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        lab.services["www-a"].router = "r2"  # type: ignore[misc]
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
+        lab.services["www-a"].router = "r2"
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
+        lab.routers["r1"].options.driver = "linux"
     with pytest.raises(dataclasses.FrozenInstanceError):
         lab.routers["r1"].ssh.address = "198.18.0.99"  # type: ignore[misc]
 
@@ -231,3 +236,62 @@ def test_slack_roles_load_and_bad_ids_are_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"slack\.roles\.operators\[0\]: bad Slack ID 'alice'"):
         load_inventory(bad, env={}, check_files=False)
     assert load_inventory(LAB, env={}, check_files=False).slack.channels == ()  # nothing granted by default
+
+
+# -- one model layer: the types the code reads are the ones that checked the file ---------------------
+
+
+def test_a_check_built_in_code_is_held_to_the_files_rules() -> None:
+    with pytest.raises(pydantic.ValidationError, match="timeout 2s must be shorter than interval 1s"):
+        CheckSpec(interval=1.0, timeout=2.0)
+    with pytest.raises(pydantic.ValidationError, match="fast_interval 5s must not be longer than interval 1s"):
+        CheckSpec(interval=1.0, timeout=0.5, fast_interval=5.0)
+    assert CheckSpec(kind="https").port == 443  # the default follows the kind
+    assert CheckSpec(kind="https", port=8443).port == 8443
+    assert CheckSpec().port == 80
+
+
+def test_a_service_built_in_code_keeps_its_vips_inside_its_prefix(lab: Inventory) -> None:
+    www = lab.services["www-a"]
+    with pytest.raises(pydantic.ValidationError, match=r"198\.51\.100\.99 is outside the prefix 198\.51\.100\.32/27"):
+        replace(www, vips=(IPv4Address("198.51.100.33"), IPv4Address("198.51.100.99")))
+    host_route = replace(www, prefix=IPv4Network("198.51.100.40/32"), vips=None)
+    assert host_route.vips == (IPv4Address("198.51.100.40"),)  # a /32 is its own VIP
+    with pytest.raises(pydantic.ValidationError, match="only a /32 prefix may leave it out"):
+        replace(www, vips=None)
+
+
+def test_replace_checks_the_copy_and_leaves_the_original(lab: Inventory) -> None:
+    check = lab.services["www-a"].check
+    with pytest.raises(pydantic.ValidationError, match="must be shorter than interval"):
+        replace(check, timeout=check.interval)
+    faster = replace(check, interval=check.interval * 2)
+    assert faster.interval == check.interval * 2 and lab.services["www-a"].check is check
+    with pytest.raises(pydantic.ValidationError, match="lan"):
+        replace(lab.routers["r1"], lan=(lab.routers["r1"].lan[0], lab.routers["r1"].lan[0]))
+
+
+def test_each_router_holds_its_own_drivers_options(tmp_path: Path) -> None:
+    inv = load_inventory(LAB, {}, check_files=False)
+    for router in inv.routers.values():
+        assert type(router.options) is driver_class(router.driver).options
+    ios = tmp_path / "ios.yaml"
+    ios.write_text(LAB.read_text().replace("driver: frr", "driver: cisco_ios, revert_timer: 5m", 1))
+    r1 = load_inventory(ios, {}, check_files=False).routers["r1"]
+    assert (r1.driver, r1.revert_seconds, r1.save_config) == ("cisco_ios", 300, True)
+    assert "revert_timer" not in driver_class("frr").options.model_fields  # only drivers that can revert
+
+
+def test_every_driver_names_an_options_model_of_its_own_kind() -> None:
+    for kind in router_kinds():
+        options = driver_class(kind).options
+        assert options.model_fields["driver"].annotation == Literal[kind]  # type: ignore[valid-type]
+        assert options.model_validate({"driver": kind}).driver == kind
+
+
+def test_an_unknown_key_on_a_router_is_matched_against_its_drivers_options(tmp_path: Path) -> None:
+    path = tmp_path / "typo.yaml"
+    path.write_text(LAB.read_text().replace("driver: frr", "driver: cisco_ios, revert_timr: 5m", 1))
+    with pytest.raises(ConfigError) as caught:
+        load_inventory(path, {}, check_files=False)
+    assert "routers.r1: unknown key 'revert_timr' (did you mean 'revert_timer'?)" in str(caught.value)

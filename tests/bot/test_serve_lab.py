@@ -6,7 +6,6 @@ times printed are for reading, not asserted (the benchmark measures them).
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import signal
@@ -25,6 +24,7 @@ from bot.health.state import Health
 from bot.inventory import Flapping, Inventory
 from bot.notify import LogOut
 from bot.serve import Daemon
+from bot.values import replace
 from lab import Lab
 
 pytestmark = pytest.mark.lab
@@ -38,15 +38,15 @@ A = IPv4Network("198.51.100.32/27")
 def fast_inventory(inv: Inventory, *, auto: set[str] = frozenset(), fall: int = 2, rise: int = 2,
                    **auto_policy: object) -> Inventory:
     services = {
-        name: dataclasses.replace(
+        name: replace(
             svc, auto_failover=name in auto,
-            check=dataclasses.replace(svc.check, interval=1.0, timeout=0.5, fall=fall, rise=rise, fast_interval=0.2),
+            check=replace(svc.check, interval=1.0, timeout=0.5, fall=fall, rise=rise, fast_interval=0.2),
         )
         for name, svc in inv.services.items()
     }
-    policy = dataclasses.replace(inv.policy, auto_failover=dataclasses.replace(
+    policy = replace(inv.policy, auto_failover=replace(
         inv.policy.auto_failover, enabled=bool(auto), **auto_policy))
-    return dataclasses.replace(inv, services=services, policy=policy)
+    return replace(inv, services=services, policy=policy)
 
 
 
@@ -137,7 +137,7 @@ def test_a_flapping_host_is_detected_and_left_alone(
         lab: Lab, lab_inv: Inventory, lab_home: None, run_daemon: Callable[..., tuple[Daemon, LogOut]]) -> None:
     inv = fast_inventory(lab_inv, auto={"www-a"}, fall=1, rise=1)
     # Production's rule, not the lab's demo settings (which let a newcomer replay the story).
-    inv = dataclasses.replace(inv, policy=dataclasses.replace(inv.policy, flapping=Flapping(changes=4, window=300.0)))
+    inv = replace(inv, policy=replace(inv.policy, flapping=Flapping(changes=4, window=300.0)))
     daemon, notifier = run_daemon(inv)
     key = ("www-b", "web2")
     for _ in range(3):

@@ -7,7 +7,6 @@ down too, to web2 anyway, saying that web2 now serves everything. Needs root.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from ipaddress import IPv4Address
 
@@ -18,6 +17,7 @@ from bot.health.state import Health
 from bot.inventory import Inventory
 from bot.notify import LogOut
 from bot.serve import Daemon
+from bot.values import replace
 from lab import Lab
 
 pytestmark = pytest.mark.lab
@@ -31,18 +31,18 @@ WEB2, WEB3 = "198.51.100.3", "198.51.100.4"  # the hosts' Ethernet addresses: th
 def two_services(inv: Inventory, partition_threshold: float = 0.5) -> Inventory:
     """Only www-a and www-b, fast checks, automatic failover on for both."""
     services = {
-        name: dataclasses.replace(
+        name: replace(
             inv.services[name], auto_failover=True,
-            check=dataclasses.replace(inv.services[name].check, interval=1.0, timeout=0.5, fall=2, rise=2,
+            check=replace(inv.services[name].check, interval=1.0, timeout=0.5, fall=2, rise=2,
                                       fast_interval=0.2),
         )
         for name in ("www-a", "www-b")
     }
     assert services["www-a"].hosts == ("web1", "web2", "web3")
     assert services["www-b"].hosts == ("web2", "web3", "web1")
-    policy = dataclasses.replace(inv.policy, auto_failover=dataclasses.replace(
+    policy = replace(inv.policy, auto_failover=replace(
         inv.policy.auto_failover, enabled=True, partition_threshold=partition_threshold))
-    return dataclasses.replace(inv, services=services, policy=policy)
+    return replace(inv, services=services, policy=policy)
 
 
 

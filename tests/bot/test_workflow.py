@@ -28,6 +28,7 @@ from bot.health.state import Health
 from bot.incidents import IncidentTracker, IncidentUpdate
 from bot.inventory import Inventory, SlackSettings
 from bot.situation import Situation
+from bot.values import replace
 from bot.views import Phrasing
 from bot.workflow import Workflow
 
@@ -670,8 +671,8 @@ def test_a_refused_tap_gives_its_key_back_so_a_later_tap_runs(alert: Workflow, d
 
 def test_a_tap_whose_move_ran_never_runs_again(inv: Inventory, tmp_path: Path, chat: Recorder) -> None:
     """Same incident, same plan, same key: a retried delivery after the route was put back by hand."""
-    no_drift = dataclasses.replace(inv, policy=dataclasses.replace(
-        inv.policy, risky=dataclasses.replace(inv.policy.risky, drift=False)))
+    no_drift = replace(inv, policy=replace(
+        inv.policy, risky=replace(inv.policy.risky, drift=False)))
     rig = memory_rig(no_drift, tmp_path, HOME, {("www-a", "web1"): D})
     try:
         desk = Desk.over(rig, chat)

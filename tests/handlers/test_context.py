@@ -18,7 +18,7 @@ from support.slack_standin import SlackStandIn
 
 from bot.access import Role
 from bot.chat import Actor, Message
-from bot.inventory import Inventory, SlackSettings
+from bot.inventory import Inventory, Roles, SlackSettings
 from handlers import context as context_module
 from handlers.context import GROUP_CACHE_SECONDS, KEY, SlackAccess, context_of
 
@@ -89,7 +89,7 @@ def test_roles_nest(inv: Inventory, user: str, expected: list[str | None]) -> No
 ])
 def test_commands_are_taken_only_in_the_configured_channels(channels: tuple[str, ...], channel: str,
                                                             allowed: bool) -> None:
-    settings = SlackSettings(alert_channel=ALERTS, channels=channels, approvers=("*",))
+    settings = SlackSettings(alert_channel=ALERTS, channels=channels, roles=Roles(approvers=("*",)))
     access = SlackAccess(settings, FakeClient())  # type: ignore[arg-type]
     assert refusals(access, slack_user(ALICE, channel)) == ([None] * 3 if allowed else [NOT_HERE] * 3)
 
@@ -97,7 +97,7 @@ def test_commands_are_taken_only_in_the_configured_channels(channels: tuple[str,
 @pytest.mark.parametrize("backend", ["console", "cli", "auto"])
 def test_only_slack_users_act_through_the_slack_app(backend: str) -> None:
     client = FakeClient()
-    access = SlackAccess(SlackSettings(channels=("*",), approvers=("*", "S0OPS")), client)  # type: ignore[arg-type]
+    access = SlackAccess(SlackSettings(channels=("*",), roles=Roles(approvers=("*", "S0OPS"))), client)  # type: ignore[arg-type]
     for role in ROLES_IN_ORDER:
         assert access.refusal(Actor(ALICE, backend, OPS), role) == "only Slack users act through the Slack app"
     assert client.calls == []
@@ -107,7 +107,7 @@ def test_only_slack_users_act_through_the_slack_app(backend: str) -> None:
 
 
 def group_access(standin: SlackStandIn, **roles: tuple[str, ...]) -> SlackAccess:
-    settings = SlackSettings(alert_channel=ALERTS, channels=(OPS,), **roles)
+    settings = SlackSettings(alert_channel=ALERTS, channels=(OPS,), roles=Roles(**roles))
     return SlackAccess(settings, WebClient(token=standin.bot_token, base_url=standin.api_url, timeout=10))
 
 

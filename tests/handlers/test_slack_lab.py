@@ -9,7 +9,6 @@ does. Needs root (the lab); CI runs these as root.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import signal
@@ -31,11 +30,12 @@ from support.slack_standin import (
     view_submission_body,
 )
 
-from bot.inventory import Inventory, SlackSettings
+from bot.inventory import Inventory, Roles, SlackSettings
 from bot.manifest import build_manifest
 from bot.metrics import Metrics
 from bot.serve import Daemon, ServeSettings
 from bot.state import StateStore
+from bot.values import replace
 from bot.web import make_server, serve_in_background
 from handlers.app import build_app, http_handler, poster_client, settings_from_env, slack_context, start_socket_mode
 from handlers.poster import Poster
@@ -95,14 +95,14 @@ class Lasthop:
 def slack_inventory(inv: Inventory, *, services: tuple[str, ...] = ("www-a", "www-b", "www-c", "www-d"),
                     **policy: Any) -> Inventory:
     """The lab's inventory with Slack roles and fast checks; automatic failover off: people decide."""
-    slack = SlackSettings(alert_channel=ALERTS, channels=(OPS, ALERTS), viewers=("*",), operators=(ALICE, BOB),
-                          approvers=(ALICE, BOB))
-    fast = {name: dataclasses.replace(svc, auto_failover=False, check=dataclasses.replace(
+    slack = SlackSettings(alert_channel=ALERTS, channels=(OPS, ALERTS),
+                          roles=Roles(viewers=("*",), operators=(ALICE, BOB), approvers=(ALICE, BOB)))
+    fast = {name: replace(svc, auto_failover=False, check=replace(
         svc.check, interval=1.0, timeout=0.5, fall=2, rise=2, fast_interval=0.2))
         for name, svc in inv.services.items() if name in services}
-    auto = dataclasses.replace(inv.policy.auto_failover, enabled=False)
-    return dataclasses.replace(inv, slack=slack, services=fast,
-                               policy=dataclasses.replace(inv.policy, auto_failover=auto, **policy))
+    auto = replace(inv.policy.auto_failover, enabled=False)
+    return replace(inv, slack=slack, services=fast,
+                               policy=replace(inv.policy, auto_failover=auto, **policy))
 
 
 def start(inv: Inventory, standin: SlackStandIn) -> Lasthop:

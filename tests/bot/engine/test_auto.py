@@ -7,7 +7,6 @@ that rule makes it fail.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from bot.engine.auto import AutoDecision, AutoPolicy
 from bot.engine.model import MoveRequest
 from bot.health.state import Health
 from bot.inventory import Inventory
+from bot.values import replace
 
 INVENTORY = """
 defaults: {username: ops, key_file: /k, known_hosts: /kh}
@@ -53,8 +53,8 @@ def clock() -> Clock:
 
 def _auto(inv: Inventory, **changes: Any) -> Inventory:
     """`inv` with policy.auto_failover fields replaced."""
-    auto = dataclasses.replace(inv.policy.auto_failover, **changes)
-    return dataclasses.replace(inv, policy=dataclasses.replace(inv.policy, auto_failover=auto))
+    auto = replace(inv.policy.auto_failover, **changes)
+    return replace(inv, policy=replace(inv.policy, auto_failover=auto))
 
 
 def _health(**states: Health) -> dict[tuple[str, str], Health]:

@@ -5,7 +5,6 @@ Needs root (network namespaces); CI runs these as root.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import subprocess
@@ -24,6 +23,7 @@ from bot.engine.model import MoveRequest
 from bot.engine.pipeline import Engine
 from bot.inventory import Inventory
 from bot.state import StateStore
+from bot.values import replace
 from lab import Lab
 
 pytestmark = pytest.mark.lab
@@ -141,7 +141,7 @@ def test_route_that_cannot_be_installed_is_rolled_back_and_verified(lab: Lab, la
     # A kernel route added behind zebra's back beats any static: the new static never reaches the FIB.
     kernel = ["ip", "route", "add", str(A), "via", str(WEB1), "metric", "0"]
     lab.exec("r1", kernel)
-    inv = dataclasses.replace(lab_inv, policy=dataclasses.replace(lab_inv.policy, verify_timeout=2.0))
+    inv = replace(lab_inv, policy=replace(lab_inv.policy, verify_timeout=2.0))
     engine = engine_for(inv)
     try:
         outcome = engine.run(req("www-a", "web2"), allow_risky=True)
@@ -234,7 +234,7 @@ from bot.engine.pipeline import Engine
 from bot.state import StateStore
 import dataclasses
 inv = load_inventory(sys.argv[1])
-inv = dataclasses.replace(inv, state_url=sys.argv[2])
+inv = replace(inv, state_url=sys.argv[2])
 engine = Engine(inv, StateStore(inv.state_url), probe_source=inv.probe.source)
 engine.on_step = lambda step: os._exit(9)   # the process dies between apply and verify
 engine.run(MoveRequest(kind="service", target="www-a", actor="carol", source="test", to_host="web2"),

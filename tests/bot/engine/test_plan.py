@@ -13,6 +13,7 @@ from bot.engine.model import MoveRequest, Plan, Refusal
 from bot.engine.plan import make_plan
 from bot.health.state import Health
 from bot.inventory import Inventory
+from bot.values import replace
 from bot.views import plan_parts
 
 A, B, D = (IPv4Network(p) for p in ("198.51.100.32/27", "198.51.100.64/27", "198.51.100.96/27"))
@@ -56,15 +57,14 @@ def test_service_goes_to_first_healthy_host_in_preference(inv: Inventory) -> Non
 
 
 def test_the_save_step_is_shown_only_where_the_engine_will_save(inv: Inventory) -> None:
-    import dataclasses
 
     health = all_up(inv, www_a__web1=Health.DOWN, www_d__web1=Health.DOWN)
     assert make_plan(inv, req("www-a"), live(), health).commands["r1"][-1] == "write memory"
     assert "write memory" not in make_plan(inv, req("www-d"), live(), health).commands["r2"]  # linux
-    unsaved = dataclasses.replace(inv, policy=dataclasses.replace(inv.policy, save_after_change=False))
+    unsaved = replace(inv, policy=replace(inv.policy, save_after_change=False))
     assert "write memory" not in make_plan(unsaved, req("www-a"), live(), health).commands["r1"]
-    no_save = dataclasses.replace(inv, routers={**inv.routers, "r1": dataclasses.replace(inv.routers["r1"],
-                                                                                       save_config=False)})
+    r1 = inv.routers["r1"]
+    no_save = replace(inv, routers={**inv.routers, "r1": replace(r1, options=replace(r1.options, save_config=False))})
     assert "write memory" not in make_plan(no_save, req("www-a"), live(), health).commands["r1"]
 
 
@@ -113,8 +113,7 @@ def test_linux_router_plan_shows_an_atomic_replace(inv: Inventory) -> None:
 
 
 def test_requested_target_must_be_allowed_and_not_in_maintenance(inv: Inventory) -> None:
-    small = inv.services["www-a"]
-    object.__setattr__(small, "hosts", ("web1", "web2"))
+    inv = replace(inv, services={**inv.services, "www-a": replace(inv.services["www-a"], hosts=("web1", "web2"))})
     with pytest.raises(Refusal, match=r"web3 may not serve www-a \(allowed: web1, web2\)"):
         make_plan(inv, req("www-a", to="web3"), live(), all_up(inv))
     with pytest.raises(Refusal, match="web2 is in maintenance"):
@@ -235,7 +234,8 @@ def test_risk_drift(inv: Inventory) -> None:
 
 
 def test_risk_rules_can_be_switched_off(inv: Inventory) -> None:
-    object.__setattr__(inv.policy.risky, "moves_from_healthy_host", False)
+    # A copy, never the object itself: models share their default parts, so a mutation leaks into other tests.
+    inv = replace(inv, policy=replace(inv.policy, risky=replace(inv.policy.risky, moves_from_healthy_host=False)))
     assert not make_plan(inv, req("www-a", to="web2"), live(), all_up(inv)).risky
 
 
