@@ -10,51 +10,23 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from ipaddress import IPv4Address, IPv4Network
 
-from bot.drivers import RouteMove, RouterDriver, Transcript, driver_class
+from bot.drivers import RouterDriver, driver_class
 from bot.drivers.errors import DriverError
 from bot.engine.devices import Devices
 from bot.engine.live import Expected, LiveTable
-from bot.engine.model import MoveRequest, Outcome, Plan, PlannedMove, Refusal, move_kind
+from bot.engine.model import MoveRequest, Outcome, Plan, Refusal, Status, move_kind
 from bot.engine.plan import make_plan
+from bot.engine.transaction import MoveTransaction, RouterChange
 from bot.health.checks import CheckResult, run_check
 from bot.health.live import HealthSource, LiveHealth
 from bot.inventory import CheckSpec, Inventory
 from bot.state import StateStore
-from bot.state.errors import BadTransition, DuplicateRequest, LockHeld, LockLost
+from bot.state.errors import DuplicateRequest, LockHeld, LockLost
 
 log = logging.getLogger("lasthop.engine")
-
-
-@dataclass
-class _Run:
-    """Book-keeping of one router's change while it runs."""
-
-    router: str
-    moves: list[PlannedMove]
-    change_id: str = ""
-    transcript: list[str] = field(default_factory=list)
-    timings: dict[str, int] = field(default_factory=dict)
-    lines: list[str] = field(default_factory=list)
-    risk_accepted: bool = False  # a risky plan run without approval (the CLI's --accept-risk): audited as such
-    holder: str = ""  # whose router lock this runs under; refreshed at every step
-
-    def add(self, t: Transcript) -> None:
-        if t.exchanges:
-            self.transcript.append(t.text())
-
-
-@contextmanager
-def _timed(timings: dict[str, int], step: str) -> Iterator[None]:
-    start = time.monotonic()
-    try:
-        yield
-    finally:
-        timings[step] = timings.get(step, 0) + int((time.monotonic() - start) * 1000)
 
 
 class Engine:
@@ -176,26 +148,20 @@ class Engine:
                 risk_accepted: bool = False) -> Outcome:
         req = plan.request
         what = f"{'dry run' if req.dry_run else 'change'} by {req.actor} ({req.source})"
-        outcome = Outcome("done" if not req.dry_run else "dry-run", plan)
-        with ExitStack() as locks:
-            try:
-                for router in plan.routers:  # sorted: two plans never wait on each other in a cycle
-                    locks.enter_context(self.store.router_lock(router, holder=holder, info=what))
-            except LockHeld as e:
-                self._audit(req, "move", "refused", str(e), plan)
-                return Outcome("refused", plan, [str(e)])
-            for router in plan.routers:
-                run = _Run(router, [m for m in plan.moves if m.router == router], risk_accepted=risk_accepted,
-                           holder=holder)
-                status = self._one_router(plan, run, approved_by, idempotency_key)
-                outcome.lines.extend(run.lines)
-                outcome.transcript += "\n".join(run.transcript)
-                for k, v in run.timings.items():
-                    outcome.timings_ms[k] = outcome.timings_ms.get(k, 0) + v
-                outcome.change_id = outcome.change_id or run.change_id or None
-                if status != "done":
-                    outcome.status = status  # type: ignore[assignment]
+        try:
+            tx = MoveTransaction.open(self.store, plan, holder=holder, info=what, approved_by=approved_by,
+                                      risk_accepted=risk_accepted)
+        except LockHeld as e:
+            self._audit(req, "move", "refused", str(e), plan)
+            return Outcome("refused", plan, [str(e)])
+        status: Status = "dry-run" if req.dry_run else "done"
+        with tx:
+            for change in tx.each_router():
+                result = self._one_router(tx, change, idempotency_key)
+                if result != "done":
+                    status = result
                     break
+        outcome = tx.outcome(status)
         if outcome.status in ("done", "dry-run"):
             outcome.lines.extend(plan.notes)  # every front end, the automatic move's notice too, tells them
         return outcome
@@ -210,91 +176,88 @@ class Engine:
         self._audit(plan.request, "move", "duplicate", text, plan)
         return Outcome("noop", plan, [text], change_id=changes[0].id if changes else None)
 
-    def _one_router(self, plan: Plan, run: _Run, approved_by: str | None, key: str | None) -> str:
-        req = plan.request
-        driver = self.devices.router(run.router)
-        started = time.monotonic()
-        route_moves = [m.route for m in run.moves]
+    def _one_router(self, tx: MoveTransaction, change: RouterChange, key: str | None) -> Status:
+        plan, req = tx.plan, tx.plan.request
+        driver = self.devices.router(change.router)
         try:
-            with _timed(run.timings, "precheck_ms"):
-                self._precheck(driver, run)
-                self._same_as_planned(driver, run, route_moves)
-                self._hold(run)
+            with change.timed("precheck_ms"):
+                self._precheck(driver, change)
+                self._same_as_planned(driver, change)
+                change.hold()
         except (Refusal, DriverError, LockLost) as e:
             driver.discard()
-            run.lines.append(f"pre-check failed, nothing changed: {e}")
+            change.lines.append(f"pre-check failed, nothing changed: {e}")
             self._audit(req, "precheck", "refused", str(e), plan)
             return "refused"
         if req.dry_run:
             driver.discard()
-            run.lines.append(f"pre-checks passed on {run.router}")  # the heading says nothing changed
+            change.lines.append(f"pre-checks passed on {change.router}")  # the heading says nothing changed
             self._audit(req, "dry-run", "ok", "; ".join(plan.summary), plan)
             return "done"
         try:
-            change = self.store.create_change(
-                router=run.router,
-                moves=[m.to_record() for m in route_moves],
-                requested_by=req.actor, source=req.source,
-                idempotency_key=f"{key}:{run.router}" if key else None,
-                kind=move_kind(req, approved_by),
-            )
+            change.begin(key)
         except DuplicateRequest as e:
             driver.discard()
-            existing = self.store.get_change(e.change_id)
-            state = existing.status if existing else "unknown"
-            run.lines.append(f"already requested: change {e.change_id[:8]} is {state}; not run again")
-            return "done" if state == "done" else "refused"
-        run.change_id = change.id
-        self.store.set_change_status(change.id, "applying")
-        router = self.inv.routers[run.router]
+            return self._already(change, e)
+        change.applying()
         try:
-            with _timed(run.timings, "apply_ms"):
-                run.add(driver.commit(confirm_timeout=self.inv.policy.verify_timeout))
+            with change.timed("apply_ms"):
+                change.add(driver.commit(confirm_timeout=self.inv.policy.verify_timeout))
             self.on_step("applied")
-            self._hold(run)
-            self.store.set_change_status(change.id, "verifying")
-            with _timed(run.timings, "verify_ms"):
-                self._verify(driver, run)
-            self._hold(run)
-            if driver.has_pending_commit():
-                # Only after lasthop's own verification: a commit that is never confirmed is
-                # undone by the router itself, which is the point of arming it.
-                run.add(driver.confirm())
+            change.hold()
+            change.verifying()
+            with change.timed("verify_ms"):
+                self._verify(driver, change)
+            change.hold()
+            # Only after lasthop's own verification: a commit that is never confirmed is
+            # undone by the router itself, which is the point of arming it.
+            change.confirm(driver)
         except LockLost as e:
             # Another process holds the router now and may be changing it: touching it again could
             # undo that change. The router is left as it is, for a person (and reconcile) to settle.
             text = f"lost the router's lock in the middle of the change, left as it is: {e}"
-            run.lines.append(text)
-            self.store.set_change_status(change.id, "needs_human", error=text)
-            self._audit(req, "move", "needs_human", text, plan, transcript="\n".join(run.transcript),
-                        change_id=change.id, risk_accepted=run.risk_accepted)
+            change.lines.append(text)
+            change.needs_human(text)
+            self._audit(req, "move", "needs_human", text, plan, transcript=change.transcript_text(),
+                        change_id=change.change_id, risk_accepted=change.risk_accepted)
             return "needs_human"
         except (DriverError, Refusal) as e:
-            return self._roll_back(plan, run, driver, str(e), started)
-        if router.save_config and self.inv.policy.save_after_change and driver.saves:
-            try:
-                with _timed(run.timings, "save_ms"):
-                    run.add(driver.save_config())
-            except DriverError as e:
-                # The move is live and verified; an unsaved config is a warning, not a failure.
-                run.lines.append(f"warning: saving the configuration failed: {e}")
-        total = int((time.monotonic() - started) * 1000)
-        run.timings["total_ms"] = total
-        for m in run.moves:
-            run.lines.append(f"{m.service}: {m.from_host or 'no route'} -> {m.to_host}, verified in the FIB")
-        self.store.set_change_status(change.id, "done", result={"timings_ms": run.timings})
-        self._audit(req, "move", "done", "; ".join(plan.summary), plan, transcript="\n".join(run.transcript),
-                    duration_ms=total, change_id=change.id, approved_by=approved_by, risk_accepted=run.risk_accepted)
+            return self._roll_back(tx, change, driver, str(e))
+        self._save(driver, change)
+        for m in change.moves:
+            change.lines.append(f"{m.service}: {m.from_host or 'no route'} -> {m.to_host}, verified in the FIB")
+        total = change.done()
+        self._audit(req, "move", "done", "; ".join(plan.summary), plan, transcript=change.transcript_text(),
+                    duration_ms=total, change_id=change.change_id, approved_by=tx.approved_by,
+                    risk_accepted=change.risk_accepted)
         return "done"
 
-    def _precheck(self, driver: RouterDriver, run: _Run) -> None:
+    def _already(self, change: RouterChange, e: DuplicateRequest) -> Status:
+        """The same request made this router's change before: say how that one stands, run nothing."""
+        existing = self.store.get_change(e.change_id)
+        state = existing.status if existing else "unknown"
+        change.lines.append(f"already requested: change {e.change_id[:8]} is {state}; not run again")
+        return "done" if state == "done" else "refused"
+
+    def _save(self, driver: RouterDriver, change: RouterChange) -> None:
+        router = self.inv.routers[change.router]
+        if not (router.save_config and self.inv.policy.save_after_change and driver.saves):
+            return
+        try:
+            with change.timed("save_ms"):
+                change.add(driver.save_config())
+        except DriverError as e:
+            # The move is live and verified; an unsaved config is a warning, not a failure.
+            change.lines.append(f"warning: saving the configuration failed: {e}")
+
+    def _precheck(self, driver: RouterDriver, change: RouterChange) -> None:
         """Live, right before acting: the plan's starting point still holds and the target is ready."""
-        for m in run.moves:
+        for m in change.moves:
             now = driver.fib_next_hops(m.prefix)
             start = {m.from_hop} if m.from_hop else set()
             if now != start:
                 have = ", ".join(map(str, sorted(now))) or "no route"
-                raise Refusal(f"{run.router}'s route for {m.prefix} changed since the plan: now {have}")
+                raise Refusal(f"{change.router}'s route for {m.prefix} changed since the plan: now {have}")
             result = self.health.check(m.service, m.to_host)
             if not result.ok:
                 raise Refusal(f"{m.to_host} fails its health check for {m.service}: {result.detail}")
@@ -303,32 +266,27 @@ class Engine:
                 missing = ", ".join(map(str, vips.missing))
                 raise Refusal(f"{m.to_host} lacks {missing} on its loopback: it cannot serve {m.service}")
 
-    def _hold(self, run: _Run) -> None:
-        """Renew our lock on the router between steps, so a slow change never outlives it; LockLost if it did."""
-        if run.holder:
-            self.store.refresh_lock(run.router, holder=run.holder)
-
-    def _same_as_planned(self, driver: RouterDriver, run: _Run, moves: list[RouteMove]) -> None:
+    def _same_as_planned(self, driver: RouterDriver, change: RouterChange) -> None:
         """The router's own session would send exactly what the plan showed, or nothing is sent."""
-        router = self.inv.routers[run.router]
-        driver.load(moves)
-        planned = driver_class(router.driver).change_lines(moves, router.revert_seconds)
+        router = self.inv.routers[change.router]
+        driver.load(change.routes)
+        planned = driver_class(router.driver).change_lines(change.routes, router.revert_seconds)
         sent = driver.compare()
         if sent != planned:
-            raise Refusal(f"{run.router}'s configuration is not what the plan assumed: the change would send "
+            raise Refusal(f"{change.router}'s configuration is not what the plan assumed: the change would send "
                           f"{' / '.join(sent) or 'nothing'} instead of the plan's {' / '.join(planned)}")
 
-    def _verify(self, driver: RouterDriver, run: _Run) -> None:
+    def _verify(self, driver: RouterDriver, change: RouterChange) -> None:
         timeout = self.inv.policy.verify_timeout
-        for m in run.moves:
+        for m in change.moves:
             driver.wait_for_fib(m.prefix, m.to_hop, timeout=timeout)
         if self.probe_vips:
-            for m in run.moves:
+            for m in change.moves:
                 svc = self.inv.services[m.service]
                 for vip in m.vips:
                     result = self._probe(vip, svc.check, timeout)
                     if not result.ok:
-                        raise Refusal(f"{vip} does not answer through {run.router}: {result.detail}")
+                        raise Refusal(f"{vip} does not answer through {change.router}: {result.detail}")
 
     def _probe(self, vip: IPv4Address, check: CheckSpec, timeout: float) -> CheckResult:
         """The VIP as clients reach it, retried briefly: the first packets may race the FIB."""
@@ -339,60 +297,46 @@ class Engine:
                 return result
             time.sleep(0.2)
 
-    def _roll_back(self, plan: Plan, run: _Run, driver: RouterDriver, error: str, started: float) -> str:
-        req = plan.request
-        run.lines.append(f"change failed: {error}")
+    def _roll_back(self, tx: MoveTransaction, change: RouterChange, driver: RouterDriver, error: str) -> Status:
+        plan, req = tx.plan, tx.plan.request
+        change.lines.append(f"change failed: {error}")
         try:
-            with _timed(run.timings, "rollback_ms"):
-                driver.close()  # the failed session may be dead or stuck in config mode
-                # The driver's rollback, not a reversed move: a commit pending on the router's own
-                # revert timer is cancelled there first, so it cannot undo the rollback minutes later.
-                run.add(driver.rollback(confirm_timeout=self.inv.policy.verify_timeout))
+            change.roll_back(driver, confirm_timeout=self.inv.policy.verify_timeout)
         except DriverError as e2:
-            text = f"ROLLBACK FAILED, a human is needed: {e2}"
-            run.lines.append(text)
-            self.store.set_change_status(run.change_id, "needs_human", error=f"{error}; rollback: {e2}")
+            change.lines.append(f"ROLLBACK FAILED, a human is needed: {e2}")
+            change.needs_human(f"{error}; rollback: {e2}")
             self._audit(req, "rollback", "failed", f"{error}; rollback: {e2}", plan,
-                        transcript="\n".join(run.transcript), change_id=run.change_id, risk_accepted=run.risk_accepted)
+                        transcript=change.transcript_text(), change_id=change.change_id,
+                        risk_accepted=change.risk_accepted)
             return "needs_human"
-        back = [f"{m.prefix} via {m.from_hop}" if m.from_hop else f"{m.prefix} removed" for m in run.moves]
-        run.lines.append("rolled back to " + ", ".join(back) + ", verified")
-        run.timings["total_ms"] = int((time.monotonic() - started) * 1000)
-        self.store.set_change_status(run.change_id, "rolled_back", error=error)
-        self._audit(req, "rollback", "rolled_back", error, plan, transcript="\n".join(run.transcript),
-                    duration_ms=run.timings["total_ms"], change_id=run.change_id, risk_accepted=run.risk_accepted)
+        back = [f"{m.prefix} via {m.old}" if m.old else f"{m.prefix} removed" for m in change.routes]
+        change.lines.append("rolled back to " + ", ".join(back) + ", verified")
+        total = change.rolled_back(error)
+        self._audit(req, "rollback", "rolled_back", error, plan, transcript=change.transcript_text(),
+                    duration_ms=total, change_id=change.change_id, risk_accepted=change.risk_accepted)
         return "rolled_back"
 
     # -- after a crash -------------------------------------------------------------
     def reconcile(self) -> list[str]:
         """Changes that were in flight when a process died, settled against the live routers."""
         notes: list[str] = []
-        for change in self.store.changes_in_flight():
+        for record in self.store.changes_in_flight():
             try:
-                moves = [RouteMove.from_record(m) for m in change.moves]
+                change = RouterChange.load(self.store, record)
                 driver = self.devices.router(change.router)
-                live = {m.prefix: driver.fib_next_hops(m.prefix) for m in moves}
+                live = {m.prefix: driver.fib_next_hops(m.prefix) for m in change.routes}
             except ValueError as e:
-                notes.append(f"change {change.id[:8]} on {change.router}: {e}; left open")
+                notes.append(f"change {record.id[:8]} on {record.router}: {e}; left open")
                 continue
             except (DriverError, KeyError) as e:
-                notes.append(f"change {change.id[:8]} on {change.router}: cannot read the router ({e}); left open")
+                notes.append(f"change {record.id[:8]} on {record.router}: cannot read the router ({e}); left open")
                 continue
-            new = all(live[m.prefix] == {m.new} for m in moves)
-            old = all(live[m.prefix] == ({m.old} if m.old else set()) for m in moves)
-            if new:
-                status, text = "done", "the router shows every new next hop: finished"
-            elif old:
-                status, text = "rolled_back", "the router still shows the old next hops: it never took effect"
-            else:
-                status, text = "needs_human", "the router shows neither the old nor the new next hops"
-            try:
-                self.store.set_change_status(change.id, status, error=f"reconciled after restart: {text}")
-            except BadTransition:
+            status, text = change.judge(live)
+            if not change.settle(status, text):
                 continue  # another process settled it between our read and now: its verdict stands
-            self.store.audit(actor="lasthop", source="reconcile", action="reconcile", target=change.router,
-                             result=status, detail=text, change_id=change.id)
-            notes.append(f"change {change.id[:8]} on {change.router} ({change.status}): {text}")
+            self.store.audit(actor="lasthop", source="reconcile", action="reconcile", target=record.router,
+                             result=status, detail=text, change_id=record.id)
+            notes.append(f"change {record.id[:8]} on {record.router} ({record.status}): {text}")
         return notes
 
     # -- audit ----------------------------------------------------------------------
