@@ -158,6 +158,20 @@ def test_the_make_before_break_wait_takes_a_resolved_next_hop_junos_does_not_for
         d.wait_for_fib(B, WEB2, timeout=0)  # the exact verification reads what forwards
 
 
+def test_a_make_before_break_wait_that_times_out_names_the_active_routes_next_hops() -> None:
+    s = RecordingBlocks(set(), {"show route 198.51.100.48/28 exact table inet.0 | display json":
+                                (DATA / "route_two_next_hops.json").read_text()})
+    d = JunosDriver(SPEC)
+    d.cli = s  # type: ignore[assignment]
+    with pytest.raises(VerifyTimeout) as e:
+        d.wait_for_fib(B, {WEB2, WEB3}, exact=False, timeout=0)
+    assert str(e.value) == ("mx1: 198.51.100.48/28's active route has next hops 192.0.2.2, 192.0.2.3 after 0s "
+                            "(expected 192.0.2.3, 192.0.2.4 among them)")
+    with pytest.raises(VerifyTimeout) as e:
+        d.wait_for_fib(B, WEB2, timeout=0)
+    assert str(e.value) == "mx1: 198.51.100.48/28 still points at 192.0.2.2 after 0s (expected 192.0.2.3)"
+
+
 def test_reads_go_through_the_junos_parsers() -> None:
     s = RecordingBlocks(set(), {
         "show route protocol static table inet.0 | display json":
