@@ -29,14 +29,14 @@ flash (juniper.conf.gz, with the rollback history); there is no running/startup 
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv4Network
 
 from bot.drivers.base import (
     ConfigBlock,
     DeviceSpec,
     ExecLine,
+    FibReading,
     RevertSupport,
     RouterDriver,
     StaticRoute,
@@ -45,7 +45,7 @@ from bot.drivers.base import (
     WaitFib,
 )
 from bot.drivers.block_session import BlockSession
-from bot.drivers.errors import CommandRejected, VerifyTimeout
+from bot.drivers.errors import CommandRejected
 from bot.drivers.junos_commands import (
     CANCEL_CONFIRMED,
     COMMIT,
@@ -137,17 +137,7 @@ class JunosDriver(RouterDriver):
         # from `show route`, and deleting it still needs its statement.
         return parse_static_set(self.name, self.cli.show("show configuration routing-options static | display set"))
 
-    def wait_for_fib(
-        self,
-        prefix: IPv4Network,
-        expected: set[IPv4Address] | IPv4Address,
-        *,
-        timeout: float = 10.0,
-        interval: float = 0.1,
-        exact: bool = True,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> set[IPv4Address]:
+    def _fib_reading(self, prefix: IPv4Network, exact: bool) -> FibReading:
         """As the base, except the make-before-break wait (`exact=False`).
 
         Junos forwards a static with two next hops over only the one it marks selected,
@@ -158,22 +148,9 @@ class JunosDriver(RouterDriver):
         verification after the change still reads what forwards.
         """
         if exact:
-            return super().wait_for_fib(prefix, expected, timeout=timeout, interval=interval,
-                                        exact=True, clock=clock, sleep=sleep)
-        want = {expected} if isinstance(expected, IPv4Address) else set(expected)
-        deadline = clock() + timeout
-        while True:
-            seen = self.usable_next_hops(prefix)
-            if want <= seen:
-                return seen
-            if clock() >= deadline:
-                have = ", ".join(sorted(map(str, seen))) or "no route"
-                raise VerifyTimeout(
-                    self.name,
-                    f"{prefix}'s active route has next hops {have} after {timeout:g}s "
-                    f"(expected {', '.join(sorted(map(str, want)))} among them)",
-                )
-            sleep(interval)
+            return super()._fib_reading(prefix, exact)
+        return FibReading(self.usable_next_hops(prefix), "{prefix}'s active route has next hops {have} "
+                          "after {timeout:g}s (expected {want} among them)")
 
     # -- transport -----------------------------------------------------------------
     def _confirmed_commit_pending(self, transcript: Transcript) -> bool:
