@@ -34,17 +34,15 @@ from ipaddress import IPv4Address, IPv4Network
 
 from bot.drivers.base import (
     ConfigBlock,
-    DeviceSpec,
     ExecLine,
     FibReading,
     RevertSupport,
-    RouterDriver,
     StaticRoute,
     Step,
     Transcript,
     WaitFib,
 )
-from bot.drivers.block_session import BlockSession
+from bot.drivers.block_session import BlockSessionDriver
 from bot.drivers.errors import CommandRejected
 from bot.drivers.junos_commands import (
     CANCEL_CONFIRMED,
@@ -67,24 +65,11 @@ ABANDON = ("rollback 0", LEAVE)
 ERROR = re.compile(r"^\s*(?:error:|syntax error\b|unknown command\b|missing argument\b|invalid \w+)", re.M)
 
 
-def _expect(line: str) -> str | None:
-    # A commit that did not print this did not happen, whatever else it printed.
-    if line.startswith(COMMIT):
-        return "commit complete"
-    if line.startswith("rollback "):
-        return "load complete"
-    return None
-
-
-class JunosDriver(RouterDriver):
+class JunosDriver(BlockSessionDriver):
     kind = "juniper_junos"
     saves = False
     # `commit confirmed <1-65535>` counts whole minutes.
     revert_support = RevertSupport(60, MAX_CONFIRM_MINUTES * 60, step_seconds=60)
-
-    def __init__(self, spec: DeviceSpec, *, revert_seconds: int | None = None) -> None:
-        super().__init__(spec, revert_seconds=revert_seconds)
-        self.cli = BlockSession(spec, "juniper_junos", error=ERROR, expect=_expect, abandon=ABANDON)
 
     # -- rendering -----------------------------------------------------------------
     @classmethod
@@ -153,19 +138,26 @@ class JunosDriver(RouterDriver):
                           "after {timeout:g}s (expected {want} among them)")
 
     # -- transport -----------------------------------------------------------------
+    refusal = ERROR
+    abandon = ABANDON
+
+    @staticmethod
+    def _expect(line: str) -> str | None:
+        # A commit that did not print this did not happen, whatever else it printed.
+        if line.startswith(COMMIT):
+            return "commit complete"
+        if line.startswith("rollback "):
+            return "load complete"
+        return None
+
     def _confirmed_commit_pending(self, transcript: Transcript) -> bool:
         return commit_confirmed_pending(self.name, self.cli.show("show system commit", transcript))
 
     def _send(self, step: ConfigBlock | ExecLine, transcript: Transcript) -> None:
-        if isinstance(step, ExecLine):
-            self.cli.exec_line(step.command, transcript, expect=step.expect)
-            return
         # Unlike IOS's `configure revert now`, `rollback 1` + `commit` is never refused: with
         # nothing pending it would undo whatever was committed last, ours or someone else's.
         # So the device is asked first, and a cancel with nothing to cancel is refused here.
-        if step.lines == CANCEL_CONFIRMED and not self._confirmed_commit_pending(transcript):
+        if (isinstance(step, ConfigBlock) and step.lines == CANCEL_CONFIRMED
+                and not self._confirmed_commit_pending(transcript)):
             raise CommandRejected(self.name, ROLLBACK, "no commit confirmed is pending: nothing to cancel")
-        self.cli.send_block(step, transcript)
-
-    def close(self) -> None:
-        self.cli.close()
+        super()._send(step, transcript)
