@@ -11,7 +11,7 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 import pytest
-from support.blocks import RecordingBlocks, sent
+from support.blocks import RecordingBlocks, sent, wired
 
 from bot.drivers.base import DeviceSpec, RouteMove
 from bot.drivers.errors import DriverError, VerifyTimeout
@@ -30,16 +30,9 @@ CONFIRMED = "0   2024-05-02 10:43:00 UTC by ops via cli\n1   2024-05-02 10:41:07
 
 
 def driver_with(session: RecordingBlocks, revert: int | None = None) -> JunosDriver:
-    d = JunosDriver(SPEC, revert_seconds=revert)
-
-    def hops(prefix: IPv4Network) -> set[IPv4Address]:
-        session.events.append(f"fib? {prefix}")
-        return {h for p, h in session.routes if p == prefix}
-
-    d.configured = lambda: set(session.routes)  # type: ignore[method-assign]
-    d.fib_next_hops = hops  # type: ignore[method-assign]
-    d.usable_next_hops = hops  # type: ignore[method-assign]
-    d.cli = session  # type: ignore[assignment]
+    d = wired(JunosDriver(SPEC, revert_seconds=revert), session)
+    # The make-before-break wait reads the active route: here, the same table.
+    d.usable_next_hops = session.fib_next_hops  # type: ignore[method-assign]
     return d
 
 
