@@ -55,8 +55,7 @@ _DIGEST = 8
 def route_line(prefix: IPv4Network, next_hop: IPv4Address) -> str:
     # EOS takes a word after the prefix as an interface name, so only an
     # address object may stand there.
-    if not isinstance(prefix, IPv4Network) or not isinstance(next_hop, IPv4Address):
-        raise TypeError("route_line takes an IPv4Network and an IPv4Address")
+    route_lines.require_route(prefix, next_hop, "route_line takes an IPv4Network and an IPv4Address")
     return f"ip route {prefix.with_prefixlen} {next_hop}"
 
 

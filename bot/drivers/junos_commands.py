@@ -45,8 +45,7 @@ CANCEL_CONFIRMED = (ROLLBACK, COMMIT)
 def _route_path(prefix: IPv4Network, next_hop: IPv4Address) -> str:
     # Junos reads a word after `next-hop` as an interface name, so only an
     # address object may stand there.
-    if not isinstance(prefix, IPv4Network) or not isinstance(next_hop, IPv4Address):
-        raise TypeError("Junos route lines take an IPv4Network and an IPv4Address")
+    route_lines.require_route(prefix, next_hop, "Junos route lines take an IPv4Network and an IPv4Address")
     return f"routing-options static route {prefix.with_prefixlen} next-hop {next_hop}"
 
 

@@ -1,8 +1,8 @@
-"""The order a change's route lines come in, whatever the vendor: every add, then every remove.
+"""What every vendor's route lines share: the type guard, and the order (every add, then every remove).
 
 Each vendor's `*_commands` module holds only its own line templates (one route in, one
-line out, from typed values); this is the one place that guards the moves and orders the
-lines, so two vendors cannot drift apart on what a change sends first.
+line out, from typed values); this is the one place that guards what reaches a line and
+orders the lines, so two vendors cannot drift apart on either.
 """
 
 from __future__ import annotations
@@ -12,9 +12,19 @@ from ipaddress import IPv4Address, IPv4Network
 
 from bot.drivers.base import RouteMove
 
-__all__ = ["RouteLine", "change_lines"]
+__all__ = ["RouteLine", "change_lines", "require_route"]
 
 RouteLine = Callable[[IPv4Network, IPv4Address], str]
+
+
+def require_route(prefix: IPv4Network, next_hop: IPv4Address, refusal: str) -> None:
+    """Raise TypeError(`refusal`) unless `prefix` is an IPv4Network and `next_hop` an IPv4Address.
+
+    Checked at run time whatever the annotations say: this is the last guard before a value
+    is written into a line, and a vendor may read a stray word there as something else.
+    """
+    if not isinstance(prefix, IPv4Network) or not isinstance(next_hop, IPv4Address):
+        raise TypeError(refusal)
 
 
 def change_lines(moves: Sequence[RouteMove], add: RouteLine, remove: RouteLine) -> list[str]:
