@@ -35,16 +35,13 @@ from typing import Literal
 
 from bot.drivers.base import (
     ConfigBlock,
-    DeviceSpec,
     ExecLine,
     RevertSupport,
-    RouterDriver,
     StaticRoute,
     Step,
-    Transcript,
     WaitFib,
 )
-from bot.drivers.block_session import BlockSession
+from bot.drivers.block_session import BlockSessionDriver
 from bot.drivers.cli_session import ERROR_PATTERN
 from bot.drivers.eos_commands import (
     ABORT,
@@ -73,17 +70,12 @@ class EosOptions(RevertOptions):
     driver: Literal["arista_eos"]
 
 
-class EosDriver(RouterDriver):
+class EosDriver(BlockSessionDriver):
     kind = "arista_eos"
     options = EosOptions
     saves = True
     # `commit timer HH:MM:SS`: whole seconds, under a day (eos_commands).
     revert_support = RevertSupport(1, MAX_COMMIT_TIMER_SECONDS)
-
-    def __init__(self, spec: DeviceSpec, *, revert_seconds: int | None = None) -> None:
-        super().__init__(spec, revert_seconds=revert_seconds)
-        # On a refusal inside a session, `abort` discards it: nothing of it was committed.
-        self.cli = BlockSession(spec, "arista_eos", error=ERROR, expect=lambda line: None, abandon=(ABORT,))
 
     # -- rendering -----------------------------------------------------------------
     @classmethod
@@ -139,11 +131,5 @@ class EosDriver(RouterDriver):
         return parse_static_config(self.name, default_vrf)
 
     # -- transport -----------------------------------------------------------------
-    def _send(self, step: ConfigBlock | ExecLine, transcript: Transcript) -> None:
-        if isinstance(step, ConfigBlock):
-            self.cli.send_block(step, transcript)
-        else:
-            self.cli.exec_line(step.command, transcript, expect=step.expect)
-
-    def close(self) -> None:
-        self.cli.close()
+    refusal = ERROR
+    abandon = (ABORT,)  # on a refusal inside a session, `abort` discards it: nothing of it was committed

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 from bot.drivers.errors import CommandRejected, DriverError, VerifyTimeout
 from bot.drivers.options import DriverOptions
@@ -144,6 +144,14 @@ class WaitFib:
 
 
 Step = ConfigBlock | ExecLine | WaitFib
+
+
+class FibReading(NamedTuple):
+    """One poll of `wait_for_fib`: the next hops it compares with what it expects, and what a
+    timeout says of them (a `str.format` template over prefix, have, timeout and want)."""
+
+    hops: set[IPv4Address]
+    timeout_message: str = "{prefix} still points at {have} after {timeout:g}s (expected {want})"
 
 
 def _everything(prefix: IPv4Network, hop: IPv4Address) -> bool | None:
@@ -412,26 +420,28 @@ class RouterDriver(ABC):
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> set[IPv4Address]:
-        """Poll the FIB until `prefix` uses `expected` (exactly, or at least, as asked).
+        """Poll the FIB (`_fib_reading`) until `prefix` uses `expected` (exactly, or at least, as asked).
 
         Installing a route is asynchronous on most routers (zebra queues it to
         the kernel), so a change is never assumed done: it is seen or it fails.
         """
         want = {expected} if isinstance(expected, IPv4Address) else set(expected)
         deadline = clock() + timeout
-        seen: set[IPv4Address] = set()
         while True:
-            seen = self.fib_next_hops(prefix)
+            reading = self._fib_reading(prefix, exact)
+            seen = reading.hops
             if (seen == want) if exact else want <= seen:
                 return seen
             if clock() >= deadline:
-                have = ", ".join(sorted(map(str, seen))) or "no route"
-                raise VerifyTimeout(
-                    self.name,
-                    f"{prefix} still points at {have} after {timeout:g}s "
-                    f"(expected {', '.join(sorted(map(str, want)))})",
-                )
+                raise VerifyTimeout(self.name, reading.timeout_message.format(
+                    prefix=prefix, have=", ".join(sorted(map(str, seen))) or "no route",
+                    timeout=timeout, want=", ".join(sorted(map(str, want)))))
             sleep(interval)
+
+    def _fib_reading(self, prefix: IPv4Network, exact: bool) -> FibReading:
+        """What one poll of `wait_for_fib` reads: what forwards. A kind whose make-before-break
+        wait (`exact=False`) must read something else overrides this, not the loop."""
+        return FibReading(self.fib_next_hops(prefix))
 
     @abstractmethod
     def close(self) -> None:

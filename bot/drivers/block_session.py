@@ -7,6 +7,10 @@ EOS session is left by its own `commit`. Here every line of the block, `enter` a
 included, goes out through `send_command` as written, so the transcript holds byte for byte
 the lines a plan showed. Only on a refusal is anything else sent: the dialect's `abandon`
 lines, which throw the half-made candidate away instead of leaving it for the next user.
+
+`BlockSessionDriver` is the driver side that Junos and EOS share: one such session, set up
+from the kind's refusal pattern, expected replies and abandon lines, and every step sent
+through it.
 """
 
 from __future__ import annotations
@@ -14,9 +18,9 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
-from bot.drivers.base import ConfigBlock, DeviceSpec, Transcript
+from bot.drivers.base import ConfigBlock, DeviceSpec, ExecLine, RouterDriver, Transcript
 from bot.drivers.cli_session import CliSession
 from bot.drivers.errors import CommandRejected, DriverError
 from bot.drivers.ssh import translated
@@ -88,3 +92,33 @@ class BlockSession(CliSession):
             if self._refused(command, reply) or (expect and expect not in reply):
                 raise CommandRejected(self.spec.name, command, reply)
             return reply
+
+
+class BlockSessionDriver(RouterDriver):
+    """A router whose every step goes through one `BlockSession` (Junos, EOS).
+
+    A kind sets `refusal` and `abandon`, and overrides `_expect` when a reply must say
+    something; the rest of its session is the same for each.
+    """
+
+    refusal: ClassVar[re.Pattern[str]]  # a reply that matches refuses the line
+    abandon: ClassVar[tuple[str, ...]]  # sent after a refusal inside a block, to drop the candidate
+
+    def __init__(self, spec: DeviceSpec, *, revert_seconds: int | None = None) -> None:
+        super().__init__(spec, revert_seconds=revert_seconds)
+        # A block-session kind is named as netmiko names its device type.
+        self.cli = BlockSession(spec, self.kind, error=self.refusal, expect=self._expect, abandon=self.abandon)
+
+    @staticmethod
+    def _expect(line: str) -> str | None:
+        """What the reply to `line` must contain to count as done; None: any reply not refused."""
+        return None
+
+    def _send(self, step: ConfigBlock | ExecLine, transcript: Transcript) -> None:
+        if isinstance(step, ConfigBlock):
+            self.cli.send_block(step, transcript)
+        else:
+            self.cli.exec_line(step.command, transcript, expect=step.expect)
+
+    def close(self) -> None:
+        self.cli.close()

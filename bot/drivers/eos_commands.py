@@ -24,6 +24,7 @@ import re
 from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv4Network
 
+from bot.drivers import route_lines
 from bot.drivers.base import RouteMove
 
 __all__ = [
@@ -54,8 +55,7 @@ _DIGEST = 8
 def route_line(prefix: IPv4Network, next_hop: IPv4Address) -> str:
     # EOS takes a word after the prefix as an interface name, so only an
     # address object may stand there.
-    if not isinstance(prefix, IPv4Network) or not isinstance(next_hop, IPv4Address):
-        raise TypeError("route_line takes an IPv4Network and an IPv4Address")
+    route_lines.require_route(prefix, next_hop, "route_line takes an IPv4Network and an IPv4Address")
     return f"ip route {prefix.with_prefixlen} {next_hop}"
 
 
@@ -115,14 +115,5 @@ def commit_timer(seconds: int) -> str:
 
 
 def change_lines(moves: Sequence[RouteMove]) -> list[str]:
-    """Every add, then every remove of an old next hop, in the order given.
-
-    The caller decides which adds to skip; this only renders. A move whose old
-    next hop is None (a new route) or equal to the new one removes nothing.
-    """
-    for move in moves:
-        if not isinstance(move, RouteMove):
-            raise TypeError("change_lines takes RouteMove values")
-    adds = [route_line(m.prefix, m.new) for m in moves]
-    removes = [no_route_line(m.prefix, m.old) for m in moves if m.old is not None and m.old != m.new]
-    return adds + removes
+    """EOS lines for `moves`: every add, then every remove (`route_lines.change_lines`)."""
+    return route_lines.change_lines(moves, route_line, no_route_line)

@@ -29,24 +29,22 @@ flash (juniper.conf.gz, with the rollback history); there is no running/startup 
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv4Network
 from typing import Literal
 
 from bot.drivers.base import (
     ConfigBlock,
-    DeviceSpec,
     ExecLine,
+    FibReading,
     RevertSupport,
-    RouterDriver,
     StaticRoute,
     Step,
     Transcript,
     WaitFib,
 )
-from bot.drivers.block_session import BlockSession
-from bot.drivers.errors import CommandRejected, VerifyTimeout
+from bot.drivers.block_session import BlockSessionDriver
+from bot.drivers.errors import CommandRejected
 from bot.drivers.junos_commands import (
     CANCEL_CONFIRMED,
     COMMIT,
@@ -69,31 +67,18 @@ ABANDON = ("rollback 0", LEAVE)
 ERROR = re.compile(r"^\s*(?:error:|syntax error\b|unknown command\b|missing argument\b|invalid \w+)", re.M)
 
 
-def _expect(line: str) -> str | None:
-    # A commit that did not print this did not happen, whatever else it printed.
-    if line.startswith(COMMIT):
-        return "commit complete"
-    if line.startswith("rollback "):
-        return "load complete"
-    return None
-
-
 class JunosOptions(RevertOptions):
     """Junos: `revert_timer` is the `commit confirmed` delay."""
 
     driver: Literal["juniper_junos"]
 
 
-class JunosDriver(RouterDriver):
+class JunosDriver(BlockSessionDriver):
     kind = "juniper_junos"
     options = JunosOptions
     saves = False
     # `commit confirmed <1-65535>` counts whole minutes.
     revert_support = RevertSupport(60, MAX_CONFIRM_MINUTES * 60, step_seconds=60)
-
-    def __init__(self, spec: DeviceSpec, *, revert_seconds: int | None = None) -> None:
-        super().__init__(spec, revert_seconds=revert_seconds)
-        self.cli = BlockSession(spec, "juniper_junos", error=ERROR, expect=_expect, abandon=ABANDON)
 
     # -- rendering -----------------------------------------------------------------
     @classmethod
@@ -146,17 +131,7 @@ class JunosDriver(RouterDriver):
         # from `show route`, and deleting it still needs its statement.
         return parse_static_set(self.name, self.cli.show("show configuration routing-options static | display set"))
 
-    def wait_for_fib(
-        self,
-        prefix: IPv4Network,
-        expected: set[IPv4Address] | IPv4Address,
-        *,
-        timeout: float = 10.0,
-        interval: float = 0.1,
-        exact: bool = True,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> set[IPv4Address]:
+    def _fib_reading(self, prefix: IPv4Network, exact: bool) -> FibReading:
         """As the base, except the make-before-break wait (`exact=False`).
 
         Junos forwards a static with two next hops over only the one it marks selected,
@@ -167,37 +142,31 @@ class JunosDriver(RouterDriver):
         verification after the change still reads what forwards.
         """
         if exact:
-            return super().wait_for_fib(prefix, expected, timeout=timeout, interval=interval,
-                                        exact=True, clock=clock, sleep=sleep)
-        want = {expected} if isinstance(expected, IPv4Address) else set(expected)
-        deadline = clock() + timeout
-        while True:
-            seen = self.usable_next_hops(prefix)
-            if want <= seen:
-                return seen
-            if clock() >= deadline:
-                have = ", ".join(sorted(map(str, seen))) or "no route"
-                raise VerifyTimeout(
-                    self.name,
-                    f"{prefix}'s active route has next hops {have} after {timeout:g}s "
-                    f"(expected {', '.join(sorted(map(str, want)))} among them)",
-                )
-            sleep(interval)
+            return super()._fib_reading(prefix, exact)
+        return FibReading(self.usable_next_hops(prefix), "{prefix}'s active route has next hops {have} "
+                          "after {timeout:g}s (expected {want} among them)")
 
     # -- transport -----------------------------------------------------------------
+    refusal = ERROR
+    abandon = ABANDON
+
+    @staticmethod
+    def _expect(line: str) -> str | None:
+        # A commit that did not print this did not happen, whatever else it printed.
+        if line.startswith(COMMIT):
+            return "commit complete"
+        if line.startswith("rollback "):
+            return "load complete"
+        return None
+
     def _confirmed_commit_pending(self, transcript: Transcript) -> bool:
         return commit_confirmed_pending(self.name, self.cli.show("show system commit", transcript))
 
     def _send(self, step: ConfigBlock | ExecLine, transcript: Transcript) -> None:
-        if isinstance(step, ExecLine):
-            self.cli.exec_line(step.command, transcript, expect=step.expect)
-            return
         # Unlike IOS's `configure revert now`, `rollback 1` + `commit` is never refused: with
         # nothing pending it would undo whatever was committed last, ours or someone else's.
         # So the device is asked first, and a cancel with nothing to cancel is refused here.
-        if step.lines == CANCEL_CONFIRMED and not self._confirmed_commit_pending(transcript):
+        if (isinstance(step, ConfigBlock) and step.lines == CANCEL_CONFIRMED
+                and not self._confirmed_commit_pending(transcript)):
             raise CommandRejected(self.name, ROLLBACK, "no commit confirmed is pending: nothing to cancel")
-        self.cli.send_block(step, transcript)
-
-    def close(self) -> None:
-        self.cli.close()
+        super()._send(step, transcript)

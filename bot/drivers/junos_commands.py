@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv4Network
 
+from bot.drivers import route_lines
 from bot.drivers.base import RouteMove
 
 __all__ = [
@@ -44,8 +45,7 @@ CANCEL_CONFIRMED = (ROLLBACK, COMMIT)
 def _route_path(prefix: IPv4Network, next_hop: IPv4Address) -> str:
     # Junos reads a word after `next-hop` as an interface name, so only an
     # address object may stand there.
-    if not isinstance(prefix, IPv4Network) or not isinstance(next_hop, IPv4Address):
-        raise TypeError("Junos route lines take an IPv4Network and an IPv4Address")
+    route_lines.require_route(prefix, next_hop, "Junos route lines take an IPv4Network and an IPv4Address")
     return f"routing-options static route {prefix.with_prefixlen} next-hop {next_hop}"
 
 
@@ -69,14 +69,5 @@ def commit_confirmed(minutes: int) -> str:
 
 
 def change_lines(moves: Sequence[RouteMove]) -> list[str]:
-    """Every add, then every remove of an old next hop, in the order given.
-
-    The caller decides which adds to skip; this only renders. A move whose old
-    next hop is None (a new route) or equal to the new one removes nothing.
-    """
-    for move in moves:
-        if not isinstance(move, RouteMove):
-            raise TypeError("change_lines takes RouteMove values")
-    adds = [route_set(m.prefix, m.new) for m in moves]
-    removes = [route_delete(m.prefix, m.old) for m in moves if m.old is not None and m.old != m.new]
-    return adds + removes
+    """Junos lines for `moves`: every add, then every remove (`route_lines.change_lines`)."""
+    return route_lines.change_lines(moves, route_set, route_delete)

@@ -1,16 +1,21 @@
 """A recording stand-in for BlockSession, shared by the Junos and EOS driver tests.
 
 It holds a route table that route lines change only when their block commits, logs every
-line and every FIB read in order, and answers `show` from canned outputs.
+line and every FIB read in order, and answers `show` from canned outputs. `wired` puts a
+driver over it: the driver's configuration and FIB are then that table.
 """
 
 from __future__ import annotations
 
 import re
 from ipaddress import IPv4Address, IPv4Network
+from typing import TypeVar
 
 from bot.drivers.base import ConfigBlock, Transcript
+from bot.drivers.block_session import BlockSessionDriver
 from bot.drivers.errors import CommandRejected
+
+D = TypeVar("D", bound=BlockSessionDriver)
 
 _ROUTE = re.compile(
     r"^(?:(?P<junos>set|delete) routing-options static route (?P<jnet>\S+) next-hop (?P<jhop>\S+)"
@@ -56,8 +61,21 @@ class RecordingBlocks:
             transcript.add(command, self.shows.get(command, ""), 0.0)
         return self.shows[command]
 
+    def fib_next_hops(self, prefix: IPv4Network) -> set[IPv4Address]:
+        """The table's next hops for `prefix`, the read logged (`fib? P`) among the lines."""
+        self.events.append(f"fib? {prefix}")
+        return {h for p, h in self.routes if p == prefix}
+
     def close(self) -> None:
         pass
+
+
+def wired(driver: D, session: RecordingBlocks) -> D:
+    """`driver` sending through `session`, its configuration and FIB read from the session's table."""
+    driver.configured = lambda: set(session.routes)  # type: ignore[method-assign]
+    driver.fib_next_hops = session.fib_next_hops  # type: ignore[method-assign]
+    driver.cli = session  # type: ignore[assignment]
+    return driver
 
 
 def sent(events: list[str]) -> list[str]:

@@ -6,7 +6,7 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 import pytest
-from support.blocks import RecordingBlocks, sent
+from support.blocks import RecordingBlocks, sent, wired
 
 from bot.drivers.arista_eos import EosDriver
 from bot.drivers.base import DeviceSpec, RouteMove
@@ -20,16 +20,7 @@ DATA = Path(__file__).parent / "parsers" / "data" / "eos"
 
 
 def driver_with(session: RecordingBlocks, revert: int | None = None) -> EosDriver:
-    d = EosDriver(SPEC, revert_seconds=revert)
-
-    def fib(prefix: IPv4Network) -> set[IPv4Address]:
-        session.events.append(f"fib? {prefix}")
-        return {h for p, h in session.routes if p == prefix}
-
-    d.configured = lambda: set(session.routes)  # type: ignore[method-assign]
-    d.fib_next_hops = fib  # type: ignore[method-assign]
-    d.cli = session  # type: ignore[assignment]
-    return d
+    return wired(EosDriver(SPEC, revert_seconds=revert), session)
 
 
 def test_adds_commit_wait_then_removes_under_the_timer() -> None:

@@ -12,6 +12,7 @@ from bot.drivers.base import (
     ConfigBlock,
     DeviceSpec,
     ExecLine,
+    FibReading,
     RevertSupport,
     RouteMove,
     RouterDriver,
@@ -105,6 +106,45 @@ def test_wait_for_fib_times_out_naming_prefix_and_expectation() -> None:
     with pytest.raises(VerifyTimeout, match=r"no route after 2s \(expected 192\.0\.2\.3\)"):
         d.wait_for_fib(P, WEB2, timeout=2, interval=0.5, clock=clock, sleep=clock.sleep)
     assert clock.now >= 2
+
+
+class ResolvedDriver(ScriptedDriver):
+    """Overrides only the reading hook, as Junos does: its make-before-break wait reads a
+    second script (what resolves), never the FIB; the exact wait is the base's."""
+
+    def __init__(self, fib: list[set[IPv4Address]], resolved: set[IPv4Address]) -> None:
+        super().__init__(fib)
+        self.resolved = resolved
+        self.reads = 0
+
+    def _fib_reading(self, prefix: IPv4Network, exact: bool) -> FibReading:
+        if exact:
+            return super()._fib_reading(prefix, exact)
+        self.reads += 1
+        return FibReading(set(self.resolved), "{prefix} resolves {have} after {timeout:g}s, not {want}")
+
+
+def test_a_driver_overriding_only_the_reading_hook_waits_on_what_it_reads() -> None:
+    clock = FakeClock()
+    d = ResolvedDriver([{WEB1}], resolved={WEB1, WEB2})
+    assert d.wait_for_fib(P, WEB2, exact=False, clock=clock, sleep=clock.sleep) == {WEB1, WEB2}
+    assert (d.reads, d.polls) == (1, 0)  # the FIB alone would never have shown WEB2
+
+
+def test_a_driver_overriding_only_the_reading_hook_times_out_as_the_base_does() -> None:
+    base_clock, hook_clock = FakeClock(), FakeClock()
+    base, hooked = ScriptedDriver([{WEB1}]), ResolvedDriver([{WEB1}], resolved={WEB1})
+    with pytest.raises(VerifyTimeout, match=r"still points at 192\.0\.2\.2 after 2s \(expected 192\.0\.2\.3\)"):
+        base.wait_for_fib(P, WEB2, timeout=2, interval=0.5, exact=False, clock=base_clock, sleep=base_clock.sleep)
+    with pytest.raises(VerifyTimeout) as e:
+        hooked.wait_for_fib(P, WEB2, timeout=2, interval=0.5, exact=False, clock=hook_clock, sleep=hook_clock.sleep)
+    assert str(e.value) == "r1: 198.51.100.32/27 resolves 192.0.2.2 after 2s, not 192.0.2.3"
+    # The same loop: as many reads, and the same time waited, before giving up.
+    assert (hooked.reads, hook_clock.now) == (base.polls, base_clock.now) == (5, 2.0)
+    assert hooked.polls == 0
+    with pytest.raises(VerifyTimeout, match="still points at"):  # the exact wait is still the base's
+        hooked.wait_for_fib(P, WEB2, timeout=0, clock=hook_clock, sleep=hook_clock.sleep)
+    assert hooked.polls == 1
 
 
 def test_load_rejects_duplicate_prefixes_and_a_driver_without_revert_refuses_a_delay() -> None:

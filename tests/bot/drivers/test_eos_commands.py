@@ -34,9 +34,9 @@ def test_route_lines() -> None:
     ],
 )
 def test_only_ipv4_objects_reach_a_line(prefix: Any, next_hop: Any) -> None:
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match=r"^route_line takes an IPv4Network and an IPv4Address$"):
         ec.route_line(prefix, next_hop)
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match=r"^route_line takes an IPv4Network and an IPv4Address$"):
         ec.no_route_line(prefix, next_hop)
 
 

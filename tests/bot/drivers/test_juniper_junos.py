@@ -11,7 +11,7 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 import pytest
-from support.blocks import RecordingBlocks, sent
+from support.blocks import RecordingBlocks, sent, wired
 
 from bot.drivers.base import DeviceSpec, RouteMove
 from bot.drivers.errors import DriverError, VerifyTimeout
@@ -30,16 +30,9 @@ CONFIRMED = "0   2024-05-02 10:43:00 UTC by ops via cli\n1   2024-05-02 10:41:07
 
 
 def driver_with(session: RecordingBlocks, revert: int | None = None) -> JunosDriver:
-    d = JunosDriver(SPEC, revert_seconds=revert)
-
-    def hops(prefix: IPv4Network) -> set[IPv4Address]:
-        session.events.append(f"fib? {prefix}")
-        return {h for p, h in session.routes if p == prefix}
-
-    d.configured = lambda: set(session.routes)  # type: ignore[method-assign]
-    d.fib_next_hops = hops  # type: ignore[method-assign]
-    d.usable_next_hops = hops  # type: ignore[method-assign]
-    d.cli = session  # type: ignore[assignment]
+    d = wired(JunosDriver(SPEC, revert_seconds=revert), session)
+    # The make-before-break wait reads the active route: here, the same table.
+    d.usable_next_hops = session.fib_next_hops  # type: ignore[method-assign]
     return d
 
 
@@ -156,6 +149,20 @@ def test_the_make_before_break_wait_takes_a_resolved_next_hop_junos_does_not_for
     assert d.wait_for_fib(B, WEB2, exact=False, timeout=0) == {WEB1, WEB2}
     with pytest.raises(VerifyTimeout):
         d.wait_for_fib(B, WEB2, timeout=0)  # the exact verification reads what forwards
+
+
+def test_a_make_before_break_wait_that_times_out_names_the_active_routes_next_hops() -> None:
+    s = RecordingBlocks(set(), {"show route 198.51.100.48/28 exact table inet.0 | display json":
+                                (DATA / "route_two_next_hops.json").read_text()})
+    d = JunosDriver(SPEC)
+    d.cli = s  # type: ignore[assignment]
+    with pytest.raises(VerifyTimeout) as e:
+        d.wait_for_fib(B, {WEB2, WEB3}, exact=False, timeout=0)
+    assert str(e.value) == ("mx1: 198.51.100.48/28's active route has next hops 192.0.2.2, 192.0.2.3 after 0s "
+                            "(expected 192.0.2.3, 192.0.2.4 among them)")
+    with pytest.raises(VerifyTimeout) as e:
+        d.wait_for_fib(B, WEB2, timeout=0)
+    assert str(e.value) == "mx1: 198.51.100.48/28 still points at 192.0.2.2 after 0s (expected 192.0.2.3)"
 
 
 def test_reads_go_through_the_junos_parsers() -> None:

@@ -42,9 +42,9 @@ def test_host_and_default_routes_keep_their_length() -> None:
     ],
 )
 def test_only_ipv4_objects_reach_a_line(prefix: Any, next_hop: Any) -> None:
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match=r"^Junos route lines take an IPv4Network and an IPv4Address$"):
         jc.route_set(prefix, next_hop)
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match=r"^Junos route lines take an IPv4Network and an IPv4Address$"):
         jc.route_delete(prefix, next_hop)
 
 
