@@ -25,6 +25,7 @@ from bot.announce import Announcer
 from bot.chat import ChatOut, MessageRef, escape
 from bot.drivers.errors import DriverError
 from bot.engine.auto import AutoPolicy
+from bot.engine.devices import Devices
 from bot.engine.live import find_drift, serving_host
 from bot.engine.model import MoveRequest, Outcome
 from bot.engine.pipeline import Engine
@@ -33,7 +34,7 @@ from bot.health.machine import HealthMachine, TargetKey, Transition
 from bot.health.scheduler import CheckJob, CheckScheduler
 from bot.health.state import Health
 from bot.incidents import IncidentTracker, IncidentUpdate
-from bot.inventory import Inventory
+from bot.inventory import CheckSpec, Inventory
 from bot.metrics import Metrics
 from bot.situation import Situation
 from bot.state import StateStore
@@ -45,6 +46,9 @@ VIP = "@vip"  # key (service, VIP): the service as clients reach it, through the
 LOOPBACK = "@lo"  # key (LOOPBACK, host): the host's VIPs on its loopback
 DRIFT = "@drift"  # key (DRIFT, router): the router's live table against what lasthop expects
 BUSY = "\x00busy"  # a drift read while lasthop itself was changing the router: no verdict
+
+# One check of one address: `run_check`'s signature, so a test can answer without sockets.
+CheckFn = Callable[[IPv4Address, CheckSpec, IPv4Address | None], CheckResult]
 
 
 @dataclass
@@ -79,8 +83,13 @@ class Daemon:
         metrics: Metrics | None = None,
         settings: ServeSettings | None = None,
         clock: Callable[[], float] = time.monotonic,
+        check: CheckFn = run_check,
+        devices: Devices | None = None,
     ) -> None:
         self.inv = inv
+        # Every check the daemon runs, scheduled or the engine's live pre-check, goes through this
+        # one function (run_check but in tests), so a test can answer them all without sockets.
+        self._check = check
         self.store = store
         self.metrics = metrics or Metrics()
         self.settings = settings or ServeSettings()
@@ -93,7 +102,7 @@ class Daemon:
             if inv.probe.source is not None:
                 self.machines[(svc.name, VIP)] = HealthMachine((svc.name, VIP), fall=svc.check.fall,
                                                                rise=svc.check.rise)
-        self.engine = Engine(inv, store, health=self, probe_source=inv.probe.source,
+        self.engine = Engine(inv, store, devices=devices, health=self, probe_source=inv.probe.source,
                              probe_vips=inv.probe.verify_vips)
         self.engine.observers.append(self._on_move)
         flapping = inv.policy.flapping
@@ -131,7 +140,7 @@ class Daemon:
 
     def check(self, service: str, host: str) -> CheckResult:
         """The engine's live pre-check: run now, whatever the schedule says."""
-        return run_check(self.inv.hosts[host].address, self.inv.services[service].check, self.inv.probe.source)
+        return self._check(self.inv.hosts[host].address, self.inv.services[service].check, self.inv.probe.source)
 
     def serving(self) -> dict[str, str | None]:
         with self._serving_lock:
@@ -169,27 +178,40 @@ class Daemon:
 
     # -- life cycle -------------------------------------------------------------------------------
     def start(self) -> None:
+        self._prepare()
+        for job, first_delay in self._jobs():
+            self.scheduler.add(job, first_delay=first_delay)
+        self.scheduler.start()
+        for target, name in ((self._mover, "lasthop-mover"), (self._housekeeping, "lasthop-housekeeping")):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def _prepare(self) -> None:
+        """What start() does before any thread runs: settle the past, then read where routes point now.
+
+        Apart from start() so that a test can drive the writer and the mover by hand after it.
+        """
         for note in self.engine.reconcile():
             self.announcer.alarm("reconcile", f"after restart: {note}")
         self.incidents.rebuild()
         self.announcer.load()
         self._refresh_serving(baseline=True)
         self._refresh_maintenance()
+
+    def _jobs(self) -> list[tuple[CheckJob, float]]:
+        """Every scheduled check, with the delay before its first run."""
+        jobs: list[tuple[CheckJob, float]] = []
         for key in self.machines:
             svc = self.inv.services[key[0]]
-            self.scheduler.add(CheckJob(key, svc.check.interval, svc.check.fast_interval, svc.check.timeout))
+            jobs.append((CheckJob(key, svc.check.interval, svc.check.fast_interval, svc.check.timeout), 0.0))
         for host in self.inv.hosts:
-            self.scheduler.add(CheckJob((LOOPBACK, host), self.settings.loopback_interval, 5.0,
-                                        min(20.0, self.settings.loopback_interval / 2)))
+            jobs.append((CheckJob((LOOPBACK, host), self.settings.loopback_interval, 5.0,
+                                  min(20.0, self.settings.loopback_interval / 2)), 0.0))
         for router in sorted({s.router for s in self.inv.services.values()}):
-            self.scheduler.add(CheckJob((DRIFT, router), self.settings.drift_interval, 5.0,
-                                        min(20.0, self.settings.drift_interval / 2)),
-                               first_delay=self.settings.drift_interval)
-        self.scheduler.start()
-        for target, name in ((self._mover, "lasthop-mover"), (self._housekeeping, "lasthop-housekeeping")):
-            t = threading.Thread(target=target, name=name, daemon=True)
-            t.start()
-            self._threads.append(t)
+            jobs.append((CheckJob((DRIFT, router), self.settings.drift_interval, 5.0,
+                                  min(20.0, self.settings.drift_interval / 2)), self.settings.drift_interval))
+        return jobs
 
     def stop(self, timeout: float = 60.0) -> None:
         """Stop checking, then let a move in progress finish: nothing is left half done."""
@@ -211,10 +233,10 @@ class Daemon:
                 return self._run_drift(b)
             svc = self.inv.services[a]
             if b == VIP:
-                results = [run_check(vip, svc.check, self.inv.probe.source) for vip in svc.vips]
+                results = [self._check(vip, svc.check, self.inv.probe.source) for vip in svc.vips]
                 bad = [r for r in results if not r.ok]
                 return (not bad, bad[0].detail if bad else results[0].detail)
-            result = run_check(self.inv.hosts[b].address, svc.check, self.inv.probe.source)
+            result = self._check(self.inv.hosts[b].address, svc.check, self.inv.probe.source)
             return result.ok, result.detail
         finally:
             kind = "loopback" if a == LOOPBACK else "drift" if a == DRIFT else "vip" if b == VIP else "host"
@@ -396,13 +418,17 @@ class Daemon:
             req = self._moves.get()
             if req is None:
                 return
-            try:
-                self._move(req)
-            except Exception:  # one bad move must not stop the next
-                log.exception("automatic move of %s failed", req.target)
-                self._say(req.target, iv.NOTE, f"automatic move of {req.target} crashed; see lasthop's log")
-            finally:
-                self._pending.discard(req.target)
+            self._run_move(req)
+
+    def _run_move(self, req: MoveRequest) -> None:
+        """One queued automatic move, on the mover thread (or a test's, one at a time like it)."""
+        try:
+            self._move(req)
+        except Exception:  # one bad move must not stop the next
+            log.exception("automatic move of %s failed", req.target)
+            self._say(req.target, iv.NOTE, f"automatic move of {req.target} crashed; see lasthop's log")
+        finally:
+            self._pending.discard(req.target)
 
     def _say(self, service: str, kind: str, text: str) -> None:
         """Something about `service` for people: in the thread of its incident, else in the channel."""
