@@ -232,7 +232,7 @@ from bot.config import load_inventory
 from bot.engine.model import MoveRequest
 from bot.engine.pipeline import Engine
 from bot.state import StateStore
-import dataclasses
+from bot.values import replace
 inv = load_inventory(sys.argv[1])
 inv = replace(inv, state_url=sys.argv[2])
 engine = Engine(inv, StateStore(inv.state_url), probe_source=inv.probe.source)
