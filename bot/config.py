@@ -142,8 +142,34 @@ class LineSeq(list[Any]):
         self.item_lines: list[int] = []
 
 
+_MAX_DEPTH = 32  # far deeper than any inventory; deeper nesting is a mistake or an attack
+
+
 class LineLoader(yaml.SafeLoader):
-    """SafeLoader whose mappings and sequences record lines and duplicate keys."""
+    """SafeLoader whose mappings and sequences record lines and duplicate keys.
+
+    It also refuses, with the line, what would otherwise escape as a Python error: nesting
+    deep enough to exhaust the stack, and integers too long for Python to convert.
+    """
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > _MAX_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested more than {_MAX_DEPTH} levels deep", self.peek_event().start_mark)  # type: ignore[no-untyped-call]
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError:  # past Python's limit on digits in an int (4300)
+            raise yaml.constructor.ConstructorError(
+                None, None, "a number with far too many digits", node.start_mark) from None
 
 
 def _construct_map(loader: LineLoader, node: yaml.MappingNode) -> Iterator[LineMap]:
@@ -190,6 +216,7 @@ def _construct_seq(loader: LineLoader, node: yaml.SequenceNode) -> Iterator[Line
 
 LineLoader.add_constructor("tag:yaml.org,2002:map", _construct_map)
 LineLoader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
+LineLoader.add_constructor("tag:yaml.org,2002:int", LineLoader.construct_yaml_int)
 
 
 def _line_at(root: object, loc: Loc) -> int | None:
@@ -247,6 +274,11 @@ def _read_document(path: Path) -> LineMap:
         hint = " (indent with spaces, not tabs)" if "\\t" in problem else ""
         # Only pyyaml's short problem text: its snippet of the line could hold anything.
         raise fail(f"not valid YAML: {problem}{hint}", mark.line + 1 if mark else None) from None
+    except yaml.reader.ReaderError as e:
+        # A control character: pyyaml gives its offset, not its line.
+        char = chr(e.character) if isinstance(e.character, int) else str(e.character)
+        raise fail(f"not usable text: the control character {char!r} is not allowed in YAML",
+                   text[: e.position].count("\n") + 1) from None
     except yaml.YAMLError as e:
         raise fail(f"not valid YAML: {type(e).__name__}") from None
     except RecursionError:

@@ -30,7 +30,10 @@ def parse_duration(value: object) -> float:
     if isinstance(value, bool) or value is None:
         raise ValueError(f"must be a duration: {HINT}")
     if isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an integer of hundreds of digits has no float
+            raise ValueError("is far too long for a duration") from None
         if not math.isfinite(seconds):
             raise ValueError(f"must be a finite duration: {HINT}")
         return seconds
@@ -40,10 +43,15 @@ def parse_duration(value: object) -> float:
     if text.startswith("-"):
         raise ValueError(f"{_show(value)} is negative: a duration must be greater than zero")
     if _NUMBER.fullmatch(text):
-        return float(text)
-    if not _WHOLE.fullmatch(text):
+        seconds = float(text)
+    elif _WHOLE.fullmatch(text):
+        seconds = sum(float(n) * _UNITS[unit] for n, unit in _PART.findall(text))
+    else:
         raise ValueError(f"{_show(value)} is not a duration: {HINT}")
-    return sum(float(n) * _UNITS[unit] for n, unit in _PART.findall(text))
+    # float() reads hundreds of digits as infinity rather than failing: say so, never pass it on.
+    if not math.isfinite(seconds):
+        raise ValueError(f"{_show(value)} is far too long for a duration")
+    return seconds
 
 
 def parse_typed_duration(text: str) -> float:

@@ -19,7 +19,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidat
 from pydantic_core import PydanticCustomError
 
 from bot.commands import check_command_name
-from bot.durations import parse_duration
+from bot.durations import format_duration, parse_duration
 
 NAME_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 SLACK_ID_RE = re.compile(r"\*|[UWSCGD][A-Z0-9]{2,20}")
@@ -192,6 +192,11 @@ def _host_header(value: object) -> str:
     return value
 
 
+# No setting of lasthop's means anything beyond this, and every duration stays far from the
+# sizes where adding it to a timestamp or a timer overflows (config/example.yaml says so).
+MAX_DURATION = 30 * 86400.0
+
+
 def _duration(*, zero_ok: bool) -> Callable[[object], float]:
     def check(value: object) -> float:
         try:
@@ -200,6 +205,9 @@ def _duration(*, zero_ok: bool) -> Callable[[object], float]:
             raise fail(str(e)) from None
         if seconds < 0 or (seconds == 0 and not zero_ok):
             raise fail("must be greater than zero" if not zero_ok else "must not be negative")
+        if seconds > MAX_DURATION:
+            raise fail(f"{format_duration(seconds) if seconds < 1e9 else f'{seconds:g}s'} is too long: "
+                       f"at most {format_duration(MAX_DURATION)} (30 days)")
         return seconds
 
     return check

@@ -806,3 +806,36 @@ def test_the_demo_lab_place_is_the_one_lab_up_writes() -> None:
     where = StatePaths(DEFAULT_STATE_ROOT, DEFAULT_PREFIX).inventory
     assert demo_lab_inventory()[0] == where
     assert f"({where})" in CONFIG_ORDER
+
+
+# Values that once escaped the loader as Python exceptions (OverflowError, ValueError, RecursionError)
+# or were taken as infinity; each is now a config error with its line.
+HUGE = [
+    ("a 401-digit duration", BASE.replace("vips: [198.51.100.33]}", "vips: [198.51.100.33], check: {interval: "
+                                          + "9" * 401 + "}}"), 8, "far too long for a duration"),
+    ("400 nines of seconds", BASE.replace("vips: [198.51.100.33]}", "vips: [198.51.100.33], check: {interval: "
+                                          + "9" * 400 + "s}}"), 8, "far too long for a duration"),
+    ("a duration of 1e20 s", BASE.replace("vips: [198.51.100.33]}", "vips: [198.51.100.33], check: {interval: "
+                                          "100000000000000000000}}"), 8, "1e+20s is too long: at most 720h"),
+    ("31 days of hold-down", BASE + "policy: {auto_failover: {hold_down: 31d}}\n", 9, "not a duration"),
+    ("744h of hold-down", BASE + "policy: {auto_failover: {hold_down: 744h}}\n", 9, "744h is too long: at most 720h"),
+    ("a port of 5000 digits", BASE.replace("lan: [192.0.2.0/27]}", "lan: [192.0.2.0/27], port: " + "1" * 5000 + "}"),
+     3, "a number with far too many digits"),
+    ("a control character", BASE.replace("\nhosts:", "\nhosts:\x07", 1), 4, "the control character '\\x07'"),
+    ("nesting 2000 deep", BASE + "x: " + "[" * 2000 + "]" * 2000 + "\n", 9, "nested more than 32 levels deep"),
+]
+
+
+@pytest.mark.parametrize(("text", "line", "fragment"), [pytest.param(t, n, f, id=i) for i, t, n, f in HUGE])
+def test_huge_and_hostile_values_are_config_errors_with_their_line(
+    tmp_path: Path, text: str, line: int, fragment: str,
+) -> None:
+    error = load_error(write(tmp_path, text))
+    assert any(i.line == line and fragment in i.message for i in error.errors), str(error)
+    assert not any(noise in str(error) for noise in PYDANTIC_NOISE)
+
+
+def test_the_longest_duration_allowed_loads_and_is_described(tmp_path: Path) -> None:
+    inv = load_inventory(write(tmp_path, BASE + "policy: {auto_failover: {enabled: true, hold_down: 720h, window: 720h}}\n"), {})
+    assert inv.policy.auto_failover.hold_down == 720 * 3600
+    assert "per 720h" in inv.describe()

@@ -20,3 +20,9 @@ def test_a_typed_duration_with_its_unit_and_a_config_number() -> None:
     assert parse_duration(10) == parse_duration("10") == 10.0  # config: bare seconds, as documented
     with pytest.raises(ValueError, match="not a duration"):
         parse_typed_duration("10x")
+
+
+@pytest.mark.parametrize("value", [10**400, "9" * 400, "9" * 400 + "s", "9" * 400 + "h1s"])
+def test_a_duration_too_long_for_a_float_is_refused_not_infinite(value: object) -> None:
+    with pytest.raises(ValueError, match="far too long for a duration"):
+        parse_duration(value)
