@@ -16,13 +16,13 @@ from bot.drivers.base import ExecLine, RevertSupport, StaticRoute, Step
 from bot.drivers.cli_router import ENTER, CliRouterDriver
 from bot.drivers.options import RevertOptions
 from bot.drivers.parsers.ios import parse_show_ip_route
+from bot.drivers.route_lines import require_route
 
 MAX_REVERT_MINUTES = 120
 
 
 def route_line(prefix: IPv4Network, next_hop: IPv4Address) -> str:
-    if not isinstance(prefix, IPv4Network) or not isinstance(next_hop, IPv4Address):
-        raise TypeError("route_line takes an IPv4Network and an IPv4Address")
+    require_route(prefix, next_hop, "route_line takes an IPv4Network and an IPv4Address")
     return f"ip route {prefix.network_address} {prefix.netmask} {next_hop}"
 
 

@@ -14,6 +14,7 @@ from bot.drivers.base import ExecLine, StaticRoute, Step
 from bot.drivers.cli_router import CliRouterDriver
 from bot.drivers.options import DriverOptions
 from bot.drivers.parsers.frr import fib_next_hops_json, parse_routes_json
+from bot.drivers.route_lines import require_route
 
 # vtysh's integrated save (FRR 8, vtysh.c vtysh_write_config_integrated) prints this once the file
 # is written and closed, warnings or not; `[OK]` follows only when there was no warning at all.
@@ -29,8 +30,7 @@ SAVE_WARNINGS = r"% Warning: can't (chown|chmod) configuration file "
 def route_line(prefix: IPv4Network, next_hop: IPv4Address) -> str:
     # FRR takes a word after the prefix as an interface name and saves it silently,
     # so only an address object may ever stand there.
-    if not isinstance(prefix, IPv4Network) or not isinstance(next_hop, IPv4Address):
-        raise TypeError("route_line takes an IPv4Network and an IPv4Address")
+    require_route(prefix, next_hop, "route_line takes an IPv4Network and an IPv4Address")
     return f"ip route {prefix.with_prefixlen} {next_hop}"
 
 

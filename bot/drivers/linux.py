@@ -14,6 +14,7 @@ from bot.drivers.base import ConfigBlock, DeviceSpec, ExecLine, RouterDriver, St
 from bot.drivers.errors import CommandRejected, DriverError
 from bot.drivers.options import DriverOptions
 from bot.drivers.parsers.linux import fib_next_hops_linux, parse_ip_route_json
+from bot.drivers.route_lines import require_route
 from bot.drivers.ssh import ExecSession
 
 # Routes the kernel or a DHCP/RA client made are not ours to move.
@@ -21,14 +22,12 @@ STATIC_PROTOCOLS = {"static", "boot"}
 
 
 def replace_line(prefix: IPv4Network, next_hop: IPv4Address) -> str:
-    if not isinstance(prefix, IPv4Network) or not isinstance(next_hop, IPv4Address):
-        raise TypeError("replace_line takes an IPv4Network and an IPv4Address")
+    require_route(prefix, next_hop, "replace_line takes an IPv4Network and an IPv4Address")
     return f"ip route replace {prefix.with_prefixlen} via {next_hop} proto static"
 
 
 def delete_line(prefix: IPv4Network, next_hop: IPv4Address) -> str:
-    if not isinstance(prefix, IPv4Network) or not isinstance(next_hop, IPv4Address):
-        raise TypeError("delete_line takes an IPv4Network and an IPv4Address")
+    require_route(prefix, next_hop, "delete_line takes an IPv4Network and an IPv4Address")
     return f"ip route del {prefix.with_prefixlen} via {next_hop} proto static"
 
 
