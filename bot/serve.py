@@ -398,8 +398,7 @@ class Daemon:
             flapping=self.incidents.flapping(), maintenance=set(self._maintenance),
         )
         if decision.action == "move" and decision.request is not None:
-            self._pending.add(service)
-            self._moves.put(decision.request)
+            self._queue(decision.request)
         elif decision.action == "hold" and not decision.routine:
             self._say(service, iv.HOLD, decision.reason)
 
@@ -410,8 +409,13 @@ class Daemon:
                                       healthy_since=self.healthy_since, maintenance=set(self._maintenance),
                                       flapping=self.incidents.flapping())
         if decision.action == "move" and decision.request is not None:
-            self._pending.add(service)
-            self._moves.put(decision.request)
+            self._queue(decision.request)
+
+    def _queue(self, req: MoveRequest) -> None:
+        self._pending.add(req.target)
+        # Counted now, not when it has run: the next decision is made while this one waits or runs.
+        self.auto.record_move(req.target, to_host=req.to_host)
+        self._moves.put(req)
 
     def _mover(self) -> None:
         while True:
@@ -422,12 +426,14 @@ class Daemon:
 
     def _run_move(self, req: MoveRequest) -> None:
         """One queued automatic move, on the mover thread (or a test's, one at a time like it)."""
+        changed = True  # a move that crashed may have changed something: it keeps its count
         try:
-            self._move(req)
+            changed = self._move(req)
         except Exception:  # one bad move must not stop the next
             log.exception("automatic move of %s failed", req.target)
             self._say(req.target, iv.NOTE, f"automatic move of {req.target} crashed; see lasthop's log")
         finally:
+            self.auto.settle(req.target, changed=changed)
             self._pending.discard(req.target)
 
     def _say(self, service: str, kind: str, text: str) -> None:
@@ -454,15 +460,16 @@ class Daemon:
             self.announcer.incident(update)
         self.announcer.refresh_open()
 
-    def _move(self, req: MoveRequest) -> None:
+    def _move(self, req: MoveRequest) -> bool:
+        """Run one automatic move; whether it may have changed a router."""
         outcome = self.engine.run(req)
-        if outcome.status == "done":
-            self.auto.record_move(req.target)
         self._refresh_serving()
         if outcome.status in ("refused", "noop"):
             # A move that ran is in the incident's timeline already (_on_move); one that did not is news too.
             self._say(req.target, iv.NOTE, f"automatic move of {req.target} {outcome.status}: "
                       + "; ".join(escape(line) for line in outcome.lines))
+            return False
+        return True
 
     # -- housekeeping ------------------------------------------------------------------------------------
     def _housekeeping(self) -> None:

@@ -202,7 +202,6 @@ def test_max_moves_holds_the_second_service_of_a_failed_host(tmp_path: Path, dae
     assert holds(d) == ["1 automatic move in the last 1h: waiting for a human"]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: the cap counts moves that have run, not ones decided and still queued")
 def test_max_moves_counts_a_move_still_running_when_the_next_is_decided(tmp_path: Path, daemons: Daemons) -> None:
     d = daemons(serve_inventory(tmp_path, auto=("www-a", "www-d"), auto_policy=", max_moves: 1"))
     d.hold_moves = True  # both decisions are made while the mover is busy with the first move
@@ -210,6 +209,27 @@ def test_max_moves_counts_a_move_still_running_when_the_next_is_decided(tmp_path
     d.rounds(FALL + 2)
     d.run_moves()
     assert len(moves(d)) == 1
+
+
+def test_a_move_still_running_counts_for_the_load_of_its_target(tmp_path: Path, daemons: Daemons) -> None:
+    d = daemons(serve_inventory(tmp_path, auto=("www-a", "www-d")))
+    d.hold_moves = True
+    d.down("web1")
+    d.rounds(FALL + 2)
+    d.run_moves()
+    # www-a goes to web3 (web2 serves www-b); www-d then finds web2 and web3 serving one each.
+    assert d.rig.serving("www-a") == {"web3"} and d.rig.serving("www-d") == {"web2"}
+
+
+def test_a_move_refused_before_any_change_gives_its_count_back(tmp_path: Path, daemons: Daemons) -> None:
+    d = daemons(serve_inventory(tmp_path, auto=("www-a", "www-d"), auto_policy=", max_moves: 1"))
+    d.rig.hosts["web3"].vips.clear()  # the live pre-check refuses every move to web3
+    d.down("web1")
+    d.rounds(FALL + 2)
+    lines = d.chat.thread_lines()
+    for service in ("www-a", "www-d"):
+        assert any(f"automatic move of {service} refused: pre-check failed" in line for line in lines)
+    assert holds(d) == []  # www-d was tried, not held by a cap that www-a's refusal had used up
 
 
 # -- recovery and fail-back ---------------------------------------------------------------------
