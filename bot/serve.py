@@ -125,6 +125,12 @@ class Daemon:
         # service -> (deadline, targets still to re-check) before an automatic decision is made
         self._confirming: dict[str, tuple[float, set[TargetKey]]] = {}
         self._reminded: dict[int, float] = {}
+        # Fail-back is retried on every housekeeping pass: one that was refused would be refused,
+        # audited and said again each time. So it waits for the situation it was refused in to
+        # change (service -> that situation), and the same refusal is said only once.
+        self._failback_tried: dict[str, object] = {}  # queued, with the situation it was decided in
+        self._failback_blocked: dict[str, object] = {}
+        self._failback_said: dict[str, str] = {}
         self._stop = threading.Event()
         self._started_at = clock()
         self._ready = False
@@ -408,8 +414,23 @@ class Daemon:
         decision = self.auto.failback(service, health=self.snapshot(), serving=self.serving(),
                                       healthy_since=self.healthy_since, maintenance=set(self._maintenance),
                                       flapping=self.incidents.flapping())
-        if decision.action == "move" and decision.request is not None:
-            self._queue(decision.request)
+        if decision.action != "move" or decision.request is None:
+            # Not due (home not ready, or already home): a later fail-back is a new story, told anew.
+            self._failback_blocked.pop(service, None)
+            self._failback_said.pop(service, None)
+            return
+        situation = self._failback_situation()
+        if self._failback_blocked.get(service) == situation:
+            return
+        self._failback_blocked.pop(service, None)
+        self._failback_tried[service] = situation
+        self._queue(decision.request)
+
+    def _failback_situation(self) -> object:
+        """What a refused fail-back's plan is made from, as the writer sees it: health, routes, alarms."""
+        alarms = sorted((k, a.active, a.text) for k, a in self._alarms.items())
+        return (sorted(self.snapshot().items()), sorted(self.serving().items()),
+                sorted(self._maintenance), sorted(self.flapping()), alarms)
 
     def _queue(self, req: MoveRequest) -> None:
         self._pending.add(req.target)
@@ -464,12 +485,21 @@ class Daemon:
         """Run one automatic move; whether it may have changed a router."""
         outcome = self.engine.run(req)
         self._refresh_serving()
-        if outcome.status in ("refused", "noop"):
-            # A move that ran is in the incident's timeline already (_on_move); one that did not is news too.
-            self._say(req.target, iv.NOTE, f"automatic move of {req.target} {outcome.status}: "
-                      + "; ".join(escape(line) for line in outcome.lines))
-            return False
-        return True
+        situation = self._failback_tried.pop(req.target, None)  # present: this was a fail-back
+        if outcome.status not in ("refused", "noop"):
+            self._failback_said.pop(req.target, None)
+            return True
+        text = (f"automatic move of {req.target} {outcome.status}: "
+                + "; ".join(escape(line) for line in outcome.lines))
+        if situation is not None:
+            self._failback_blocked[req.target] = situation
+            if self._failback_said.get(req.target) == text:
+                log.info("%s (said already)", text)
+                return False
+            self._failback_said[req.target] = text
+        # A move that ran is in the incident's timeline already (_on_move); one that did not is news too.
+        self._say(req.target, iv.NOTE, text)
+        return False
 
     # -- housekeeping ------------------------------------------------------------------------------------
     def _housekeeping(self) -> None:

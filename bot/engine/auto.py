@@ -26,7 +26,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from bot.durations import format_duration
@@ -37,6 +37,8 @@ from bot.inventory import Inventory, Service
 
 AutoAction = Literal["move", "hold", "none"]
 HealthMap = Mapping[tuple[str, str], Health]
+FROM_HEALTHY = "moves_from_healthy_host"  # the risk rule every fail-back meets
+FAILBACK_CONSENT = "policy auto_failover.failback"
 
 
 @dataclass(frozen=True)
@@ -169,7 +171,11 @@ class AutoPolicy:
         if (cap := self._cap(service)) is not None:
             return cap
         reason = f"{home} healthy for {format_duration(auto.hold_down)}: lasthop moves {service} back to it"
-        return AutoDecision("move", service, reason, self._request(service, home, reason))
+        # A fail-back always moves from a healthy host; switching failback on is the operator's
+        # standing consent to that one risk, and to no other.
+        request = replace(self._request(service, home, reason), accepts=frozenset({FROM_HEALTHY}),
+                          accepted_by=FAILBACK_CONSENT)
+        return AutoDecision("move", service, reason, request)
 
     def record_move(self, service: str, at: float | None = None, *, to_host: str | None = None) -> None:
         """Count one automatic move (queued now, or at `at` on this policy's clock) against the cap.

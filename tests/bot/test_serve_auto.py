@@ -14,6 +14,7 @@ import pytest
 from support.daemon import DaemonRig, serve_inventory
 
 from bot import incident_view as iv
+from bot.engine.model import MoveRequest
 from bot.health.state import Health
 from bot.inventory import Inventory
 
@@ -291,8 +292,6 @@ def test_a_host_failing_during_hold_down_starts_it_again(tmp_path: Path, daemons
     assert d.rig.serving("www-a") == {"web1"}
 
 
-@pytest.mark.xfail(strict=True, reason="bug: with the default risk rules every fail-back is refused as risky, "
-                                       "and each housekeeping pass tries and says so again")
 def test_failback_with_the_default_risk_rules_is_not_refused_again_and_again(tmp_path: Path, daemons: Daemons) -> None:
     d = daemons(serve_inventory(tmp_path, auto=("www-a",), auto_policy=", failback: true, hold_down: 600"))
     failed_over(d)
@@ -303,6 +302,59 @@ def test_failback_with_the_default_risk_rules_is_not_refused_again_and_again(tmp
         d.advance(5)
     refused = [s for s in d.chat.sent[said:] if "refused" in s.text]
     assert d.rig.serving("www-a") == {"web1"} or len(refused) <= 1
+
+
+def test_a_failback_takes_the_one_risk_its_policy_consents_to_and_the_audit_says_so(
+        tmp_path: Path, daemons: Daemons) -> None:
+    d = daemons(serve_inventory(tmp_path, auto=("www-a",), auto_policy=", failback: true, hold_down: 600"))
+    failed_over(d)
+    d.advance(600)
+    d.housekeeping()
+    assert d.rig.serving("www-a") == {"web1"}
+    audit = d.store.history(limit=1)[0]
+    assert (audit.actor, audit.action, audit.target, audit.result) == ("lasthop", "move", "www-a", "done")
+    assert ("risk accepted by lasthop under policy auto_failover.failback: "
+            "moves www-a away from web3, which is healthy") in audit.detail
+    assert isinstance(audit.plan, dict) and audit.plan["risk_accepted"] is True
+    assert audit.plan["risk_accepted_by"] == "lasthop under policy auto_failover.failback"
+
+
+def test_a_failback_blocked_by_another_risk_is_said_once_and_waits_for_a_change(
+        tmp_path: Path, daemons: Daemons) -> None:
+    # Everything starts on web1, so www-a's fail-back would leave web1 serving every service.
+    everything_on_web1 = {"www-a": "web1", "www-b": "web1", "www-d": "web1"}
+    d = daemons(serve_inventory(tmp_path, auto=("www-a",), auto_policy=", failback: true, hold_down: 600"),
+                everything_on_web1)
+    d.down("web1")
+    d.rounds(FALL + 1)
+    assert d.rig.serving("www-a") == {"web2"}
+    d.heal("web1")
+    d.rounds(RISE)
+    d.advance(600)
+    said = len(d.chat.sent)
+    for _ in range(4):
+        d.housekeeping()
+        d.advance(5)
+    assert d.rig.serving("www-a") == {"web2"}
+    refused = [s.text for s in d.chat.sent[said:] if "refused" in s.text]
+    assert len(refused) == 1 and "afterwards web1 would serve every service" in refused[0]
+    assert "moves www-a away from web2" in refused[0]  # said in full, the consented risk too
+    tries = [a for a in d.store.history() if a.target == "www-a" and a.result == "refused"]
+    assert len(tries) == 1  # not tried again either: nothing had changed
+
+    d.down("web3")
+    d.round()
+    d.heal("web3")
+    d.round()  # health changed: tried again, refused the same way, and not said again
+    tries = [a for a in d.store.history() if a.target == "www-a" and a.result == "refused"]
+    assert len(tries) == 2
+    assert len([s for s in d.chat.sent[said:] if "refused" in s.text]) == 1
+
+    # Someone moves www-d off web1: the risk is gone, and the next pass moves www-a home.
+    d.daemon.engine.run(MoveRequest(kind="service", target="www-d", actor="cli:alice", source="cli",
+                                    to_host="web3"), allow_risky=True)
+    d.housekeeping()
+    assert d.rig.serving("www-a") == {"web1"}
 
 
 # -- flapping -----------------------------------------------------------------------------------

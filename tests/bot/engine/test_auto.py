@@ -296,7 +296,8 @@ def test_failback_waits_for_the_hold_down_then_moves_home(inv: Inventory, clock:
     d = _failback(policy, healthy_since=since)
     assert d.action == "move"
     assert d.request == MoveRequest(
-        kind="service", target="www-a", actor="lasthop", source="auto", to_host="web1", reason=d.reason
+        kind="service", target="www-a", actor="lasthop", source="auto", to_host="web1", reason=d.reason,
+        accepts=frozenset({"moves_from_healthy_host"}), accepted_by="policy auto_failover.failback",
     )
 
 
