@@ -125,6 +125,9 @@ class Daemon:
         # service -> (deadline, targets still to re-check) before an automatic decision is made
         self._confirming: dict[str, tuple[float, set[TargetKey]]] = {}
         self._reminded: dict[int, float] = {}
+        # (service, host) whose flapping hold has been said in this flapping episode of the host;
+        # the incident promised silence until the host is stable, and each flap decides again.
+        self._flap_held: set[tuple[str, str]] = set()
         # Fail-back is retried on every housekeeping pass: one that was refused would be refused,
         # audited and said again each time. So it waits for the situation it was refused in to
         # change (service -> that situation), and the same refusal is said only once.
@@ -399,14 +402,23 @@ class Daemon:
     def _decide(self, service: str) -> None:
         if service in self._pending:
             return
+        serving, flapping = self.serving(), self.incidents.flapping()
+        self._end_flap_episodes(flapping)
         decision = self.auto.decide(
-            service, health=self.snapshot(), serving=self.serving(),
-            flapping=self.incidents.flapping(), maintenance=set(self._maintenance),
+            service, health=self.snapshot(), serving=serving, flapping=flapping, maintenance=set(self._maintenance),
         )
         if decision.action == "move" and decision.request is not None:
             self._queue(decision.request)
         elif decision.action == "hold" and not decision.routine:
+            if decision.flapping:
+                held = (service, serving.get(service) or "")
+                if held in self._flap_held:
+                    return
+                self._flap_held.add(held)
             self._say(service, iv.HOLD, decision.reason)
+
+    def _end_flap_episodes(self, flapping: set[str]) -> None:
+        self._flap_held = {(s, h) for s, h in self._flap_held if h in flapping}
 
     def _consider_failback(self, service: str) -> None:
         if service in self._pending:
@@ -519,6 +531,7 @@ class Daemon:
         self._apply_maintenance(maintenance)
         self._confirmed(("", ""), self.clock())  # a decision whose re-checks never came back
         self._tell(self.incidents.tick(self.serving()))
+        self._end_flap_episodes(self.incidents.flapping())
         self._remind()
         if self._ready and self.inv.policy.auto_failover.failback and self.auto.auto_on():
             for svc in self.inv.services:

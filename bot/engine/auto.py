@@ -50,6 +50,9 @@ class AutoDecision:
     # A hold because automatic failover is simply off: the normal case, which the alert's own
     # buttons already answer, so it is not worth a line in the incident's thread.
     routine: bool = False
+    # A hold because the active host flaps: it stays true for every flap of the episode, so it
+    # is worth saying once per episode, not on each flap.
+    flapping: bool = False
 
 
 class AutoPolicy:
@@ -114,6 +117,7 @@ class AutoPolicy:
             return AutoDecision(
                 "hold", service,
                 f"{active} is flapping: lasthop does not move {service} automatically until it is stable",
+                flapping=True,
             )
         if (cap := self._cap(service)) is not None:
             return cap

@@ -187,7 +187,7 @@ def test_hold_when_a_router_is_unreachable(inv: Inventory, clock: Clock) -> None
 
 def test_hold_when_the_active_host_is_flapping(inv: Inventory, clock: Clock) -> None:
     d = _decide(AutoPolicy(inv, clock=clock), flapping={"web1"})
-    assert d.action == "hold" and "web1 is flapping" in d.reason
+    assert d.action == "hold" and "web1 is flapping" in d.reason and d.flapping
 
 
 def test_hold_after_max_moves_within_the_window_and_move_again_once_they_age_out(
