@@ -125,6 +125,15 @@ class Daemon:
         # service -> (deadline, targets still to re-check) before an automatic decision is made
         self._confirming: dict[str, tuple[float, set[TargetKey]]] = {}
         self._reminded: dict[int, float] = {}
+        # (service, host) whose flapping hold has been said in this flapping episode of the host;
+        # the incident promised silence until the host is stable, and each flap decides again.
+        self._flap_held: set[tuple[str, str]] = set()
+        # Fail-back is retried on every housekeeping pass: one that was refused would be refused,
+        # audited and said again each time. So it waits for the situation it was refused in to
+        # change (service -> that situation), and the same refusal is said only once.
+        self._failback_tried: dict[str, object] = {}  # queued, with the situation it was decided in
+        self._failback_blocked: dict[str, object] = {}
+        self._failback_said: dict[str, str] = {}
         self._stop = threading.Event()
         self._started_at = clock()
         self._ready = False
@@ -393,15 +402,23 @@ class Daemon:
     def _decide(self, service: str) -> None:
         if service in self._pending:
             return
+        serving, flapping = self.serving(), self.incidents.flapping()
+        self._end_flap_episodes(flapping)
         decision = self.auto.decide(
-            service, health=self.snapshot(), serving=self.serving(),
-            flapping=self.incidents.flapping(), maintenance=set(self._maintenance),
+            service, health=self.snapshot(), serving=serving, flapping=flapping, maintenance=set(self._maintenance),
         )
         if decision.action == "move" and decision.request is not None:
-            self._pending.add(service)
-            self._moves.put(decision.request)
+            self._queue(decision.request)
         elif decision.action == "hold" and not decision.routine:
+            if decision.flapping:
+                held = (service, serving.get(service) or "")
+                if held in self._flap_held:
+                    return
+                self._flap_held.add(held)
             self._say(service, iv.HOLD, decision.reason)
+
+    def _end_flap_episodes(self, flapping: set[str]) -> None:
+        self._flap_held = {(s, h) for s, h in self._flap_held if h in flapping}
 
     def _consider_failback(self, service: str) -> None:
         if service in self._pending:
@@ -409,9 +426,29 @@ class Daemon:
         decision = self.auto.failback(service, health=self.snapshot(), serving=self.serving(),
                                       healthy_since=self.healthy_since, maintenance=set(self._maintenance),
                                       flapping=self.incidents.flapping())
-        if decision.action == "move" and decision.request is not None:
-            self._pending.add(service)
-            self._moves.put(decision.request)
+        if decision.action != "move" or decision.request is None:
+            # Not due (home not ready, or already home): a later fail-back is a new story, told anew.
+            self._failback_blocked.pop(service, None)
+            self._failback_said.pop(service, None)
+            return
+        situation = self._failback_situation()
+        if self._failback_blocked.get(service) == situation:
+            return
+        self._failback_blocked.pop(service, None)
+        self._failback_tried[service] = situation
+        self._queue(decision.request)
+
+    def _failback_situation(self) -> object:
+        """What a refused fail-back's plan is made from, as the writer sees it: health, routes, alarms."""
+        alarms = sorted((k, a.active, a.text) for k, a in self._alarms.items())
+        return (sorted(self.snapshot().items()), sorted(self.serving().items()),
+                sorted(self._maintenance), sorted(self.flapping()), alarms)
+
+    def _queue(self, req: MoveRequest) -> None:
+        self._pending.add(req.target)
+        # Counted now, not when it has run: the next decision is made while this one waits or runs.
+        self.auto.record_move(req.target, to_host=req.to_host)
+        self._moves.put(req)
 
     def _mover(self) -> None:
         while True:
@@ -422,12 +459,14 @@ class Daemon:
 
     def _run_move(self, req: MoveRequest) -> None:
         """One queued automatic move, on the mover thread (or a test's, one at a time like it)."""
+        changed = True  # a move that crashed may have changed something: it keeps its count
         try:
-            self._move(req)
+            changed = self._move(req)
         except Exception:  # one bad move must not stop the next
             log.exception("automatic move of %s failed", req.target)
             self._say(req.target, iv.NOTE, f"automatic move of {req.target} crashed; see lasthop's log")
         finally:
+            self.auto.settle(req.target, changed=changed)
             self._pending.discard(req.target)
 
     def _say(self, service: str, kind: str, text: str) -> None:
@@ -454,15 +493,25 @@ class Daemon:
             self.announcer.incident(update)
         self.announcer.refresh_open()
 
-    def _move(self, req: MoveRequest) -> None:
+    def _move(self, req: MoveRequest) -> bool:
+        """Run one automatic move; whether it may have changed a router."""
         outcome = self.engine.run(req)
-        if outcome.status == "done":
-            self.auto.record_move(req.target)
         self._refresh_serving()
-        if outcome.status in ("refused", "noop"):
-            # A move that ran is in the incident's timeline already (_on_move); one that did not is news too.
-            self._say(req.target, iv.NOTE, f"automatic move of {req.target} {outcome.status}: "
-                      + "; ".join(escape(line) for line in outcome.lines))
+        situation = self._failback_tried.pop(req.target, None)  # present: this was a fail-back
+        if outcome.status not in ("refused", "noop"):
+            self._failback_said.pop(req.target, None)
+            return True
+        text = (f"automatic move of {req.target} {outcome.status}: "
+                + "; ".join(escape(line) for line in outcome.lines))
+        if situation is not None:
+            self._failback_blocked[req.target] = situation
+            if self._failback_said.get(req.target) == text:
+                log.info("%s (said already)", text)
+                return False
+            self._failback_said[req.target] = text
+        # A move that ran is in the incident's timeline already (_on_move); one that did not is news too.
+        self._say(req.target, iv.NOTE, text)
+        return False
 
     # -- housekeeping ------------------------------------------------------------------------------------
     def _housekeeping(self) -> None:
@@ -482,6 +531,7 @@ class Daemon:
         self._apply_maintenance(maintenance)
         self._confirmed(("", ""), self.clock())  # a decision whose re-checks never came back
         self._tell(self.incidents.tick(self.serving()))
+        self._end_flap_episodes(self.incidents.flapping())
         self._remind()
         if self._ready and self.inv.policy.auto_failover.failback and self.auto.auto_on():
             for svc in self.inv.services:

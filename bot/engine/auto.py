@@ -14,17 +14,19 @@ it knows why nothing moved and what to type instead. The guardrails, in order:
    target is chosen by `bot.engine.targets.choose_target`, the rule every move uses).
 
 Only a "move" carries a MoveRequest; it still goes through the whole pipeline (plan,
-risk, live pre-check, verify, rollback). The caller calls `record_move` once it runs one.
+risk, live pre-check, verify, rollback). The caller calls `record_move` when it queues
+one and `settle` when it has run: the cap and the target's load must see a move from the
+moment it is decided, since the next decision may come while the first is still running.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from bot.durations import format_duration
@@ -35,6 +37,8 @@ from bot.inventory import Inventory, Service
 
 AutoAction = Literal["move", "hold", "none"]
 HealthMap = Mapping[tuple[str, str], Health]
+FROM_HEALTHY = "moves_from_healthy_host"  # the risk rule every fail-back meets
+FAILBACK_CONSENT = "policy auto_failover.failback"
 
 
 @dataclass(frozen=True)
@@ -46,15 +50,22 @@ class AutoDecision:
     # A hold because automatic failover is simply off: the normal case, which the alert's own
     # buttons already answer, so it is not worth a line in the incident's thread.
     routine: bool = False
+    # A hold because the active host flaps: it stays true for every flap of the episode, so it
+    # is worth saying once per episode, not on each flap.
+    flapping: bool = False
 
 
 class AutoPolicy:
-    """Decides automatic moves; remembers the ones made (timestamps on its clock) for the cap."""
+    """Decides automatic moves; remembers the ones queued (timestamps on its clock) for the cap."""
 
     def __init__(self, inv: Inventory, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._inv = inv
         self._clock = clock
+        # Written by whoever queues a move (the writer thread) and whoever settles it (the
+        # mover), read by the next decision: hence the lock.
+        self._history = threading.Lock()
         self._moves: deque[tuple[float, str]] = deque()
+        self._going: dict[str, str] = {}  # service -> target, for moves decided and not yet settled
         # Who is switched on now: the inventory's choice (the policy's master switch and each
         # service's) until someone flips it with `set_auto`.
         self._switch = threading.Lock()
@@ -106,12 +117,16 @@ class AutoPolicy:
             return AutoDecision(
                 "hold", service,
                 f"{active} is flapping: lasthop does not move {service} automatically until it is stable",
+                flapping=True,
             )
         if (cap := self._cap(service)) is not None:
             return cap
+        with self._history:
+            after = {**serving, **self._going}
+        load = Counter(h for s, h in after.items() if s != service and h is not None)
         choice = choose_target(
             self._inv, service, health=health, serving=serving, maintenance=maintenance, flapping=flapping,
-            exclude={active},
+            exclude={active}, load=load,
         )
         if choice.host is None:
             why = f" ({choice.why_none})" if choice.why_none else ""
@@ -160,11 +175,32 @@ class AutoPolicy:
         if (cap := self._cap(service)) is not None:
             return cap
         reason = f"{home} healthy for {format_duration(auto.hold_down)}: lasthop moves {service} back to it"
-        return AutoDecision("move", service, reason, self._request(service, home, reason))
+        # A fail-back always moves from a healthy host; switching failback on is the operator's
+        # standing consent to that one risk, and to no other.
+        request = replace(self._request(service, home, reason), accepts=frozenset({FROM_HEALTHY}),
+                          accepted_by=FAILBACK_CONSENT)
+        return AutoDecision("move", service, reason, request)
 
-    def record_move(self, service: str, at: float | None = None) -> None:
-        """Count one automatic move (made now, or at `at` on this policy's clock) against the cap."""
-        self._moves.append((self._clock() if at is None else at, service))
+    def record_move(self, service: str, at: float | None = None, *, to_host: str | None = None) -> None:
+        """Count one automatic move (queued now, or at `at` on this policy's clock) against the cap.
+
+        `to_host`: where it goes, counted as serving it for later choices until `settle`.
+        """
+        with self._history:
+            self._moves.append((self._clock() if at is None else at, service))
+            if to_host is not None:
+                self._going[service] = to_host
+
+    def settle(self, service: str, *, changed: bool) -> None:
+        """The queued move of `service` has ended; one that changed nothing gives its count back."""
+        with self._history:
+            self._going.pop(service, None)
+            if changed:
+                return
+            for i in range(len(self._moves) - 1, -1, -1):
+                if self._moves[i][1] == service:
+                    del self._moves[i]
+                    return
 
     def recent_moves(self, now: float | None = None) -> int:
         """Automatic moves within the policy's window before `now`."""
@@ -212,9 +248,10 @@ class AutoPolicy:
 
     def _recent(self, now: float) -> list[tuple[float, str]]:
         window = self._inv.policy.auto_failover.window
-        while self._moves and self._moves[0][0] <= now - window:
-            self._moves.popleft()
-        return [m for m in self._moves if m[0] <= now]
+        with self._history:
+            while self._moves and self._moves[0][0] <= now - window:
+                self._moves.popleft()
+            return [m for m in self._moves if m[0] <= now]
 
     # --------------------------------------------------------------- request
 

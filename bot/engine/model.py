@@ -28,6 +28,10 @@ class MoveRequest:
     to_host: str | None = None
     dry_run: bool = False
     reason: str = ""
+    # Risk rules consented to in advance, and by what: a plan whose every risk is one of them
+    # runs without an approver and is audited as risk accepted by `accepted_by`.
+    accepts: frozenset[str] = frozenset()
+    accepted_by: str = ""
 
 
 def move_kind(req: MoveRequest, approved_by: str | None) -> str:

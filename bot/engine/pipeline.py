@@ -128,6 +128,8 @@ class Engine:
         if plan.noop:
             self._audit(req, "move", "noop", plan.noop, plan)
             return Outcome("noop", plan, [plan.noop])
+        consented = plan.risky and all(r.rule in req.accepts for r in plan.risks)
+        allow_risky = allow_risky or consented
         if plan.risky and not (approved_by or allow_risky or req.dry_run):
             text = "needs approval: " + "; ".join(r.text for r in plan.risks)
             self._audit(req, "move", "refused", text, plan)
@@ -348,8 +350,10 @@ class Engine:
         stored = plan.to_dict() if plan else None
         if risk_accepted and plan is not None and stored is not None:
             # No second person: whoever ran it owns the risk, and the record says so in data and in words.
-            detail = f"{detail} (risk accepted by {req.actor}: {'; '.join(r.text for r in plan.risks)})"
+            by = f"{req.actor} under {req.accepted_by}" if req.accepted_by else req.actor
+            detail = f"{detail} (risk accepted by {by}: {'; '.join(r.text for r in plan.risks)})"
             stored["risk_accepted"] = True
+            stored["risk_accepted_by"] = by
         dry = req.dry_run and action != "dry-run"
         self.store.audit(
             actor=req.actor, source=req.source, action=f"{action}:dry-run" if dry else action,

@@ -14,6 +14,7 @@ import pytest
 from support.daemon import DaemonRig, serve_inventory
 
 from bot import incident_view as iv
+from bot.engine.model import MoveRequest
 from bot.health.state import Health
 from bot.inventory import Inventory
 
@@ -202,7 +203,6 @@ def test_max_moves_holds_the_second_service_of_a_failed_host(tmp_path: Path, dae
     assert holds(d) == ["1 automatic move in the last 1h: waiting for a human"]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: the cap counts moves that have run, not ones decided and still queued")
 def test_max_moves_counts_a_move_still_running_when_the_next_is_decided(tmp_path: Path, daemons: Daemons) -> None:
     d = daemons(serve_inventory(tmp_path, auto=("www-a", "www-d"), auto_policy=", max_moves: 1"))
     d.hold_moves = True  # both decisions are made while the mover is busy with the first move
@@ -210,6 +210,27 @@ def test_max_moves_counts_a_move_still_running_when_the_next_is_decided(tmp_path
     d.rounds(FALL + 2)
     d.run_moves()
     assert len(moves(d)) == 1
+
+
+def test_a_move_still_running_counts_for_the_load_of_its_target(tmp_path: Path, daemons: Daemons) -> None:
+    d = daemons(serve_inventory(tmp_path, auto=("www-a", "www-d")))
+    d.hold_moves = True
+    d.down("web1")
+    d.rounds(FALL + 2)
+    d.run_moves()
+    # www-a goes to web3 (web2 serves www-b); www-d then finds web2 and web3 serving one each.
+    assert d.rig.serving("www-a") == {"web3"} and d.rig.serving("www-d") == {"web2"}
+
+
+def test_a_move_refused_before_any_change_gives_its_count_back(tmp_path: Path, daemons: Daemons) -> None:
+    d = daemons(serve_inventory(tmp_path, auto=("www-a", "www-d"), auto_policy=", max_moves: 1"))
+    d.rig.hosts["web3"].vips.clear()  # the live pre-check refuses every move to web3
+    d.down("web1")
+    d.rounds(FALL + 2)
+    lines = d.chat.thread_lines()
+    for service in ("www-a", "www-d"):
+        assert any(f"automatic move of {service} refused: pre-check failed" in line for line in lines)
+    assert holds(d) == []  # www-d was tried, not held by a cap that www-a's refusal had used up
 
 
 # -- recovery and fail-back ---------------------------------------------------------------------
@@ -271,8 +292,6 @@ def test_a_host_failing_during_hold_down_starts_it_again(tmp_path: Path, daemons
     assert d.rig.serving("www-a") == {"web1"}
 
 
-@pytest.mark.xfail(strict=True, reason="bug: with the default risk rules every fail-back is refused as risky, "
-                                       "and each housekeeping pass tries and says so again")
 def test_failback_with_the_default_risk_rules_is_not_refused_again_and_again(tmp_path: Path, daemons: Daemons) -> None:
     d = daemons(serve_inventory(tmp_path, auto=("www-a",), auto_policy=", failback: true, hold_down: 600"))
     failed_over(d)
@@ -283,6 +302,59 @@ def test_failback_with_the_default_risk_rules_is_not_refused_again_and_again(tmp
         d.advance(5)
     refused = [s for s in d.chat.sent[said:] if "refused" in s.text]
     assert d.rig.serving("www-a") == {"web1"} or len(refused) <= 1
+
+
+def test_a_failback_takes_the_one_risk_its_policy_consents_to_and_the_audit_says_so(
+        tmp_path: Path, daemons: Daemons) -> None:
+    d = daemons(serve_inventory(tmp_path, auto=("www-a",), auto_policy=", failback: true, hold_down: 600"))
+    failed_over(d)
+    d.advance(600)
+    d.housekeeping()
+    assert d.rig.serving("www-a") == {"web1"}
+    audit = d.store.history(limit=1)[0]
+    assert (audit.actor, audit.action, audit.target, audit.result) == ("lasthop", "move", "www-a", "done")
+    assert ("risk accepted by lasthop under policy auto_failover.failback: "
+            "moves www-a away from web3, which is healthy") in audit.detail
+    assert isinstance(audit.plan, dict) and audit.plan["risk_accepted"] is True
+    assert audit.plan["risk_accepted_by"] == "lasthop under policy auto_failover.failback"
+
+
+def test_a_failback_blocked_by_another_risk_is_said_once_and_waits_for_a_change(
+        tmp_path: Path, daemons: Daemons) -> None:
+    # Everything starts on web1, so www-a's fail-back would leave web1 serving every service.
+    everything_on_web1 = {"www-a": "web1", "www-b": "web1", "www-d": "web1"}
+    d = daemons(serve_inventory(tmp_path, auto=("www-a",), auto_policy=", failback: true, hold_down: 600"),
+                everything_on_web1)
+    d.down("web1")
+    d.rounds(FALL + 1)
+    assert d.rig.serving("www-a") == {"web2"}
+    d.heal("web1")
+    d.rounds(RISE)
+    d.advance(600)
+    said = len(d.chat.sent)
+    for _ in range(4):
+        d.housekeeping()
+        d.advance(5)
+    assert d.rig.serving("www-a") == {"web2"}
+    refused = [s.text for s in d.chat.sent[said:] if "refused" in s.text]
+    assert len(refused) == 1 and "afterwards web1 would serve every service" in refused[0]
+    assert "moves www-a away from web2" in refused[0]  # said in full, the consented risk too
+    tries = [a for a in d.store.history() if a.target == "www-a" and a.result == "refused"]
+    assert len(tries) == 1  # not tried again either: nothing had changed
+
+    d.down("web3")
+    d.round()
+    d.heal("web3")
+    d.round()  # health changed: tried again, refused the same way, and not said again
+    tries = [a for a in d.store.history() if a.target == "www-a" and a.result == "refused"]
+    assert len(tries) == 2
+    assert len([s for s in d.chat.sent[said:] if "refused" in s.text]) == 1
+
+    # Someone moves www-d off web1: the risk is gone, and the next pass moves www-a home.
+    d.daemon.engine.run(MoveRequest(kind="service", target="www-d", actor="cli:alice", source="cli",
+                                    to_host="web3"), allow_risky=True)
+    d.housekeeping()
+    assert d.rig.serving("www-a") == {"web1"}
 
 
 # -- flapping -----------------------------------------------------------------------------------
@@ -325,8 +397,6 @@ def test_a_service_on_a_flapping_host_is_not_moved_automatically(tmp_path: Path,
     assert holds(d) == ["web2 is flapping: lasthop does not move www-b automatically until it is stable"]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: the flapping hold is said in the thread on every flap, though the "
-                                       "incident says nothing more is said until the host is stable")
 def test_a_flapping_host_with_auto_failover_on_is_not_an_alert_storm(tmp_path: Path, daemons: Daemons) -> None:
     d = daemons(serve_inventory(tmp_path))
     flap(d, "web2", 2)
@@ -335,3 +405,23 @@ def test_a_flapping_host_with_auto_failover_on_is_not_an_alert_storm(tmp_path: P
     said = len(d.chat.sent)
     flap(d, "web2", 3)
     assert len(d.chat.sent) - said <= 2  # one hold line and its parent update, at most
+
+
+def test_the_flapping_hold_is_said_again_when_the_host_flaps_again_after_being_stable(
+        tmp_path: Path, daemons: Daemons) -> None:
+    d = daemons(serve_inventory(tmp_path))
+    flap(d, "web2", 2)
+    d.daemon.set_auto(True, "www-b", by="console:alice", source="console")
+    flap(d, "web2", 2)
+    assert len(holds(d)) == 1
+    d.advance(d.inv.policy.flapping.window + 1)
+    d.housekeeping()
+    assert d.daemon.flapping() == set()  # stable: that episode is over
+    # A second episode, with auto off while it builds up (else its first DOWN would move www-b).
+    d.daemon.set_auto(False, "www-b", by="console:alice", source="console")
+    flap(d, "web2", 2)
+    assert d.daemon.flapping() == {"web2"}
+    d.daemon.set_auto(True, "www-b", by="console:alice", source="console")
+    flap(d, "web2", 2)
+    assert holds(d)[1:] == ["web2 is flapping: lasthop does not move www-b automatically until it is stable"]
+    assert d.rig.serving("www-b") == {"web2"}

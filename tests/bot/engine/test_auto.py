@@ -187,7 +187,7 @@ def test_hold_when_a_router_is_unreachable(inv: Inventory, clock: Clock) -> None
 
 def test_hold_when_the_active_host_is_flapping(inv: Inventory, clock: Clock) -> None:
     d = _decide(AutoPolicy(inv, clock=clock), flapping={"web1"})
-    assert d.action == "hold" and "web1 is flapping" in d.reason
+    assert d.action == "hold" and "web1 is flapping" in d.reason and d.flapping
 
 
 def test_hold_after_max_moves_within_the_window_and_move_again_once_they_age_out(
@@ -210,6 +210,35 @@ def test_record_move_without_a_time_uses_the_clock(inv: Inventory, clock: Clock)
     assert _decide(policy).action == "hold"
     clock.now += 3600
     assert _decide(policy).action == "move"
+
+
+def test_a_queued_move_counts_from_when_it_is_queued_and_a_change_keeps_it(inv: Inventory, clock: Clock) -> None:
+    policy = AutoPolicy(_auto(inv, max_moves=1), clock=clock)
+    policy.record_move("www-b", to_host="web3")
+    assert _decide(policy).action == "hold"  # still running: counted all the same
+    policy.settle("www-b", changed=True)
+    assert policy.recent_moves() == 1 and _decide(policy).action == "hold"
+
+
+def test_a_queued_move_that_changed_nothing_gives_its_count_back(inv: Inventory, clock: Clock) -> None:
+    policy = AutoPolicy(_auto(inv, max_moves=2), clock=clock)
+    policy.record_move("www-b", at=clock.now - 3000)  # an earlier move of the same service, done
+    policy.record_move("www-b")
+    assert _decide(policy).action == "hold"
+    policy.settle("www-b", changed=False)
+    assert policy.recent_moves() == 1 and _decide(policy).action == "move"
+    clock.now += 601
+    assert policy.recent_moves() == 0  # what was given back is the refused move, not the earlier one
+
+
+def test_a_queued_move_counts_for_its_target_s_load_until_it_settles(inv: Inventory, clock: Clock) -> None:
+    policy = AutoPolicy(inv, clock=clock)
+    policy.record_move("www-c", to_host="web3")  # web3 is about to serve www-c; web2 serves www-b
+    d = _decide(policy)
+    assert d.request is not None and d.request.to_host == "web2"  # a tie: www-a's preference wins
+    policy.settle("www-c", changed=False)
+    d = _decide(policy)
+    assert d.request is not None and d.request.to_host == "web3"
 
 
 @pytest.mark.parametrize(
@@ -267,7 +296,8 @@ def test_failback_waits_for_the_hold_down_then_moves_home(inv: Inventory, clock:
     d = _failback(policy, healthy_since=since)
     assert d.action == "move"
     assert d.request == MoveRequest(
-        kind="service", target="www-a", actor="lasthop", source="auto", to_host="web1", reason=d.reason
+        kind="service", target="www-a", actor="lasthop", source="auto", to_host="web1", reason=d.reason,
+        accepts=frozenset({"moves_from_healthy_host"}), accepted_by="policy auto_failover.failback",
     )
 
 
