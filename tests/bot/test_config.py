@@ -836,6 +836,7 @@ def test_huge_and_hostile_values_are_config_errors_with_their_line(
 
 
 def test_the_longest_duration_allowed_loads_and_is_described(tmp_path: Path) -> None:
-    inv = load_inventory(write(tmp_path, BASE + "policy: {auto_failover: {enabled: true, hold_down: 720h, window: 720h}}\n"), {})
+    longest = "policy: {auto_failover: {enabled: true, hold_down: 720h, window: 720h}}\n"
+    inv = load_inventory(write(tmp_path, BASE + longest), {})
     assert inv.policy.auto_failover.hold_down == 720 * 3600
     assert "per 720h" in inv.describe()
