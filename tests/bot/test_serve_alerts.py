@@ -114,24 +114,15 @@ def test_a_failure_while_rising_is_down_again_without_a_second_alert(d: DaemonRi
     assert len(d.chat.sent) == said and len(d.incidents()) == 1
 
 
-def flap(d: DaemonRig, host: str, times: int) -> None:
-    """`host` goes down and comes back `times` times: two changes each."""
-    for _ in range(times):
-        d.down(host)
-        d.rounds(FALL)
-        d.heal(host)
-        d.rounds(RISE)
-
-
 def test_a_flapping_host_is_said_once_then_left_quiet_and_never_moved(d: DaemonRig) -> None:
     # The policy's default: flapping at 4 changes in 5 minutes, i.e. the second time back up.
-    flap(d, "web2", 2)
+    d.flap("web2", 2, fall=FALL, rise=RISE)
     assert d.daemon.flapping() == {"web2"}
     flapping = [line for line in d.chat.thread_lines() if "web2 is flapping" in line]
     assert len(flapping) == 1
     said = len(d.chat.sent)
 
-    flap(d, "web2", 3)
+    d.flap("web2", 3, fall=FALL, rise=RISE)
     assert len(d.chat.sent) == said  # no alert, no thread line, no parent update
     # Its incident stays open while it flaps: it is not over.
     assert [r.title for r in d.incidents()] == ["web2 is down"]
@@ -140,7 +131,7 @@ def test_a_flapping_host_is_said_once_then_left_quiet_and_never_moved(d: DaemonR
 
 def test_changes_spread_wider_than_the_flapping_window_are_not_flapping(d: DaemonRig) -> None:
     for _ in range(2):
-        flap(d, "web2", 1)
+        d.flap("web2", 1, fall=FALL, rise=RISE)
         d.advance(301)  # the default window is 5 minutes
     assert d.daemon.flapping() == set()
     assert not any("flapping" in s.text for s in d.chat.sent)
@@ -148,7 +139,7 @@ def test_changes_spread_wider_than_the_flapping_window_are_not_flapping(d: Daemo
 
 
 def test_a_flapping_host_that_settles_resolves_its_incident(d: DaemonRig) -> None:
-    flap(d, "web2", 2)
+    d.flap("web2", 2, fall=FALL, rise=RISE)
     assert len(d.incidents()) == 1
     d.advance(299)
     d.housekeeping()

@@ -359,19 +359,11 @@ def test_a_failback_blocked_by_another_risk_is_said_once_and_waits_for_a_change(
 
 # -- flapping -----------------------------------------------------------------------------------
 
-def flap(d: DaemonRig, host: str, times: int) -> None:
-    for _ in range(times):
-        d.down(host)
-        d.rounds(FALL)
-        d.heal(host)
-        d.rounds(RISE)
-
-
 def test_a_flapping_host_is_not_chosen_as_the_target(tmp_path: Path, daemons: Daemons) -> None:
     # web2 serves nothing, so it would take www-a; flapping, it is skipped for web3.
     routes = {"www-a": "web1", "www-b": "web3", "www-d": "web3"}
     d = daemons(serve_inventory(tmp_path, auto=("www-a",)), routes)
-    flap(d, "web2", 2)
+    d.flap("web2", 2, fall=FALL, rise=RISE)
     assert d.daemon.flapping() == {"web2"}
     d.down("web1")
     d.rounds(FALL + 1)
@@ -388,7 +380,7 @@ def test_without_flapping_that_host_would_have_been_the_target(tmp_path: Path, d
 
 def test_a_service_on_a_flapping_host_is_not_moved_automatically(tmp_path: Path, daemons: Daemons) -> None:
     d = daemons(serve_inventory(tmp_path))
-    flap(d, "web2", 2)
+    d.flap("web2", 2, fall=FALL, rise=RISE)
     d.daemon.set_auto(True, "www-b", by="console:alice", source="console")
     d.down("web2")
     d.rounds(FALL + 1)
@@ -399,29 +391,29 @@ def test_a_service_on_a_flapping_host_is_not_moved_automatically(tmp_path: Path,
 
 def test_a_flapping_host_with_auto_failover_on_is_not_an_alert_storm(tmp_path: Path, daemons: Daemons) -> None:
     d = daemons(serve_inventory(tmp_path))
-    flap(d, "web2", 2)
+    d.flap("web2", 2, fall=FALL, rise=RISE)
     d.daemon.set_auto(True, "www-b", by="console:alice", source="console")
     d.round()
     said = len(d.chat.sent)
-    flap(d, "web2", 3)
+    d.flap("web2", 3, fall=FALL, rise=RISE)
     assert len(d.chat.sent) - said <= 2  # one hold line and its parent update, at most
 
 
 def test_the_flapping_hold_is_said_again_when_the_host_flaps_again_after_being_stable(
         tmp_path: Path, daemons: Daemons) -> None:
     d = daemons(serve_inventory(tmp_path))
-    flap(d, "web2", 2)
+    d.flap("web2", 2, fall=FALL, rise=RISE)
     d.daemon.set_auto(True, "www-b", by="console:alice", source="console")
-    flap(d, "web2", 2)
+    d.flap("web2", 2, fall=FALL, rise=RISE)
     assert len(holds(d)) == 1
     d.advance(d.inv.policy.flapping.window + 1)
     d.housekeeping()
     assert d.daemon.flapping() == set()  # stable: that episode is over
     # A second episode, with auto off while it builds up (else its first DOWN would move www-b).
     d.daemon.set_auto(False, "www-b", by="console:alice", source="console")
-    flap(d, "web2", 2)
+    d.flap("web2", 2, fall=FALL, rise=RISE)
     assert d.daemon.flapping() == {"web2"}
     d.daemon.set_auto(True, "www-b", by="console:alice", source="console")
-    flap(d, "web2", 2)
+    d.flap("web2", 2, fall=FALL, rise=RISE)
     assert holds(d)[1:] == ["web2 is flapping: lasthop does not move www-b automatically until it is stable"]
     assert d.rig.serving("www-b") == {"web2"}

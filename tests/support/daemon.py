@@ -169,6 +169,14 @@ class DaemonRig:
         for _ in range(n):
             self.round(seconds)
 
+    def flap(self, host: str, times: int, *, fall: int, rise: int) -> None:
+        """`host` goes down and comes back `times` times: two health changes each."""
+        for _ in range(times):
+            self.down(host)
+            self.rounds(fall)
+            self.heal(host)
+            self.rounds(rise)
+
     def housekeeping(self) -> None:
         """One pass of the housekeeping thread's timed work, on the writer as in production."""
         self.scheduler.call_soon(lambda: self.daemon._tick(set(self.store.maintenance())))
