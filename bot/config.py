@@ -74,8 +74,6 @@ PATH_ENV = "LASTHOP_CONFIG"
 
 _STATE_SCHEME = re.compile(r"(sqlite|postgres(?:ql)?(?:\+[a-z0-9_]+)?)://", re.IGNORECASE)
 _MERGE_TAG = "tag:yaml.org,2002:merge"
-_ENV_REF = ENV_REF
-_PLAIN_SECRET = PLAIN_SECRET
 
 Loc = tuple[str | int, ...]
 
@@ -296,10 +294,7 @@ def _read_document(path: Path) -> LineMap:
 # file says things the inventory does not hold as such: login settings that inherit from
 # `defaults` and name secrets, and command names checked against each other.
 
-_Model = FrozenModel
-
-
-class DefaultsModel(_Model):
+class DefaultsModel(FrozenModel):
     port: Port | None = None
     username: Username | None = None
     key_file: FilePath | None = None
@@ -342,13 +337,13 @@ class _RouterRefs(BaseModel):
     lan: ListOf[Prefix]
 
 
-class CommandsModel(_Model):
+class CommandsModel(FrozenModel):
     umbrella: CommandName | None = None
     failover: CommandName | None = None
     status: CommandName | None = None
 
 
-class TopModel(_Model):
+class TopModel(FrozenModel):
     # Sections are only shaped here; each entry is validated on its own (see module docstring).
     state_url: StrictStr | None = None
     defaults: Any = None
@@ -613,9 +608,9 @@ class _Builder:
 
     # -- secrets and files --
     def secret(self, ref: str, loc: Loc) -> str | None:
-        match = _ENV_REF.fullmatch(ref)
+        match = ENV_REF.fullmatch(ref)
         if match is None:
-            self.error(loc, _PLAIN_SECRET)
+            self.error(loc, PLAIN_SECRET)
             return None
         name = match.group(1)
         value = self.env.get(name)
@@ -684,8 +679,8 @@ class _Builder:
         userinfo, at, hostport = netloc.rpartition("@")
         user, colon, password = userinfo.partition(":")
         query_password = re.search(r"[?&]password=([^&]*)", tail)
-        if (colon and not _ENV_REF.fullmatch(password)) or (
-            query_password and not _ENV_REF.fullmatch(query_password.group(1))
+        if (colon and not ENV_REF.fullmatch(password)) or (
+            query_password and not ENV_REF.fullmatch(query_password.group(1))
         ):
             # Never echo the URL: it holds the very password being refused.
             self.error(loc, "a password written inside state_url is not allowed: put ${VAR} in its place")
@@ -715,7 +710,7 @@ class _Builder:
                 return ""
             return quote(found, safe="") if encode else found
 
-        return _ENV_REF.sub(value, text)
+        return ENV_REF.sub(value, text)
 
     def command_names(self, m: CommandsModel) -> CommandNames:
         given = {k: v for k, v in m.model_dump().items() if v is not None}

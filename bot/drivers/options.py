@@ -20,9 +20,7 @@ if TYPE_CHECKING:
 
 
 def _driver(kind: object) -> type[RouterDriver] | None:
-    from bot.drivers import registry  # the registry imports every driver module, and they import this one
-
-    return registry().get(kind) if isinstance(kind, str) else None
+    return _kinds().get(kind) if isinstance(kind, str) else None
 
 
 class DriverOptions(FrozenModel):
@@ -86,6 +84,6 @@ class RevertOptions(DriverOptions):
 
 
 def _kinds() -> dict[str, type[RouterDriver]]:
-    from bot.drivers import registry
+    from bot.drivers import registry  # the registry imports every driver module, and they import this one
 
     return registry()
