@@ -181,6 +181,18 @@ class IncidentTracker:
             event = self._store.add_incident_event(incident.id, text, kind=kind, data=data)
             return IncidentUpdate("updated", incident.id, incident.key, incident.title, event)
 
+    def note_services(self, services: Iterable[str], kind: str, text: str) -> list[IncidentUpdate]:
+        """An event in every open incident that affects one of `services` (what reconcile did to them)."""
+        wanted = set(services)
+        data = {"services": sorted(wanted), "text": text}
+        with self._lock:
+            updates = []
+            for incident in self._open.values():
+                if incident.affected & wanted:
+                    event = self._store.add_incident_event(incident.id, text, kind=kind, data=data)
+                    updates.append(IncidentUpdate("updated", incident.id, incident.key, incident.title, event))
+            return updates
+
     def acknowledge(self, incident_id: int, by: str) -> tuple[IncidentUpdate | None, str]:
         """Record who is on it. (update, "") the first time; (None, who) when someone already had it."""
         with self._lock:

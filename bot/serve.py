@@ -29,6 +29,7 @@ from bot.engine.devices import Devices
 from bot.engine.live import find_drift, serving_host
 from bot.engine.model import MoveRequest, Outcome
 from bot.engine.pipeline import Engine
+from bot.engine.settle import Settlement
 from bot.health.checks import CheckResult, run_check
 from bot.health.machine import HealthMachine, TargetKey, Transition
 from bot.health.scheduler import CheckJob, CheckScheduler
@@ -60,6 +61,8 @@ class ServeSettings:
     startup_grace: float = 30.0
     # An open incident nobody acknowledged is mentioned again in its thread this often (0: never).
     remind_after: float = 900.0
+    # How often a change left in flight (a crashed process, a lost router) is settled again.
+    reconcile_interval: float = 30.0
 
 
 @dataclass
@@ -134,6 +137,8 @@ class Daemon:
         self._failback_tried: dict[str, object] = {}  # queued, with the situation it was decided in
         self._failback_blocked: dict[str, object] = {}
         self._failback_said: dict[str, str] = {}
+        self._last_reconcile = clock()
+        self._reconcile_said: set[str] = set()  # change ids already told: a change left open is said once
         self._stop = threading.Event()
         self._started_at = clock()
         self._ready = False
@@ -201,10 +206,9 @@ class Daemon:
 
         Apart from start() so that a test can drive the writer and the mover by hand after it.
         """
-        for note in self.engine.reconcile():
-            self.announcer.alarm("reconcile", f"after restart: {note}")
         self.incidents.rebuild()
         self.announcer.load()
+        self.reconcile()
         self._refresh_serving(baseline=True)
         self._refresh_maintenance()
 
@@ -526,6 +530,41 @@ class Daemon:
                 log.exception("reading maintenance windows failed")
                 continue
             self.scheduler.call_soon(functools.partial(self._tick, hosts))
+            if self.clock() - self._last_reconcile >= self.settings.reconcile_interval:
+                self.reconcile()  # here, not on the writer thread: it may talk to routers
+
+    def reconcile(self) -> None:
+        """Settle what a dead process (or a router cut off mid-change) left half done, and say how,
+        in the thread of each incident it touches: once per change, whatever the number of passes."""
+        self._last_reconcile = self.clock()
+        try:
+            settlements = self.engine.reconcile()
+        except Exception:  # the database or a router may be away; the next pass tries again
+            log.exception("reconcile failed")
+            return
+        for s in settlements:
+            log.info("reconcile: %s", s)
+            if s.news or s.change_id not in self._reconcile_said:
+                self._reconcile_said.add(s.change_id)
+                self._tell_settlement(s)
+
+    def _tell_settlement(self, s: Settlement) -> None:
+        text = escape(str(s))
+        head = {"done": "lasthop finished a change left half done",
+                "rolled_back": "lasthop undid a change left half done",
+                "failed": "a change that never reached the router is closed",
+                "needs_human": "a person is needed",
+                "open": "a change left in flight cannot be settled yet"}[s.outcome]
+        updates = self.incidents.note_services(s.services, iv.NOTE, f"{head}: {text}")
+        for update in updates:
+            self.announcer.incident(update)
+        if not updates:
+            if s.outcome in ("needs_human", "open"):
+                self.announcer.alarm(f"reconcile:{s.change_id}", f"{head}: {text}")
+            else:
+                self.announcer.info(f"{head}: {text}")
+        if s.outcome in ("done", "rolled_back"):
+            self._refresh_serving()
 
     def _tick(self, maintenance: set[str]) -> None:
         self._apply_maintenance(maintenance)

@@ -53,6 +53,7 @@ from bot.drivers.eos_commands import (
     no_route_line,
     route_line,
     session_name,
+    session_pending_timer,
 )
 from bot.drivers.options import RevertOptions
 from bot.drivers.parsers.eos import fib_next_hops_json, parse_routes_json
@@ -121,6 +122,11 @@ class EosDriver(BlockSessionDriver):
     def fib_next_hops(self, prefix: IPv4Network) -> set[IPv4Address]:
         out = self.cli.show(f"show ip route {prefix.with_prefixlen} | json")
         return fib_next_hops_json(self.name, out, prefix)
+
+    def _device_pending(self) -> bool:
+        # Not yet checked against a real EOS: a timer-committed session is listed with a
+        # state naming its commit timer ("pending-commit-timer").
+        return session_pending_timer(self.cli.show("show configuration sessions"), SESSION)
 
     def configured(self) -> set[tuple[IPv4Network, IPv4Address]]:
         # EOS lists only the static it chose: a floating or unresolved one is in no

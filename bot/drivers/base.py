@@ -16,6 +16,7 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import ClassVar, NamedTuple
 
+from bot import faults
 from bot.drivers.errors import CommandRejected, DriverError, VerifyTimeout
 from bot.drivers.options import DriverOptions
 
@@ -320,7 +321,8 @@ class RouterDriver(ABC):
         moves, self._candidate = self._candidate, ()
         steps = self._live_steps(moves, self.revert_seconds)
         self._committed = moves
-        self._run(steps, transcript, confirm_timeout)
+        self._run(steps, transcript, confirm_timeout, fault_points=True)
+        faults.hit("after_remove")
         return transcript
 
     def has_pending_commit(self) -> bool:
@@ -336,11 +338,17 @@ class RouterDriver(ABC):
         return transcript
 
     def rollback(self, *, confirm_timeout: float = 10.0) -> Transcript:
-        """Undo the last commit and see the old next hops back in the FIB.
+        """Undo the last commit and see the old next hops back in the FIB (`revert` of its moves)."""
+        committed, self._committed = self._committed, ()
+        return self.revert(committed, confirm_timeout=confirm_timeout)
+
+    def revert(self, moves: Sequence[RouteMove], *, confirm_timeout: float = 10.0) -> Transcript:
+        """Put back the old next hops of `moves`, whatever of them the router still shows.
 
         A commit still pending on the device is undone the device's way first (IOS `configure
         revert now`), so its timer cannot fire later, after the rollback; then whatever still
-        differs is put back make-before-break, never itself under a timer.
+        differs is put back make-before-break, never itself under a timer. It also ends a
+        change a dead process left behind: nothing here needs the session that committed it.
         """
         transcript = Transcript(self.name)
         if self._pending:
@@ -348,10 +356,9 @@ class RouterDriver(ABC):
             # Refused: nothing was pending after all (the arming never took); the transcript has the reply.
             with contextlib.suppress(CommandRejected):
                 self._run(self.dialect._cancel_steps(), transcript, 0.0)
-        committed, self._committed = self._committed, ()
-        back = [RouteMove(m.prefix, m.new, m.old) for m in committed if m.old is not None]
+        back = [RouteMove(m.prefix, m.new, m.old) for m in moves if m.old is not None]
         steps = self._live_steps(back, None)
-        fresh = [(m.prefix, m.new) for m in committed if m.old is None]
+        fresh = [(m.prefix, m.new) for m in moves if m.old is None]
         if fresh:  # a route that was new has no old next hop to go back to: it is only removed
             configured = self.configured()
             gone = [pn for pn in fresh if pn in configured]
@@ -362,6 +369,18 @@ class RouterDriver(ABC):
         for prefix, _ in fresh:
             self.wait_for_fib(prefix, set(), timeout=confirm_timeout)
         return transcript
+
+    def read_pending(self) -> bool:
+        """Ask the router whether a commit waits on its revert timer, and act on the answer from
+        now on (`confirm` keeps it, `revert` cancels it first). After a restart the session
+        knows nothing of the dead process's commit; only the device does."""
+        self._pending = self.revert_support is not None and self._device_pending()
+        return self._pending
+
+    def _device_pending(self) -> bool:
+        """The device's own answer to "is a commit pending on your timer?"; a kind with a
+        device-side revert overrides this."""
+        return False
 
     def discard(self) -> None:
         """Drop the candidate without sending anything."""
@@ -381,11 +400,14 @@ class RouterDriver(ABC):
         self._run(self.dialect._save_steps(), transcript, 0.0)
         return transcript
 
-    def _run(self, steps: Sequence[Step], transcript: Transcript, confirm_timeout: float) -> None:
+    def _run(self, steps: Sequence[Step], transcript: Transcript, confirm_timeout: float, *,
+             fault_points: bool = False) -> None:
         for step in steps:
             if isinstance(step, WaitFib):
                 for prefix, want in step.hops:
                     self.wait_for_fib(prefix, set(want), exact=step.exact, timeout=confirm_timeout)
+                if fault_points and not step.exact:
+                    faults.hit("after_add")  # make-before-break: both next hops are live here
                 continue
             try:
                 self._send(step, transcript)

@@ -14,8 +14,9 @@ from typing import Literal
 
 from bot.drivers.base import ExecLine, RevertSupport, StaticRoute, Step
 from bot.drivers.cli_router import ENTER, CliRouterDriver
+from bot.drivers.errors import CommandRejected
 from bot.drivers.options import RevertOptions
-from bot.drivers.parsers.ios import parse_show_ip_route
+from bot.drivers.parsers.ios import NO_ROLLBACK_PENDING, ROLLBACK_TIMER, parse_show_ip_route, rollback_timer_pending
 from bot.drivers.route_lines import require_route
 
 MAX_REVERT_MINUTES = 120
@@ -58,6 +59,15 @@ class CiscoIosDriver(CliRouterDriver):
     @classmethod
     def _save_steps(cls) -> list[Step]:
         return [ExecLine("write memory", expect="[OK]")]
+
+    def _device_pending(self) -> bool:
+        try:
+            out = self.cli.show(ROLLBACK_TIMER)
+        except CommandRejected as e:
+            if NO_ROLLBACK_PENDING in e.reply:
+                return False
+            raise
+        return rollback_timer_pending(self.name, out)
 
     def _static(self) -> list[StaticRoute]:
         out = self.cli.show("show ip route static")

@@ -40,6 +40,7 @@ __all__ = [
     "no_route_line",
     "route_line",
     "session_name",
+    "session_pending_timer",
 ]
 
 MAX_COMMIT_TIMER_SECONDS = 24 * 3600 - 1
@@ -117,3 +118,9 @@ def commit_timer(seconds: int) -> str:
 def change_lines(moves: Sequence[RouteMove]) -> list[str]:
     """EOS lines for `moves`: every add, then every remove (`route_lines.change_lines`)."""
     return route_lines.change_lines(moves, route_line, no_route_line)
+
+
+def session_pending_timer(sessions: str, name: str) -> bool:
+    """Whether `show configuration sessions` lists session `name` as waiting on its commit timer."""
+    row = re.compile(rf"^\W*{re.escape(name)}\s+(?P<state>\S+)", re.M)
+    return any("timer" in m["state"].lower() for m in row.finditer(sessions))

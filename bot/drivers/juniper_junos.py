@@ -159,7 +159,10 @@ class JunosDriver(BlockSessionDriver):
             return "load complete"
         return None
 
-    def _confirmed_commit_pending(self, transcript: Transcript) -> bool:
+    def _device_pending(self) -> bool:
+        return self._confirmed_commit_pending(None)
+
+    def _confirmed_commit_pending(self, transcript: Transcript | None) -> bool:
         return commit_confirmed_pending(self.name, self.cli.show("show system commit", transcript))
 
     def _send(self, step: ConfigBlock | ExecLine, transcript: Transcript) -> None:

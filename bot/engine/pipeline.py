@@ -6,19 +6,23 @@ MoveRequest and calls `Engine`, so the safety rules cannot drift apart.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from ipaddress import IPv4Address, IPv4Network
 
+from bot import faults
 from bot.drivers import RouterDriver, driver_class
 from bot.drivers.errors import DriverError
 from bot.engine.devices import Devices
 from bot.engine.live import Expected, LiveTable
 from bot.engine.model import MoveRequest, Outcome, Plan, Refusal, Status, move_kind
 from bot.engine.plan import make_plan
+from bot.engine.reconcile import Reconciler
+from bot.engine.settle import Settlement
 from bot.engine.transaction import MoveTransaction, RouterChange
 from bot.health.checks import CheckResult, run_check
 from bot.health.live import HealthSource, LiveHealth
@@ -47,8 +51,6 @@ class Engine:
         self.health = health or LiveHealth(inv, probe_source)
         self.probe_vips = probe_vips
         self.instance = f"{os.uname().nodename}:{os.getpid()}"
-        # Test seam: called with the step name ("applied") so a test can make the process die there.
-        self.on_step: Callable[[str], None] = lambda step: None
         # Called with every executed move's outcome and its kind (manual, approved, automatic): metrics.
         self.observers: list[Callable[[Outcome, str], None]] = []
 
@@ -83,17 +85,31 @@ class Engine:
         else:
             routers = sorted({s.router for s in self.inv.services.values() if req.target in s.hosts})
         live = self.read_live(routers)
-        for router, table in live.items():
-            lock = self.store.lock_info(router) if any(len(h) > 1 for h in table.values()) else None
+        split = {router for router, table in live.items() if any(len(h) > 1 for h in table.values())}
+        for router in sorted(split):
+            lock = self.store.lock_info(router)
             if lock is not None:
                 # Two next hops while someone holds the router: a make-before-break move in flight,
                 # not a half-done change. Say who is at it rather than ask for a repair.
                 raise Refusal(f"{router} is busy: {lock.info} since {lock.acquired_at:%H:%M:%S}Z; try again shortly")
+        settled: list[Settlement] = []
+        if split:
+            # Nobody is at it: a change a dead process left half done. Settle it first, so the
+            # request plans from where the router really ends up.
+            settled = self.reconcile(split)
+            if any(s.news for s in settled):
+                live = self.read_live(routers)
         # Only the serve daemon knows which hosts flap; a one-off health read cannot tell.
         flapping = getattr(self.health, "flapping", None)
-        return make_plan(self.inv, req, live, self.health.snapshot(), self.expected(),
-                         maintenance=set(self.store.maintenance()),
-                         flapping=set(flapping()) if callable(flapping) else frozenset())
+        try:
+            plan = make_plan(self.inv, req, live, self.health.snapshot(), self.expected(),
+                             maintenance=set(self.store.maintenance()),
+                             flapping=set(flapping()) if callable(flapping) else frozenset())
+        except Refusal as e:
+            left = [str(s) for s in settled if not s.news]
+            raise Refusal("; ".join([str(e), *(f"reconcile: {n}" for n in left)])) from None
+        news = tuple(f"first settled {s}" for s in settled if s.news)
+        return dataclasses.replace(plan, notes=(*news, *plan.notes)) if news else plan
 
     # -- the move ----------------------------------------------------------------
     def run(self, req: MoveRequest, *, approved_by: str | None = None, allow_risky: bool = False,
@@ -203,9 +219,10 @@ class Engine:
             return self._already(change, e)
         change.applying()
         try:
+            faults.hit("before_apply")
             with change.timed("apply_ms"):
                 change.add(driver.commit(confirm_timeout=self.inv.policy.verify_timeout))
-            self.on_step("applied")
+            faults.hit("before_verify")
             change.hold()
             change.verifying()
             with change.timed("verify_ms"):
@@ -225,7 +242,8 @@ class Engine:
             return "needs_human"
         except (DriverError, Refusal) as e:
             return self._roll_back(tx, change, driver, str(e))
-        self._save(driver, change)
+        faults.hit("before_save")
+        self.save(driver, change)
         for m in change.moves:
             change.lines.append(f"{m.service}: {m.from_host or 'no route'} -> {m.to_host}, verified in the FIB")
         total = change.done()
@@ -241,7 +259,8 @@ class Engine:
         change.lines.append(f"already requested: change {e.change_id[:8]} is {state}; not run again")
         return "done" if state == "done" else "refused"
 
-    def _save(self, driver: RouterDriver, change: RouterChange) -> None:
+    def save(self, driver: RouterDriver, change: RouterChange) -> None:
+        """Save the router's configuration after a verified change, when its policy says to."""
         router = self.inv.routers[change.router]
         if not (router.save_config and self.inv.policy.save_after_change and driver.saves):
             return
@@ -260,13 +279,21 @@ class Engine:
             if now != start:
                 have = ", ".join(map(str, sorted(now))) or "no route"
                 raise Refusal(f"{change.router}'s route for {m.prefix} changed since the plan: now {have}")
-            result = self.health.check(m.service, m.to_host)
-            if not result.ok:
-                raise Refusal(f"{m.to_host} fails its health check for {m.service}: {result.detail}")
-            vips = self.devices.host(m.to_host).check_vips(m.vips, arp=False)
-            if not vips.ok:
-                missing = ", ".join(map(str, vips.missing))
-                raise Refusal(f"{m.to_host} lacks {missing} on its loopback: it cannot serve {m.service}")
+            problem = self.target_problem(m.service, m.to_host, m.vips)
+            if problem is not None:
+                raise Refusal(problem)
+
+    def target_problem(self, service: str, host: str, vips: Sequence[IPv4Address]) -> str | None:
+        """Why `host` cannot take `service` now, read live (its health check, then the VIPs on its
+        loopback over SSH); None when it can. DriverError if the host cannot be read."""
+        result = self.health.check(service, host)
+        if not result.ok:
+            return f"{host} fails its health check for {service}: {result.detail}"
+        found = self.devices.host(host).check_vips(vips, arp=False)
+        if not found.ok:
+            missing = ", ".join(map(str, found.missing))
+            return f"{host} lacks {missing} on its loopback: it cannot serve {service}"
+        return None
 
     def _same_as_planned(self, driver: RouterDriver, change: RouterChange) -> None:
         """The router's own session would send exactly what the plan showed, or nothing is sent."""
@@ -319,27 +346,10 @@ class Engine:
         return "rolled_back"
 
     # -- after a crash -------------------------------------------------------------
-    def reconcile(self) -> list[str]:
-        """Changes that were in flight when a process died, settled against the live routers."""
-        notes: list[str] = []
-        for record in self.store.changes_in_flight():
-            try:
-                change = RouterChange.load(self.store, record)
-                driver = self.devices.router(change.router)
-                live = {m.prefix: driver.fib_next_hops(m.prefix) for m in change.routes}
-            except ValueError as e:
-                notes.append(f"change {record.id[:8]} on {record.router}: {e}; left open")
-                continue
-            except (DriverError, KeyError) as e:
-                notes.append(f"change {record.id[:8]} on {record.router}: cannot read the router ({e}); left open")
-                continue
-            status, text = change.judge(live)
-            if not change.settle(status, text):
-                continue  # another process settled it between our read and now: its verdict stands
-            self.store.audit(actor="lasthop", source="reconcile", action="reconcile", target=record.router,
-                             result=status, detail=text, change_id=record.id)
-            notes.append(f"change {record.id[:8]} on {record.router} ({record.status}): {text}")
-        return notes
+    def reconcile(self, routers: set[str] | None = None) -> list[Settlement]:
+        """Changes a dead process left in flight, settled against the live routers under their
+        locks (bot.engine.reconcile): finished, undone, or handed to a person with the reason."""
+        return Reconciler(self).run(routers)
 
     # -- audit ----------------------------------------------------------------------
     def _audit(self, req: MoveRequest, action: str, result: str, detail: str, plan: Plan | None = None, *,

@@ -82,8 +82,8 @@ def _current(inv: Inventory, svc: Service, live: LiveTable) -> tuple[str | None,
     if len(now) > 1:
         listed = ", ".join(map(str, sorted(now)))
         raise Refusal(
-            f"{svc.prefix} has {len(now)} next hops on {svc.router} ({listed}): a change is half done or "
-            "was made by hand; fix the router or let lasthop reconcile first"
+            f"{svc.prefix} has {len(now)} next hops on {svc.router} ({listed}), which no lasthop change in "
+            "flight explains (made by hand?); put the router right, then try again"
         )
     hop = next(iter(now)) if now else None
     host = inv.host_by_address(hop) if hop else None

@@ -11,10 +11,9 @@ process; `RouterChange.load` rebuilds the same object from a stored change after
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Network
 from types import TracebackType
 from typing import Literal
 
@@ -25,7 +24,7 @@ from bot.state.errors import BadTransition
 from bot.state.records import ChangeRecord
 
 # What a change left in flight can be settled as, judged against the live router.
-Settled = Literal["done", "rolled_back", "needs_human"]
+Settled = Literal["done", "rolled_back", "failed", "needs_human"]
 
 
 @dataclass
@@ -137,19 +136,11 @@ class RouterChange:
         """The router is in a state lasthop could not settle; `error` says why."""
         self._set("needs_human", error=error)
 
-    def judge(self, live: Mapping[IPv4Network, set[IPv4Address]]) -> tuple[Settled, str]:
-        """What the live FIB says became of this change: every new next hop, every old one, or neither."""
-        if all(live[m.prefix] == {m.new} for m in self.routes):
-            return "done", "the router shows every new next hop: finished"
-        if all(live[m.prefix] == ({m.old} if m.old else set()) for m in self.routes):
-            return "rolled_back", "the router still shows the old next hops: it never took effect"
-        return "needs_human", "the router shows neither the old nor the new next hops"
-
     def settle(self, status: Settled, text: str) -> bool:
-        """End a change left in flight by a dead process. False, and nothing written, if another
-        process settled it first: its verdict stands."""
+        """End a change left in flight by a dead process (`bot.engine.reconcile`). False, and
+        nothing written, if another process settled it first: its verdict stands."""
         try:
-            self._set(status, error=f"reconciled after restart: {text}")
+            self._set(status, error=f"reconciled: {text}")
         except BadTransition:
             return False
         return True

@@ -68,6 +68,8 @@ from bot.state.transitions import CHANGE_STATUSES, allowed_from
 
 # A change in one of these when its process died left a router in an unknown state.
 IN_FLIGHT = ("applying", "verifying")
+# Not ended: what reconcile looks at (planned by a process that died, in flight, or waiting for a person).
+UNSETTLED = ("planned", *IN_FLIGHT, "needs_human")
 APPROVAL_DECISIONS = frozenset({"approved", "denied"})
 
 CONNECT_TIMEOUT_S = 5
@@ -238,10 +240,12 @@ class StateStore:
             row = conn.execute(select(t.changes).where(t.changes.c.id == change_id)).mappings().first()
         return _change_record(row) if row is not None else None
 
-    def changes_in_flight(self) -> list[ChangeRecord]:
-        """Changes that were applying or verifying: after a restart, routers in an unknown state."""
+    def changes_in_flight(self, *, unsettled: bool = False) -> list[ChangeRecord]:
+        """Changes that were applying or verifying: after a restart, routers in an unknown state.
+        `unsettled`: also those only planned and those waiting for a person, oldest first."""
+        statuses = UNSETTLED if unsettled else IN_FLIGHT
         query = (
-            select(t.changes).where(t.changes.c.status.in_(IN_FLIGHT)).order_by(t.changes.c.created_at, t.changes.c.seq)
+            select(t.changes).where(t.changes.c.status.in_(statuses)).order_by(t.changes.c.created_at, t.changes.c.seq)
         )
         with self._tx(write=False) as conn:
             rows = conn.execute(query).mappings().all()

@@ -127,16 +127,33 @@ class DaemonRig:
         self.checks = Checks()
         self.chat = Chat()
         self.daemon = Daemon(inv, self.store, self.chat, clock=self.clock, check=self.checks,
-                             devices=self.rig.engine.devices,
-                             settings=settings or ServeSettings(remind_after=0.0))
+                             devices=self.rig.engine.devices, settings=settings or ServeSettings(remind_after=0.0))
         # False: each queued move runs before the next result (a mover that is never behind).
         # True: queued moves wait for run_moves(), as results keep arriving while a move runs.
         self.hold_moves = False
+        self.settings = settings or ServeSettings(remind_after=0.0)
+        self._start()
+
+    def _start(self) -> None:
         self.scheduler = ManualScheduler()
         self.daemon.scheduler = self.scheduler  # type: ignore[assignment]
         self.daemon._prepare()
         for job, _ in self.daemon._jobs():
             self.scheduler.add(job)
+
+    def restart(self) -> None:
+        """The process died (nothing of it ran on) and a new one starts over the same store, routers
+        and channel. Its router sessions know nothing of the dead one's, and the dead one's router
+        locks are free, as the store's liveness check makes them."""
+        for router in self.rig.routers.values():
+            router._pending, router._committed = False, ()
+        for name in self.rig.routers:
+            lock = self.store.lock_info(name)
+            if lock is not None:
+                self.store.release_lock(name, holder=lock.holder)
+        self.daemon = Daemon(self.inv, self.store, self.chat, clock=self.clock, check=self.checks,
+                             devices=self.rig.engine.devices, settings=self.settings)
+        self._start()
 
     def close(self) -> None:
         self.daemon.engine.close()

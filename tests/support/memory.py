@@ -120,6 +120,9 @@ class MemoryRouter(RouterDriver):
         return True
 
     # -- RouterDriver ----------------------------------------------------------
+    def _device_pending(self) -> bool:
+        return self.armed is not None
+
     def get_static_routes(self) -> list[StaticRoute]:
         rows = [StaticRoute(p, h) for p, hops in sorted(self.table.items()) for h in sorted(hops)]
         return rows + [StaticRoute(p, h, selected=False, installed=False) for p, h in sorted(self.accepted)]
@@ -384,3 +387,26 @@ def memory_rig(inv: Inventory, tmp_path: Path, routes: Mapping[str, str],
     devices = Devices(inv, router_factory=routers.__getitem__, host_factory=hosts.__getitem__)
     engine = Engine(inv, store, devices=devices, health=source)
     return Rig(inv, store, engine, routers, hosts, source, clock)
+
+
+# One router of each kind (with and without its revert timer), one service on it: the engine tests' rig.
+INVENTORY = """
+defaults: {{username: ops, key_file: /k, known_hosts: /kh}}
+routers:
+  r1: {{driver: {driver}, address: 198.18.7.11, lan: [192.0.2.0/27]{extra}}}
+hosts:
+  web1: {{address: 192.0.2.2}}
+  web2: {{address: 192.0.2.3}}
+services:
+  www-a: {{prefix: 198.51.100.32/27, router: r1, hosts: [web1, web2], vips: [198.51.100.33]}}
+"""
+KINDS = {
+    "frr": ("frr", ""),
+    "cisco_ios": ("cisco_ios", ""),
+    "cisco_ios+revert": ("cisco_ios", ", revert_timer: 5m"),
+    "linux": ("linux", ", save_config: false"),
+    "juniper_junos": ("juniper_junos", ""),
+    "juniper_junos+revert": ("juniper_junos", ", revert_timer: 5m"),
+    "arista_eos": ("arista_eos", ""),
+    "arista_eos+revert": ("arista_eos", ", revert_timer: 5m"),
+}

@@ -329,3 +329,20 @@ def parse_show_ip_route(device: str, text: str) -> list[StaticRoute]:
         parser.fail(number, f"unrecognised line: {snippet(line)}")
     parser.close_current(None)
     return parser.rows()
+
+
+# `configure terminal revert timer N` arms this; its state is what a restarted lasthop asks.
+ROLLBACK_TIMER = "show archive config rollback timer"
+NO_ROLLBACK_PENDING = "No Rollback Confirmed Change pending"
+_TIMER_FIELD = re.compile(r"^\s*Timer (?:type|value)\s*:", re.M)
+
+
+def rollback_timer_pending(device: str, text: str) -> bool:
+    """Whether `show archive config rollback timer` shows an armed timer (a commit waiting for
+    `configure confirm`). IOS prints the timer's fields when one is armed, and a `%No Rollback
+    Confirmed Change pending` refusal when none is."""
+    if NO_ROLLBACK_PENDING in text:
+        return False
+    if _TIMER_FIELD.search(text):
+        return True
+    fail(device, f"cannot tell from '{ROLLBACK_TIMER}' whether a commit is pending: {snippet(text)}")

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from support.labtools import client_answer, ssh_session_pids
 
+from bot import faults
 from bot.cli import main as cli_main
 from bot.engine.model import MoveRequest
 from bot.engine.pipeline import Engine
@@ -204,18 +205,18 @@ def test_two_concurrent_failovers_on_one_router_one_runs_one_is_refused(lab: Lab
     inside, release = threading.Event(), threading.Event()
     results: dict[str, Any] = {}
 
-    def hold(step: str) -> None:
+    def hold(point: str) -> None:
         inside.set()
         release.wait(20)
 
-    first.on_step = hold
-    t = threading.Thread(target=lambda: results.update(a=first.run(req("www-a", "web2", actor="alice"),
-                                                                   allow_risky=True)))
-    t.start()
-    assert inside.wait(30), "the first change never reached the router"
-    results["b"] = second.run(req("www-b", "web3", actor="bob"), allow_risky=True)
-    release.set()
-    t.join(30)
+    with faults.armed("before_verify", hold):
+        t = threading.Thread(target=lambda: results.update(a=first.run(req("www-a", "web2", actor="alice"),
+                                                                       allow_risky=True)))
+        t.start()
+        assert inside.wait(30), "the first change never reached the router"
+        results["b"] = second.run(req("www-b", "web3", actor="bob"), allow_risky=True)
+        release.set()
+        t.join(30)
     assert results["a"].status == "done", results["a"].lines
     assert results["b"].status == "refused"
     assert results["b"].lines[0].startswith("r1 is busy: change by alice (test) since ")
@@ -236,9 +237,10 @@ from bot.values import replace
 inv = load_inventory(sys.argv[1])
 inv = replace(inv, state_url=sys.argv[2])
 engine = Engine(inv, StateStore(inv.state_url), probe_source=inv.probe.source)
-engine.on_step = lambda step: os._exit(9)   # the process dies between apply and verify
-engine.run(MoveRequest(kind="service", target="www-a", actor="carol", source="test", to_host="web2"),
-           allow_risky=True)
+from bot import faults
+with faults.armed("before_verify", lambda point: os._exit(9)):   # the process dies between apply and verify
+    engine.run(MoveRequest(kind="service", target="www-a", actor="carol", source="test", to_host="web2"),
+               allow_risky=True)
 """
 
 
@@ -250,7 +252,7 @@ def test_a_process_killed_between_apply_and_verify_is_reconciled(lab: Lab, lab_i
     engine = engine_for(lab_inv)
     (change,) = engine.store.changes_in_flight()
     assert change.status == "applying" and change.requested_by == "carol"
-    notes = engine.reconcile()
+    notes = [str(s) for s in engine.reconcile()]
     assert len(notes) == 1 and "finished" in notes[0]
     assert engine.store.changes_in_flight() == []
     assert engine.store.get_change(change.id).status == "done"  # type: ignore[union-attr]

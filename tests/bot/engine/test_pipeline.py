@@ -13,31 +13,11 @@ from pathlib import Path
 
 import pytest
 from support.fakes import inventory_from_text
-from support.memory import Rig, memory_rig
+from support.memory import INVENTORY, KINDS, Rig, memory_rig
 
+from bot import faults
 from bot.drivers.base import RouteMove
 from bot.engine.model import MoveRequest, move_kind
-
-INVENTORY = """
-defaults: {{username: ops, key_file: /k, known_hosts: /kh}}
-routers:
-  r1: {{driver: {driver}, address: 198.18.7.11, lan: [192.0.2.0/27]{extra}}}
-hosts:
-  web1: {{address: 192.0.2.2}}
-  web2: {{address: 192.0.2.3}}
-services:
-  www-a: {{prefix: 198.51.100.32/27, router: r1, hosts: [web1, web2], vips: [198.51.100.33]}}
-"""
-KINDS = {
-    "frr": ("frr", ""),
-    "cisco_ios": ("cisco_ios", ""),
-    "cisco_ios+revert": ("cisco_ios", ", revert_timer: 5m"),
-    "linux": ("linux", ", save_config: false"),
-    "juniper_junos": ("juniper_junos", ""),
-    "juniper_junos+revert": ("juniper_junos", ", revert_timer: 5m"),
-    "arista_eos": ("arista_eos", ""),
-    "arista_eos+revert": ("arista_eos", ", revert_timer: 5m"),
-}
 
 
 @pytest.fixture(params=list(KINDS))
@@ -192,15 +172,15 @@ def test_a_change_that_lost_its_router_lock_is_left_for_a_person_not_rolled_back
     rig = memory_rig(inventory_from_text(tmp_path, INVENTORY.format(driver=driver, extra=extra)), tmp_path,
                      {"www-a": "web1"})
 
-    def taken_over(step: str) -> None:
+    def taken_over(point: str) -> None:
         # What a stalled change sees when its lock expired and another process took the router.
         mine = rig.store.lock_info("r1")
         assert mine is not None
         rig.store.release_lock("r1", holder=mine.holder)
         rig.store.acquire_lock("r1", holder="other-process", info="change by bob (slack)")
 
-    rig.engine.on_step = taken_over
-    outcome = rig.engine.execute(rig.engine.plan(move(rig)), allow_risky=True)
+    with faults.armed("before_verify", taken_over):
+        outcome = rig.engine.execute(rig.engine.plan(move(rig)), allow_risky=True)
     assert outcome.status == "needs_human"
     assert any("lost the router's lock" in line for line in outcome.lines)
     router = rig.routers["r1"]
@@ -222,12 +202,13 @@ def test_reconcile_reads_the_same_typed_moves_and_settles_once(tmp_path: Path) -
     damaged = rig.store.create_change(router="r1", moves=[{"prefix": "198.51.100.32/27", "new": "web2"}],
                                       requested_by="alice", source="cli")
     rig.store.set_change_status(damaged.id, "applying")
-    notes = rig.engine.reconcile()
+    notes = [str(s) for s in rig.engine.reconcile()]
     assert any(finished.id[:8] in n and "finished" in n for n in notes)
     assert any(damaged.id[:8] in n and "damaged move record" in n and "left open" in n for n in notes)
     done = rig.store.get_change(finished.id)
     assert done is not None and done.status == "done"
-    assert rig.engine.reconcile() == [f"change {damaged.id[:8]} on r1: " + notes[-1].split(": ", 1)[1]]
+    again = [str(s) for s in rig.engine.reconcile()]
+    assert again == [f"change {damaged.id[:8]} on r1: " + notes[-1].split(": ", 1)[1]]
     rig.close()
 
 
