@@ -114,8 +114,9 @@ def collect_status(engine: Engine, *, only: str | None = None, loopback: bool = 
     maintenance = {host: HostMaintenance(host, m.by, m.reason, m.since, m.until)
                    for host, m in sorted(engine.store.maintenance().items()) if host in shown}
     view = StatusView(rows, hosts, maintenance=maintenance)
-    for change in engine.store.changes_in_flight():
-        view.notes.append(f"change {change.id[:8]} on {change.router} is still {change.status}")
+    for change in engine.store.changes_in_flight(unsettled=True):
+        said = "waiting for a person" if change.status == "needs_human" else f"still {change.status}"
+        view.notes.append(f"change {change.id[:8]} on {change.router} is {said}")
     return view
 
 
