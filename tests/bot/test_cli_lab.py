@@ -7,12 +7,10 @@ lacks web1's key (or whose key_file is not there). Needs root (the lab); CI runs
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from support.labtools import inventory_copy, lasthop
 
 from bot import plain
 from bot.chat import Actor
@@ -24,29 +22,6 @@ from bot.workflow import Workflow
 from lab import Lab
 
 pytestmark = pytest.mark.lab
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def lasthop(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "LASTHOP_CONFIG"))}
-    return subprocess.run([sys.executable, "-m", "bot.cli", *args], capture_output=True, text=True, timeout=120,
-                          cwd=ROOT, env=env, stdin=subprocess.DEVNULL)
-
-
-def inventory_copy(lab: Lab, lab_inv: Inventory, tmp_path: Path, *, known_hosts: str | None = None,
-                   key_file: Path | None = None) -> Path:
-    text = lab.inventory.read_text().replace(f"sqlite:///{lab.state_dir}/lasthop.db", lab_inv.state_url)
-    if known_hosts is not None:
-        kh = tmp_path / "known_hosts"
-        kh.write_text(known_hosts)
-        text = text.replace(f"known_hosts: {lab.known_hosts}", f"known_hosts: {kh}")
-    if key_file is not None:
-        text = text.replace(f"key_file: {lab.key_file}", f"key_file: {key_file}")
-    config = tmp_path / "lasthop.yaml"
-    config.write_text(text)
-    return config
-
 
 def test_a_host_whose_key_is_unknown_is_unknown_not_missing(lab: Lab, lab_inv: Inventory, tmp_path: Path) -> None:
     web1 = str(lab.plan.device("web1").address)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
+from bot.inventory import Inventory
 from lab import Lab
 
 
@@ -70,3 +73,28 @@ def namespace_pids(lab: Lab, ns: str) -> list[int]:
 def ssh_session_pids(lab: Lab, ns: str) -> list[int]:
     """sshd processes serving a connection (children of an sshd), not the listener."""
     return [p for p in namespace_pids(lab, ns) if comm(p) == "sshd" and comm(parent(p)) == "sshd"]
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def lasthop(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """The real CLI in a child process, from this checkout, with no Slack settings; `env` adds variables."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "LASTHOP_CONFIG", "LASTHOP_FAULTS"))}
+    return subprocess.run([sys.executable, "-m", "bot.cli", *args], capture_output=True, text=True, timeout=timeout,
+                          cwd=ROOT, env=base | (env or {}), stdin=subprocess.DEVNULL)
+
+
+def inventory_copy(lab: Lab, lab_inv: Inventory, tmp_path: Path, *, known_hosts: str | None = None,
+                   key_file: Path | None = None) -> Path:
+    """The lab's inventory file with the test's own state database (and known_hosts or key, if given)."""
+    text = lab.inventory.read_text().replace(f"sqlite:///{lab.state_dir}/lasthop.db", lab_inv.state_url)
+    if known_hosts is not None:
+        kh = tmp_path / "known_hosts"
+        kh.write_text(known_hosts)
+        text = text.replace(f"known_hosts: {lab.known_hosts}", f"known_hosts: {kh}")
+    if key_file is not None:
+        text = text.replace(f"key_file: {lab.key_file}", f"key_file: {key_file}")
+    config = tmp_path / "lasthop.yaml"
+    config.write_text(text)
+    return config
