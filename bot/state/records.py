@@ -83,6 +83,7 @@ class LockInfo:
     info: str
     acquired_at: datetime
     expires_at: datetime
+    process: str = ""  # "node:pid" of the holder's process; "" for a lock from an older lasthop
 
 
 @dataclass(frozen=True, slots=True)

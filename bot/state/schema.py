@@ -28,7 +28,8 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.types import TypeDecorator
 
 # 2: incident events carry structured data (kind, member, data) beside their rendered text.
-SCHEMA_VERSION = 2
+# 3: router locks name their holder's process and session, so a lock dies with its holder.
+SCHEMA_VERSION = 3
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -152,6 +153,14 @@ router_locks = Table(
     Column("info", Text, nullable=False, default=""),
     Column("acquired_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
+    # The holder's process (bot/state/liveness.py); '' and 0 in rows of older lasthops: TTL only.
+    Column("node", Text, nullable=False, default=""),
+    Column("pid", Integer, nullable=False, default=0),
+    Column("started", BigInteger, nullable=False, default=0),
+    Column("boot_id", Text, nullable=False, default=""),
+    Column("pid_ns", Text, nullable=False, default=""),
+    # PostgreSQL: the objid of the advisory lock the holder's session keeps; NULL on SQLite.
+    Column("session_key", BigInteger, nullable=True),
 )
 
 maintenance = Table(
@@ -206,6 +215,14 @@ MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE incident_events ADD COLUMN kind TEXT NOT NULL DEFAULT ''",
         "ALTER TABLE incident_events ADD COLUMN member TEXT NOT NULL DEFAULT ''",
         "ALTER TABLE incident_events ADD COLUMN data JSON",
+    ],
+    2: [
+        "ALTER TABLE router_locks ADD COLUMN node TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE router_locks ADD COLUMN pid INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE router_locks ADD COLUMN started BIGINT NOT NULL DEFAULT 0",
+        "ALTER TABLE router_locks ADD COLUMN boot_id TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE router_locks ADD COLUMN pid_ns TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE router_locks ADD COLUMN session_key BIGINT",
     ],
 }
 

@@ -41,7 +41,7 @@ from sqlalchemy import update as sa_update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import NullPool, StaticPool
 
 from bot.state import schema as t
 from bot.state.errors import (
@@ -53,6 +53,7 @@ from bot.state.errors import (
     NotFound,
     StateError,
 )
+from bot.state.liveness import Liveness, ProcessIdentity, ProcessLiveness, SessionLiveness
 from bot.state.records import (
     ApprovalRecord,
     AuditRecord,
@@ -73,6 +74,9 @@ UNSETTLED = ("planned", *IN_FLIGHT, "needs_human")
 APPROVAL_DECISIONS = frozenset({"approved", "denied"})
 
 CONNECT_TIMEOUT_S = 5
+# A router lock's own session (bot/state/liveness.py) idles for a whole change: probe the peer so a
+# vanished one is noticed (about 60 s here) rather than kept for the OS default of two hours.
+SESSION_KEEPALIVE = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
 STATEMENT_TIMEOUT = "10s"
 BUSY_TIMEOUT_MS = 5000
 # Any fixed number: the key of the advisory lock that serialises schema creation on PostgreSQL.
@@ -95,13 +99,16 @@ class StateStore:
         self._url = _engine_url(url)
         self._engine, memory = _build_engine(self._url)
         self._sqlite = self._engine.dialect.name == "sqlite"
+        self._liveness: Liveness = (
+            ProcessLiveness() if self._sqlite else SessionLiveness(_build_session_engine(self._url))
+        )
         # In-memory SQLite is one connection shared by all threads: serialise whole
         # transactions on it, or two threads' statements would interleave in one transaction.
         self._serial: threading.RLock | None = threading.RLock() if memory else None
         try:
             self._create_schema()
         except BaseException:
-            self._engine.dispose()
+            self.close()
             raise
 
     @classmethod
@@ -109,6 +116,8 @@ class StateStore:
         return cls(url)
 
     def close(self) -> None:
+        """Close the database; router locks still held end with their sessions (the rows stay to their TTL)."""
+        self._liveness.close()
         self._engine.dispose()
 
     def __enter__(self) -> StateStore:
@@ -396,36 +405,57 @@ class StateStore:
 
     # --------------------------------------------------------- router locks
 
-    def acquire_lock(self, router: str, *, holder: str, info: str, ttl: timedelta = timedelta(minutes=5)) -> None:
+    def acquire_lock(
+        self, router: str, *, holder: str, info: str, ttl: timedelta = timedelta(minutes=5)
+    ) -> LockInfo | None:
         """Take `router` for `holder`, or raise LockHeld naming whoever has it.
 
-        Not re-entrant: a holder asking again while it holds the lock gets LockHeld too.
-        An expired lock is taken over by one conditional upsert, so of several
-        processes racing for it exactly one wins.
+        Returns None, or the lock of a dead holder we took over (its process or session is gone:
+        bot/state/liveness.py) so the caller can say so. Not re-entrant: a holder asking again
+        while it holds the lock gets LockHeld too. An expired lock is taken over by one conditional
+        upsert, a dead holder's by one UPDATE naming that holder, so of several processes racing
+        for it exactly one wins.
         """
         _require_positive(ttl, "ttl")
+        claim = self._liveness.claim()
+        try:
+            replaced = self._take_router(router, holder, info, ttl, claim.columns)
+        except BaseException:
+            claim.close()
+            raise
+        self._liveness.keep(router, holder, claim)
+        return replaced
+
+    def _take_router(
+        self, router: str, holder: str, info: str, ttl: timedelta, identity: Mapping[str, Any]
+    ) -> LockInfo | None:
+        lk = t.router_locks.c
         for _ in range(_RACE_RETRIES):
             now = self._now()
-            ins = self._insert(t.router_locks).values(
-                router=router, holder=holder, info=info, acquired_at=now, expires_at=now + ttl
-            )
+            values = {"holder": holder, "info": info, "acquired_at": now, "expires_at": now + ttl, **identity}
+            ins = self._insert(t.router_locks).values(router=router, **values)
             stmt = ins.on_conflict_do_update(
-                index_elements=[t.router_locks.c.router],
-                set_={
-                    "holder": ins.excluded.holder,
-                    "info": ins.excluded.info,
-                    "acquired_at": ins.excluded.acquired_at,
-                    "expires_at": ins.excluded.expires_at,
-                },
-                where=t.router_locks.c.expires_at <= now,
-            ).returning(t.router_locks.c.router)
+                index_elements=[lk.router], set_={k: ins.excluded[k] for k in values}, where=lk.expires_at <= now,
+            ).returning(lk.router)
             with self._tx() as conn:
                 if conn.execute(stmt).first() is not None:
-                    return
+                    return None
                 current = self._lock_row(conn, router)
-            if current is not None and current["expires_at"] > now:
-                raise LockHeld(_lock_info(current))
-            # Released or expired between our two statements: the next round will tell.
+                if current is None or current["expires_at"] <= now:
+                    continue  # released or expired between our two statements: the next round will tell
+                if not self._liveness.gone(conn, current):
+                    raise LockHeld(_lock_info(current))
+                dead = sa_update(t.router_locks).where(
+                    lk.router == router,
+                    lk.holder == current["holder"],
+                    lk.acquired_at == current["acquired_at"],
+                    lk.pid == current["pid"],
+                    lk.started == current["started"],
+                    lk.session_key.is_not_distinct_from(current["session_key"]),
+                )
+                if conn.execute(dead.values(values)).rowcount == 1:
+                    return _lock_info(current)
+            # Another racer took the dead holder's place first: the next round names it.
         raise StateError(f"{router}: the lock kept changing hands; try again")
 
     def refresh_lock(self, router: str, *, holder: str, ttl: timedelta = timedelta(minutes=5)) -> None:
@@ -450,8 +480,12 @@ class StateStore:
     def release_lock(self, router: str, *, holder: str) -> None:
         """Drop our lock; someone else's lock on the router is left alone."""
         lk = t.router_locks.c
-        with self._tx() as conn:
-            conn.execute(sa_delete(t.router_locks).where(lk.router == router, lk.holder == holder))
+        try:
+            with self._tx() as conn:
+                conn.execute(sa_delete(t.router_locks).where(lk.router == router, lk.holder == holder))
+        finally:
+            # After the row: a session that ended first would let a racer take a row we still had.
+            self._liveness.release(router, holder)
 
     # ----------------------------------------------------------- maintenance
 
@@ -481,13 +515,10 @@ class StateStore:
         return {r["host"]: MaintenanceRecord(r["host"], r["by"], r["reason"], r["since"], r["until"]) for r in rows}
 
     def lock_info(self, router: str) -> LockInfo | None:
-        """Who holds `router` now; None if nobody does or the last lock has expired."""
+        """Who holds `router` now; None if nobody does, the last lock has expired or its holder is dead."""
         now = self._now()
         with self._tx(write=False) as conn:
-            row = self._lock_row(conn, router)
-        if row is None or row["expires_at"] <= now:
-            return None
-        return _lock_info(row)
+            return self._live_lock(conn, router, now)
 
     def router_activity(self, router: str) -> RouterActivity:
         """What lasthop is doing to `router`, read in one transaction: the live lock, and the newest
@@ -496,20 +527,20 @@ class StateStore:
         now = self._now()
         c = t.changes.c
         with self._tx(write=False) as conn:
-            row = self._lock_row(conn, router)
+            lock = self._live_lock(conn, router, now)
             last = conn.execute(
                 select(c.seq, c.status, c.updated_at).where(c.router == router).order_by(c.seq.desc()).limit(1)
             ).first()
-        lock = None if row is None or row["expires_at"] <= now else _lock_info(row)
         return RouterActivity(lock, None if last is None else (int(last[0]), str(last[1]), last[2]))
 
     @contextmanager
     def router_lock(
         self, router: str, *, holder: str, info: str, ttl: timedelta = timedelta(minutes=5)
-    ) -> Iterator[None]:
-        self.acquire_lock(router, holder=holder, info=info, ttl=ttl)
+    ) -> Iterator[LockInfo | None]:
+        """Hold `router` for the block; yields the dead holder's lock if we took one over, else None."""
+        replaced = self.acquire_lock(router, holder=holder, info=info, ttl=ttl)
         try:
-            yield
+            yield replaced
         finally:
             self.release_lock(router, holder=holder)
 
@@ -685,6 +716,12 @@ class StateStore:
     def _lock_row(conn: Connection, router: str) -> RowMapping | None:
         return conn.execute(select(t.router_locks).where(t.router_locks.c.router == router)).mappings().first()
 
+    def _live_lock(self, conn: Connection, router: str, now: datetime) -> LockInfo | None:
+        row = self._lock_row(conn, router)
+        if row is None or row["expires_at"] <= now or self._liveness.gone(conn, row):
+            return None
+        return _lock_info(row)
+
     @staticmethod
     def _incident_records(conn: Connection, rows: Sequence[RowMapping]) -> list[IncidentRecord]:
         ids = [row["id"] for row in rows]
@@ -746,6 +783,22 @@ def _build_engine(url: URL) -> tuple[Engine, bool]:
     event.listen(engine, "connect", _sqlite_on_connect)
     event.listen(engine, "begin", _sqlite_on_begin)
     return engine, memory
+
+
+def _build_session_engine(url: URL) -> Engine:
+    """PostgreSQL connections that each stay one session: never pooled, so closing one ends it
+    (and its advisory locks); autocommit, so an idle one holds no transaction open."""
+    return create_engine(
+        url,
+        poolclass=NullPool,
+        isolation_level="AUTOCOMMIT",
+        connect_args={
+            "connect_timeout": CONNECT_TIMEOUT_S,
+            "options": f"-c statement_timeout={STATEMENT_TIMEOUT}",
+            "application_name": "lasthop router lock",
+            **SESSION_KEEPALIVE,
+        },
+    )
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -857,6 +910,7 @@ def _lock_info(row: RowMapping) -> LockInfo:
         info=row["info"],
         acquired_at=row["acquired_at"],
         expires_at=row["expires_at"],
+        process=str(ProcessIdentity.of_row(row)),
     )
 
 

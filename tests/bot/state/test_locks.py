@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -11,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine, text
 
-from bot.state import LockHeld, LockInfo, LockLost, StateStore, utcnow
+from bot.state import LockHeld, LockInfo, LockLost, StateStore
 
 REPO = Path(__file__).resolve().parents[3]
 INFO = "change by alice (slack)"
+ME = f"{socket.gethostname()}:{os.getpid()}"  # the process a lock taken in this test names
 
 
 def holder_of(store: StateStore, router: str) -> str | None:
@@ -35,6 +38,7 @@ def test_a_second_holder_is_told_who_has_the_router_and_since_when(store: StateS
         info=INFO,
         acquired_at=clock.now - timedelta(seconds=30),
         expires_at=clock.now + timedelta(minutes=4, seconds=30),
+        process=ME,
     )
     assert store.lock_info("r1") == caught.value.info
     # Not re-entrant: the holder asking again is refused too, so a bug cannot stack two changes.
@@ -51,7 +55,7 @@ def test_an_expired_lock_is_taken_over(store: StateStore, clock: Any) -> None:
     assert store.lock_info("r1") is None
     store.acquire_lock("r1", holder="change-2", info="change by bob (cli)", ttl=timedelta(minutes=5))
     assert store.lock_info("r1") == LockInfo(
-        "r1", "change-2", "change by bob (cli)", clock.now, clock.now + timedelta(minutes=5)
+        "r1", "change-2", "change by bob (cli)", clock.now, clock.now + timedelta(minutes=5), ME
     )
 
     # The old holder wakes up: it has lost the lock and cannot remove the new one.
@@ -117,7 +121,8 @@ def test_ttl_must_be_positive(store: StateStore) -> None:
 
 
 # Each process opens the store and connects, says "ready", then waits for "go" on stdin so
-# that all four call acquire_lock at the same moment.
+# that all four call acquire_lock at the same moment. It then stays (a lock dies with its
+# holder) until the next line, so a late contender cannot find the winner already gone.
 CONTENDER = """
 import sys
 from bot.state import LockHeld, StateStore
@@ -133,13 +138,12 @@ except LockHeld as exc:
     print("held", exc.info.holder, flush=True)
 else:
     print("won", flush=True)
+sys.stdin.readline()
 store.close()
 """
 
 
-def test_four_processes_racing_for_one_router_one_wins(open_store: Callable[..., StateStore], db_url: str) -> None:
-    # Real clock here: the contenders run in other processes with their own clocks.
-    parent = open_store(clock=utcnow)
+def test_four_processes_racing_for_one_router_one_wins(db_url: str, raw: Engine) -> None:
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
@@ -167,9 +171,11 @@ def test_four_processes_racing_for_one_router_one_wins(open_store: Callable[...,
             proc.stdin.flush()
         outcomes = []
         for proc in procs:
-            out, err = proc.communicate(timeout=120)
+            assert proc.stdout is not None
+            outcomes.append(proc.stdout.readline().split())
+        for proc in procs:
+            _, err = proc.communicate("end\n", timeout=120)
             assert proc.returncode == 0, err
-            outcomes.append(out.split())
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -179,7 +185,8 @@ def test_four_processes_racing_for_one_router_one_wins(open_store: Callable[...,
     winners = [f"proc-{n}" for n, outcome in enumerate(outcomes) if outcome == ["won"]]
     assert len(winners) == 1, outcomes
     assert sorted(map(tuple, outcomes)) == [("held", winners[0])] * 3 + [("won",)], outcomes
-    assert holder_of(parent, "r-race") == winners[0]
+    with raw.connect() as conn:
+        assert conn.execute(text("SELECT holder FROM router_locks WHERE router = 'r-race'")).scalar() == winners[0]
 
 
 def test_router_activity_changes_with_every_lock_and_change_and_only_then(store: StateStore, clock: Any) -> None:

@@ -25,6 +25,7 @@ from bot.state import (
 )
 from bot.state.schema import SCHEMA_VERSION
 
+LOCK_COLUMNS_OF_3 = ("node", "pid", "started", "boot_id", "pid_ns", "session_key")
 TABLES = {
     "audit",
     "changes",
@@ -97,6 +98,8 @@ def test_a_version_1_database_is_migrated_and_keeps_its_incidents(
     with raw.begin() as conn:  # what a lasthop of schema version 1 left behind
         for column in ("kind", "member", "data"):
             conn.execute(text(f"ALTER TABLE incident_events DROP COLUMN {column}"))
+        for column in LOCK_COLUMNS_OF_3:
+            conn.execute(text(f"ALTER TABLE router_locks DROP COLUMN {column}"))
         conn.execute(text("UPDATE schema_version SET version = 1"))
     reopened = open_store()
     with raw.connect() as conn:
