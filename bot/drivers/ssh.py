@@ -41,7 +41,9 @@ ALGORITHM_HINT = (
 )
 # paramiko 5 says this when its transport died while it waited for an auth reply: no reply came.
 _AUTH_EOF = "transport shut down or saw EOF"
-_CLOSED_DURING_LOGIN = ("No existing session", "Negotiation failed", "Error reading SSH protocol banner")
+# paramiko's words for a transport that died under it before the login finished.
+_TRANSPORT_DIED = ("No existing session", "Negotiation failed")
+_NO_BANNER = "Error reading SSH protocol banner"
 
 
 class _QuietTransport(logging.Filter):
@@ -117,10 +119,12 @@ def translate_connect_error(
             return ConnectError(spec.name, f"{where}: {ALGORITHM_HINT}")
         if isinstance(e, (EOFError, ConnectionResetError, ConnectionAbortedError, BrokenPipeError)):
             return closed
-        if isinstance(e, paramiko.SSHException) and any(m in str(e) for m in _CLOSED_DURING_LOGIN):
-            if "timed out" in str(e).lower() or (connected and not peer_closed):
-                return slow_login
+        if isinstance(e, paramiko.SSHException) and any(m in str(e) for m in _TRANSPORT_DIED):
             return closed
+        if isinstance(e, paramiko.SSHException) and _NO_BANNER in str(e):
+            # Raised for a banner that never came and for a connection closed before it.
+            went = peer_closed or any(isinstance(x, (EOFError, ConnectionError)) for x in _chain(exc))
+            return closed if went else slow_login
         if isinstance(e, (socket.timeout, TimeoutError)):
             return slow_login if connected else no_answer
         if isinstance(e, ConnectionRefusedError):
