@@ -8,9 +8,10 @@
     proxy.cut()                # close both sides of every connection now
     proxy.stop()
 
-Stalled data is not dropped: it is simply not read, so the senders see a link that
-went quiet. Every thread is bounded: at most `max_connections` connections, two
-pumps each, and every wait wakes at least every `TICK` seconds to see `stop()`.
+Stalled data is not dropped: at most one chunk per direction is read and held, the
+rest is not read at all, so the senders see a link that went quiet. Every thread is
+bounded: at most `max_connections` connections, two pumps each, and every wait wakes
+at least every `TICK` seconds to see `stop()`.
 
 From a shell (the lab runs it inside a network namespace):
 
@@ -150,8 +151,10 @@ class TcpProxy:
             self._spawn(self._pump, upstream, client)
 
     def _take(self, n: int) -> int:
-        """How many of `n` bytes may pass now; starts the stall when the budget runs out."""
-        with self._lock:
+        """How many of `n` bytes may pass now (0 while stalled); starts the stall when the budget runs out."""
+        with self._lock:  # stall() clears under the same lock: no chunk slips through after it
+            if not self._flowing.is_set():
+                return 0
             if self._budget is None:
                 return n
             allowed = min(n, self._budget)
@@ -164,10 +167,6 @@ class TcpProxy:
     def _pump(self, src: socket.socket, dst: socket.socket) -> None:
         pending = b""
         while not self._stop.is_set():
-            if not self._flowing.wait(TICK):
-                if src.fileno() == -1 or dst.fileno() == -1:
-                    break  # cut while stalled: nothing left to forward
-                continue
             if not pending:
                 try:
                     pending = src.recv(CHUNK)
@@ -179,7 +178,13 @@ class TcpProxy:
                     break  # this side closed: close the other one too
                 if self._delay and self._stop.wait(self._delay):
                     break
+                continue
             n = self._take(len(pending))
+            if n == 0:  # stalled: hold the chunk, read nothing more
+                if src.fileno() == -1 or dst.fileno() == -1:
+                    break  # cut while stalled: nothing left to forward
+                self._flowing.wait(TICK)
+                continue
             try:
                 dst.sendall(pending[:n])
             except OSError:
