@@ -7,11 +7,13 @@ import logging
 import socket
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import paramiko
 import pytest
 from support.ssh_server import SshServer
+from support.tcp_proxy import TcpProxy
 
 from bot.drivers.base import DeviceSpec
 from bot.drivers.cli_session import CliSession
@@ -283,3 +285,36 @@ def test_an_auth_failure_after_the_device_closed_the_socket_is_a_closed_login() 
     err = translate_connect_error(SPEC, paramiko.AuthenticationException("Authentication failed."),
                                   connected=True, peer_closed=True)
     assert "closed during login" in str(err)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("after", [0, 1500])  # before the banner; in the middle of the key exchange
+def test_a_link_that_goes_silent_during_login_is_bounded_by_the_connect_limit(sshd: SshServer, after: int) -> None:
+    with TcpProxy(("127.0.0.1", sshd.port)) as proxy:
+        proxy.stall(after=after)
+        spec = replace(sshd.spec(connect_timeout=1.0), port=proxy.address[1])
+        sshd.known_hosts.write_text(sshd.known_hosts.read_text().replace(f":{sshd.port} ", f":{spec.port} "))
+        for err in connect_both(spec):
+            assert str(err) == (f"edge1: 127.0.0.1:{spec.port} accepted the connection but the SSH login "
+                                "did not finish within 1s")
+
+
+@pytest.mark.timeout(30)
+def test_a_link_that_goes_silent_mid_session_times_out_then_logs_in_again(sshd: SshServer) -> None:
+    with TcpProxy(("127.0.0.1", sshd.port)) as proxy:
+        spec = replace(sshd.spec(command_timeout=1.0), port=proxy.address[1])
+        sshd.known_hosts.write_text(sshd.known_hosts.read_text().replace(f":{sshd.port} ", f":{spec.port} "))
+        for session in (ExecSession(spec), CliSession(spec)):
+            def show(s: ExecSession | CliSession = session) -> str:
+                return s.run("show version").stdout if isinstance(s, ExecSession) else s.show("show version")
+            try:
+                before = proxy.connections
+                assert show() == "FRRouting 8.4"
+                proxy.stall()
+                with pytest.raises(CommandTimeout, match="no answer within 1s"):
+                    show()
+                proxy.resume()
+                assert show() == "FRRouting 8.4"
+                assert proxy.connections == before + 2
+            finally:
+                session.close()
