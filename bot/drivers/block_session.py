@@ -23,7 +23,6 @@ from typing import Any, ClassVar
 from bot.drivers.base import ConfigBlock, DeviceSpec, ExecLine, RouterDriver, Transcript
 from bot.drivers.cli_session import CliSession
 from bot.drivers.errors import CommandRejected, DriverError
-from bot.drivers.ssh import translated
 
 # A commit can take far longer than a show on a loaded routing engine.
 COMMIT_TIMEOUT = 120.0
@@ -41,10 +40,9 @@ class BlockSession(CliSession):
         start = time.monotonic()
         timeout = max(self.spec.command_timeout, COMMIT_TIMEOUT) if line.startswith("commit") \
             else self.spec.command_timeout
-        with translated(self.spec, line):
-            # The prompt changes in configuration mode (`user@r1#`, `r1(config-s-lasthop)#`) but keeps
-            # the base prompt netmiko found at login, which is what send_command waits for.
-            reply: str = conn.send_command(line, read_timeout=timeout, strip_prompt=False)
+        # The prompt changes in configuration mode (`user@r1#`, `r1(config-s-lasthop)#`) but keeps
+        # the base prompt netmiko found at login, which is what send_command waits for.
+        reply = self._send_command(conn, line, timeout, strip_prompt=False)
         transcript.add(line, reply, time.monotonic() - start)
         return reply
 

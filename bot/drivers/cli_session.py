@@ -4,6 +4,14 @@ netmiko's `is_alive()` does not reliably notice a dead session, so a dead
 session is found by the call that fails on it: reads are then retried once on
 a fresh connection; configuration is never retried blindly (the caller reads
 the device again and decides).
+
+Every exchange (one command and its reply) runs under a hard deadline of
+`command_timeout`; when it passes the connection is cut and the next call logs
+in again. A configuration change is several exchanges (enter, each line, leave),
+each with its own deadline, so it is bounded by (lines + 2) x `command_timeout`:
+a per-exchange bound keeps the limit's meaning (how long a device may take to
+answer one line) whatever the size of the change, and a change's size is known
+from its plan.
 """
 
 from __future__ import annotations
@@ -12,17 +20,31 @@ import contextlib
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from bot.drivers.base import DeviceSpec, Transcript
-from bot.drivers.errors import CommandRejected, ConnectError, DriverError
-from bot.drivers.ssh import netmiko_params, translate_connect_error, translated
+from bot.drivers.deadline import cut_transport, deadline
+from bot.drivers.errors import CommandRejected, CommandTimeout, ConnectError, DriverError
+from bot.drivers.ssh import netmiko_alive, netmiko_connect, netmiko_transport, translated
 
 T = TypeVar("T")
 
 # Both IOS and vtysh start an error reply with '%' ("% Invalid input", "%No matching route").
 ERROR_PATTERN = r"^\s*%.*$"
+
+
+def prompt_pattern(conn: Any) -> str | None:
+    """The prompt that ends a reply: the base prompt netmiko found at login, then `#` or `>`.
+
+    Given to send_command so that netmiko does not look for the prompt before each command
+    (find_prompt's back-off sleeps cannot be cut short). The terminator keeps a hostname in the
+    output (`hostname edge1`) from ending the reply early. None: no prompt known (a test fake).
+    """
+    base = getattr(conn, "base_prompt", None)
+    if not isinstance(base, str) or not base.strip():
+        return None
+    return re.escape(base.strip()) + r"[^\r\n]*[#>]\s*$"
 
 
 def refusals(reply: str, warnings: str | None = None) -> list[str]:
@@ -39,37 +61,51 @@ class CliSession:
         self.lock = threading.RLock()
 
     def _connected(self) -> Any:
+        if self._conn is not None and not netmiko_alive(self._conn):
+            self.close()  # cut by a deadline, or closed by the device: log in again
         if self._conn is None:
-            from netmiko import ConnectHandler  # imported late: it is slow to import
-
-            try:
-                self._conn = ConnectHandler(**netmiko_params(self.spec, self.device_type))
-            except DriverError:
-                raise
-            except Exception as e:  # netmiko wraps paramiko's errors; unwrap to one line
-                raise translate_connect_error(self.spec, e) from None
+            self._conn = netmiko_connect(self.spec, self.device_type)
         return self._conn
+
+    @contextlib.contextmanager
+    def _exchange(self, conn: Any, what: str, limit: float | None = None) -> Iterator[None]:
+        """One command and its reply within `limit` (command_timeout), or the connection is cut.
+
+        A time-out drops the session: a reply still on its way would be read as the next one's.
+        """
+        seconds = self.spec.command_timeout if limit is None else limit
+        try:
+            with deadline(seconds, lambda: cut_transport(netmiko_transport(conn))) as ticket, \
+                    translated(self.spec, what, ticket):
+                yield
+        except CommandTimeout:
+            self.close()
+            raise
+
+    def _send_command(self, conn: Any, command: str, limit: float | None = None, **kwargs: Any) -> str:
+        seconds = self.spec.command_timeout if limit is None else limit
+        prompt = prompt_pattern(conn)
+        if prompt is not None:
+            kwargs["expect_string"] = prompt
+        with self._exchange(conn, command, seconds):
+            out: str = conn.send_command(command, read_timeout=seconds, **kwargs)
+        return out
 
     def _with_retry(self, what: str, call: Callable[[Any], T]) -> T:
         with self.lock:
-            fresh = self._conn is None
+            fresh = self._conn is None or not netmiko_alive(self._conn)
             try:
-                with translated(self.spec, what):
-                    return call(self._connected())
+                return call(self._connected())
             except ConnectError:
                 self.close()
                 if fresh:
                     raise
-            with translated(self.spec, what):
-                return call(self._connected())
+            return call(self._connected())
 
     def show(self, command: str, transcript: Transcript | None = None) -> str:
         """Run a read-only command; retried once on a fresh session if the old one died."""
         start = time.monotonic()
-        out: str = self._with_retry(
-            command,
-            lambda c: c.send_command(command, read_timeout=self.spec.command_timeout),
-        )
+        out = self._with_retry(command, lambda c: self._send_command(c, command))
         if transcript is not None:
             transcript.add(command, out, time.monotonic() - start)
         if re.search(ERROR_PATTERN, out, flags=re.M):
@@ -91,7 +127,7 @@ class CliSession:
             conn = self._connected()
             start = time.monotonic()
             try:
-                with translated(self.spec, enter):
+                with self._exchange(conn, enter):
                     reply = conn.config_mode(config_command=enter)
             except DriverError as e:
                 # netmiko says only "Failed to enter configuration mode" and keeps the reply.
@@ -108,7 +144,7 @@ class CliSession:
             try:
                 for line in lines:
                     start = time.monotonic()
-                    with translated(self.spec, line):
+                    with self._exchange(conn, line):
                         reply = conn.send_config_set(
                             [line],
                             enter_config_mode=False,
@@ -126,7 +162,7 @@ class CliSession:
     def _leave_config(self, conn: Any, transcript: Transcript) -> None:
         start = time.monotonic()
         try:
-            with translated(self.spec, "end"):
+            with self._exchange(conn, "end"):
                 reply = conn.exit_config_mode()
         except DriverError:
             # A session stuck in config mode must not be reused for the next change.
@@ -144,9 +180,8 @@ class CliSession:
         with self.lock:
             conn = self._connected()
             start = time.monotonic()
-            with translated(self.spec, command):
-                # Waits for the prompt, not for output to go quiet: a save takes as long as it takes.
-                out: str = conn.send_command(command, read_timeout=self.spec.command_timeout)
+            # Waits for the prompt, not for output to go quiet: a save takes as long as it takes.
+            out = self._send_command(conn, command)
             transcript.add(command, out, time.monotonic() - start)
             errors = refusals(out, warnings)
             if errors:

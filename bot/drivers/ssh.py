@@ -1,13 +1,20 @@
-"""SSH sessions to routers and hosts, with host keys always checked.
+"""SSH sessions to routers and hosts, with host keys always checked and every call bounded.
 
 Both paramiko and netmiko accept unknown host keys by default; here a key must
 be in the device's known_hosts file and match it, or the connection fails with
 an error that names the device. Errors are translated into `bot.drivers.errors`
 so that callers never see a library traceback, and never see a secret.
+
+Every login and every command runs under a hard deadline (`bot.drivers.deadline`):
+`connect_timeout` covers the TCP connect, banner, key exchange and authentication
+together, `command_timeout` each command. When one passes, the connection is cut,
+the call fails with the limit that applied, and the next call logs in afresh.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import socket
 import threading
 import time
@@ -19,6 +26,7 @@ from typing import Any
 import paramiko
 
 from bot.drivers.base import DeviceSpec
+from bot.drivers.deadline import Ticket, cut_transport, deadline, shut
 from bot.drivers.errors import (
     AuthError,
     CommandTimeout,
@@ -31,6 +39,31 @@ ALGORITHM_HINT = (
     "no common SSH algorithm: the device may offer only ssh-rsa (SHA-1) or SHA-1 key "
     "exchanges, which paramiko no longer accepts; see 'Old devices' in the README"
 )
+# paramiko 5 says this when its transport died while it waited for an auth reply: no reply came.
+_AUTH_EOF = "transport shut down or saw EOF"
+# paramiko's words for a transport that died under it before the login finished.
+_TRANSPORT_DIED = ("No existing session", "Negotiation failed")
+_NO_BANNER = "Error reading SSH protocol banner"
+
+
+class _QuietTransport(logging.Filter):
+    """paramiko's transport thread logs each failure at ERROR, traceback included; the caller gets
+    the same failure as one named DriverError, so here it is kept for debug logging only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return record.levelno >= logging.getLogger(record.name).getEffectiveLevel()
+
+
+def quiet_paramiko() -> None:
+    """Keep paramiko's thread from printing tracebacks (via logging's last-resort handler) on stderr."""
+    logger = logging.getLogger("paramiko.transport")
+    if not any(isinstance(f, _QuietTransport) for f in logger.filters):
+        logger.addFilter(_QuietTransport())
+
+
+quiet_paramiko()
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
@@ -43,9 +76,25 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         cur = cur.__cause__ or cur.__context__
 
 
-def translate_connect_error(spec: DeviceSpec, exc: BaseException) -> DriverError:
-    """Turn whatever paramiko or netmiko raised while connecting into one short error."""
+def translate_connect_error(
+    spec: DeviceSpec, exc: BaseException, *, expired: bool = False, connected: bool = False,
+    peer_closed: bool = False,
+) -> DriverError:
+    """Turn whatever paramiko or netmiko raised while connecting into one short error.
+
+    `expired`: the login deadline passed (whatever the library then raised, that is what happened);
+    `connected`: the TCP connection was up, so a silence was the SSH login's, not the network's;
+    `peer_closed`: the device's end of the socket closed (or reset) before the login finished.
+    """
     where = f"{spec.address}:{spec.port}"
+    limit = f"{spec.connect_timeout:g}s"
+    slow_login = ConnectError(spec.name, f"{where} accepted the connection but the SSH login "
+                                         f"did not finish within {limit}")
+    no_answer = ConnectError(spec.name, f"no answer from {where} within {limit}")
+    closed = ConnectError(spec.name, f"the connection to {where} closed during login "
+                                     "(link cut, or sshd dropped it)")
+    if expired:
+        return slow_login if connected else no_answer
     for e in _chain(exc):
         if isinstance(e, DriverError):
             return e
@@ -60,25 +109,114 @@ def translate_connect_error(spec: DeviceSpec, exc: BaseException) -> DriverError
                 spec.name, f"host key of {where} is not in {spec.known_hosts}: refusing to connect"
             )
         if isinstance(e, paramiko.AuthenticationException):
+            if "timeout" in str(e).lower():
+                return slow_login
+            # paramiko raises the same class when the link died while it waited for the reply.
+            if peer_closed or _AUTH_EOF in str(e):
+                return closed
             return AuthError(spec.name, f"{where} refused the login of user {spec.username!r}")
         if isinstance(e, paramiko.SSHException) and "ncompatible ssh" in str(e):
             return ConnectError(spec.name, f"{where}: {ALGORITHM_HINT}")
+        if isinstance(e, (EOFError, ConnectionResetError, ConnectionAbortedError, BrokenPipeError)):
+            return closed
+        if isinstance(e, paramiko.SSHException) and any(m in str(e) for m in _TRANSPORT_DIED):
+            return closed
+        if isinstance(e, paramiko.SSHException) and _NO_BANNER in str(e):
+            # Raised for a banner that never came and for a connection closed before it.
+            went = peer_closed or any(isinstance(x, (EOFError, ConnectionError)) for x in _chain(exc))
+            return closed if went else slow_login
         if isinstance(e, (socket.timeout, TimeoutError)):
-            return ConnectError(spec.name, f"no answer from {where} within {spec.connect_timeout:g}s")
+            return slow_login if connected else no_answer
         if isinstance(e, ConnectionRefusedError):
             return ConnectError(spec.name, f"{where} refused the connection (is sshd running?)")
+        if isinstance(e, socket.gaierror):
+            return ConnectError(spec.name, f"cannot resolve {spec.address}: {e.strerror or e}")
         if isinstance(e, OSError) and not isinstance(e, paramiko.SSHException):
             return ConnectError(spec.name, f"cannot reach {where}: {e.strerror or e}")
     name = type(exc).__name__
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else name
     if "timed out" in first.lower() or "timeout" in name.lower():
-        return ConnectError(spec.name, f"no answer from {where} within {spec.connect_timeout:g}s")
+        return slow_login if connected else no_answer
+    if peer_closed:
+        return closed
     return ConnectError(spec.name, f"SSH to {where} failed: {first[:160]}")
 
 
 def _check_known_hosts(spec: DeviceSpec) -> None:
     if not spec.known_hosts.is_file():
         raise HostKeyError(spec.name, f"known_hosts file {spec.known_hosts} does not exist")
+
+
+class WatchedSocket:
+    """A TCP socket that remembers whether the device's end closed it, for paramiko to use.
+
+    paramiko reports a link that died during authentication much as it reports a refused
+    password; whether the device's end went away is what tells the two apart.
+    """
+
+    def __init__(self, raw: socket.socket) -> None:
+        self.raw = raw
+        self.peer_closed = False
+
+    def recv(self, size: int) -> bytes:
+        try:
+            data = self.raw.recv(size)
+        except (ConnectionError, OSError) as e:
+            if not isinstance(e, TimeoutError):
+                self.peer_closed = True
+            raise
+        if not data:
+            self.peer_closed = True
+        return data
+
+    def send(self, data: bytes) -> int:
+        try:
+            return self.raw.send(data)
+        except ConnectionError:
+            self.peer_closed = True
+            raise
+
+    def __getattr__(self, name: str) -> Any:  # settimeout, close, fileno, getpeername...
+        return getattr(self.raw, name)
+
+
+class _Login:
+    """One connect phase: the socket it opened, and what is known when it fails."""
+
+    def __init__(self, spec: DeviceSpec, ticket: Ticket) -> None:
+        self.spec = spec
+        self.ticket = ticket
+        self.sock: WatchedSocket | None = None
+
+    def cut(self) -> None:
+        if self.sock is not None:
+            shut(self.sock.raw)
+
+    def open_socket(self) -> WatchedSocket:
+        try:
+            raw = socket.create_connection((self.spec.address, self.spec.port), timeout=self.ticket.remaining())
+        except Exception as e:
+            raise self.error(e) from None
+        self.sock = WatchedSocket(raw)
+        if self.ticket.expired:  # connected just as the deadline passed: nothing was there to cut
+            self.cut()
+        return self.sock
+
+    def error(self, exc: BaseException) -> DriverError:
+        return translate_connect_error(
+            self.spec, exc, expired=self.ticket.expired, connected=self.sock is not None,
+            peer_closed=self.sock is not None and self.sock.peer_closed,
+        )
+
+
+@contextmanager
+def login_deadline(spec: DeviceSpec) -> Iterator[_Login]:
+    """One deadline of `connect_timeout` over TCP connect, banner, key exchange and authentication."""
+    holder: list[_Login] = []
+    with deadline(spec.connect_timeout, lambda: holder[0].cut() if holder else None) as ticket:
+        login = _Login(spec, ticket)
+        holder.append(login)
+        yield login
 
 
 def open_client(spec: DeviceSpec) -> paramiko.SSHClient:
@@ -90,24 +228,36 @@ def open_client(spec: DeviceSpec) -> paramiko.SSHClient:
     except (OSError, paramiko.SSHException) as e:
         raise HostKeyError(spec.name, f"cannot read known_hosts {spec.known_hosts}: {e}") from None
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    try:
-        client.connect(
-            spec.address,
-            port=spec.port,
-            username=spec.username,
-            password=spec.password,
-            key_filename=str(spec.key_file) if spec.key_file else None,
-            timeout=spec.connect_timeout,
-            banner_timeout=spec.connect_timeout,
-            auth_timeout=spec.connect_timeout,
-            channel_timeout=spec.connect_timeout,
-            allow_agent=False,
-            look_for_keys=False,
-        )
-    except Exception as e:  # every failure becomes one short, named error
-        client.close()
-        raise translate_connect_error(spec, e) from None
+    with login_deadline(spec) as login:
+        sock = login.open_socket()
+        try:
+            left = login.ticket.remaining()
+            client.connect(
+                spec.address,
+                port=spec.port,
+                username=spec.username,
+                password=spec.password,
+                key_filename=str(spec.key_file) if spec.key_file else None,
+                sock=sock,  # type: ignore[arg-type]  # socket-like: paramiko needs only recv/send/settimeout/close
+                timeout=left,
+                banner_timeout=left,
+                auth_timeout=left,
+                channel_timeout=spec.command_timeout,
+                allow_agent=False,
+                look_for_keys=False,
+            )
+            if login.ticket.expired:
+                raise TimeoutError("login deadline passed")
+        except Exception as e:  # every failure becomes one short, named error
+            client.close()
+            login.cut()
+            raise login.error(e) from None
     return client
+
+
+def is_alive(client: paramiko.SSHClient) -> bool:
+    transport = client.get_transport()
+    return transport is not None and transport.is_active()
 
 
 @dataclass
@@ -122,24 +272,38 @@ class CommandResult:
 def run_command(
     client: paramiko.SSHClient, spec: DeviceSpec, command: str, timeout: float | None = None
 ) -> CommandResult:
-    """Run one command over an exec channel; time-outs and dead sessions become errors."""
+    """Run one command over an exec channel, all of it (open, run, read) within the time limit.
+
+    When the limit passes the whole connection is cut (a late reply must not be read as the
+    answer to the next command), so the caller has to log in again.
+    """
     limit = spec.command_timeout if timeout is None else timeout
+    word = command.split()[0] if command.split() else command
+    timed_out = CommandTimeout(spec.name, f"{word!r} gave no answer within {limit:g}s")
     start = time.monotonic()
-    try:
-        _stdin, stdout, stderr = client.exec_command(command, timeout=limit)
-        channel = stdout.channel
-        if not channel.status_event.wait(limit):
-            channel.close()
-            raise CommandTimeout(spec.name, f"{command.split()[0]!r} gave no answer within {limit:g}s")
-        out = stdout.read().decode("utf-8", "replace")
-        err = stderr.read().decode("utf-8", "replace")
-        status = channel.recv_exit_status()
-    except DriverError:
-        raise
-    except TimeoutError:
-        raise CommandTimeout(spec.name, f"{command.split()[0]!r} gave no answer within {limit:g}s") from None
-    except (paramiko.SSHException, OSError, EOFError) as e:
-        raise ConnectError(spec.name, f"SSH session lost: {e or type(e).__name__}") from None
+    with deadline(limit, lambda: cut_transport(client.get_transport())) as ticket:
+        try:
+            _stdin, stdout, stderr = client.exec_command(command, timeout=ticket.remaining())
+            channel = stdout.channel
+            if not channel.status_event.wait(ticket.remaining()) or ticket.expired:
+                raise timed_out
+            out = stdout.read().decode("utf-8", "replace")
+            err = stderr.read().decode("utf-8", "replace")
+            status = channel.recv_exit_status()
+            if ticket.expired:
+                raise timed_out
+        except CommandTimeout:
+            cut_transport(client.get_transport())
+            raise
+        except DriverError:
+            raise
+        except Exception as e:
+            cut_transport(client.get_transport())
+            if ticket.expired or isinstance(e, TimeoutError):
+                raise timed_out from None
+            raise ConnectError(spec.name, f"SSH session lost during {word!r}") from None
+    if status == -1 and not is_alive(client):  # the channel closed without an exit status
+        raise ConnectError(spec.name, f"SSH session lost during {word!r}")
     return CommandResult(command, status, out, err, time.monotonic() - start)
 
 
@@ -147,7 +311,9 @@ class ExecSession:
     """A persistent paramiko connection to one device, reconnected once when found dead.
 
     Only calls that are safe to repeat (reads, idempotent changes) should be
-    retried; `run(..., retry=False)` keeps a failure a failure.
+    retried; `run(..., retry=False)` keeps a failure a failure. A time-out is never
+    retried: the device was reached and did not answer, and a second wait would
+    double the time the caller waits.
     """
 
     def __init__(self, spec: DeviceSpec) -> None:
@@ -156,21 +322,30 @@ class ExecSession:
         self.lock = threading.RLock()
 
     def _connected(self) -> paramiko.SSHClient:
+        if self._client is not None and not is_alive(self._client):
+            self.close()  # cut by a deadline, or closed by the device: log in again
         if self._client is None:
             self._client = open_client(self.spec)
         return self._client
 
     def run(self, command: str, *, timeout: float | None = None, retry: bool = True) -> CommandResult:
         with self.lock:
-            fresh = self._client is None
+            fresh = self._client is None or not is_alive(self._client)
             try:
                 return run_command(self._connected(), self.spec, command, timeout)
+            except CommandTimeout:
+                self.close()
+                raise
             except ConnectError:
                 self.close()
                 # A fresh connection that failed is a real failure; an old one may just be stale.
                 if fresh or not retry:
                     raise
-            return run_command(self._connected(), self.spec, command, timeout)
+            try:
+                return run_command(self._connected(), self.spec, command, timeout)
+            except DriverError:
+                self.close()
+                raise
 
     def close(self) -> None:
         with self.lock:
@@ -201,6 +376,8 @@ def netmiko_params(spec: DeviceSpec, device_type: str) -> dict[str, Any]:
         "read_timeout_override": spec.command_timeout,
         "session_timeout": spec.command_timeout,
         "timeout": spec.command_timeout,
+        # Sleeps scaled down: netmiko's back-off loops are not interruptible, only its reads are.
+        "fast_cli": True,
     }
     if spec.key_file is not None:
         params.update(use_keys=True, key_file=str(spec.key_file))
@@ -209,18 +386,95 @@ def netmiko_params(spec: DeviceSpec, device_type: str) -> dict[str, Any]:
     return params
 
 
+_GUARDED: dict[str, Any] = {}
+
+
+def _guarded_class(device_type: str) -> Any:
+    """netmiko's class for `device_type`, with a channel that notices a closed connection.
+
+    netmiko polls `recv_ready()`, which stays False on a closed paramiko channel, so a cut
+    or dropped session would be polled until netmiko's own (longer, per step) time-outs.
+    """
+    if device_type in _GUARDED:
+        return _GUARDED[device_type]
+    from netmiko.channel import SSHChannel  # imported late: netmiko is slow to import
+    from netmiko.exceptions import ReadException
+    from netmiko.ssh_dispatcher import CLASS_MAPPER
+
+    class ClosedAwareChannel(SSHChannel):
+        def read_buffer(self) -> str:
+            chan = self.remote_conn
+            if chan is not None and not chan.recv_ready() and (chan.closed or chan.eof_received):
+                raise ReadException("Channel stream closed by remote device.")
+            out: str = super().read_buffer()
+            return out
+
+    base: Any = CLASS_MAPPER[device_type]
+
+    class Guarded(base):  # type: ignore[misc]
+        def establish_connection(self, width: int = 511, height: int = 1000) -> None:
+            super().establish_connection(width=width, height=height)
+            channel: Any = getattr(self, "channel", None)
+            if isinstance(channel, SSHChannel):
+                self.channel = ClosedAwareChannel(channel.remote_conn, self.encoding)
+
+    _GUARDED[device_type] = Guarded
+    return Guarded
+
+
+def netmiko_connect(spec: DeviceSpec, device_type: str) -> Any:
+    """A logged-in netmiko connection, all of it (TCP, SSH, prompt) within `connect_timeout`."""
+    params = netmiko_params(spec, device_type)
+    cls = _guarded_class(device_type)
+    with login_deadline(spec) as login:
+        sock = login.open_socket()
+        left = login.ticket.remaining()
+        params.update(sock=sock, conn_timeout=left, auth_timeout=left, banner_timeout=left)
+        try:
+            conn = cls(**params)
+        except Exception as e:
+            login.cut()
+            raise login.error(e) from None
+        if login.ticket.expired:
+            with contextlib.suppress(Exception):
+                conn.disconnect()
+            raise login.error(TimeoutError("login deadline passed"))
+    return conn
+
+
+def netmiko_transport(conn: Any) -> Any:
+    """The paramiko transport under a netmiko connection, or None (not connected, or a test fake)."""
+    chan = getattr(conn, "remote_conn", None)
+    return getattr(chan, "transport", None)
+
+
+def netmiko_alive(conn: Any) -> bool:
+    chan = getattr(conn, "remote_conn", None)
+    transport = getattr(chan, "transport", None)
+    if transport is None:
+        return True  # nothing to judge it by: the call that fails on it will say
+    return bool(transport.is_active()) and not getattr(chan, "closed", False)
+
+
 @contextmanager
-def translated(spec: DeviceSpec, what: str) -> Iterator[None]:
-    """Map a netmiko failure during `what` into a named driver error."""
+def translated(spec: DeviceSpec, what: str, ticket: Ticket | None = None) -> Iterator[None]:
+    """Map a netmiko failure during `what` into a named driver error.
+
+    With the call's deadline `ticket`, a failure after it passed is a time-out of its limit,
+    whatever the library raised when its connection was cut.
+    """
+    limit = spec.command_timeout if ticket is None else ticket.seconds
     try:
         yield
     except DriverError:
         raise
     except Exception as e:
         name = type(e).__name__
-        if "Timeout" in name or "timed out" in str(e).lower() or isinstance(e, (socket.timeout, TimeoutError)):
-            raise CommandTimeout(spec.name, f"{what}: no answer within {spec.command_timeout:g}s") from None
-        if isinstance(e, (OSError, EOFError, paramiko.SSHException)):
+        if (ticket is not None and ticket.expired) or "Timeout" in name or "timed out" in str(e).lower() \
+                or isinstance(e, (socket.timeout, TimeoutError)):
+            raise CommandTimeout(spec.name, f"{what}: no answer within {limit:g}s") from None
+        # netmiko's Read/WriteException: the channel closed under it (see ClosedAwareChannel).
+        if isinstance(e, (OSError, EOFError, paramiko.SSHException)) or name in ("ReadException", "WriteException"):
             raise ConnectError(spec.name, f"{what}: SSH session lost") from None
         first = (str(e).strip().splitlines() or [name])[0]
         raise DriverError(spec.name, f"{what}: {first[:160]}") from None
