@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 import sys
 import threading
 from collections.abc import Callable, Mapping
@@ -21,6 +22,7 @@ from bot.metrics import Metrics
 PostRoute = Callable[[bytes, Mapping[str, str], str], tuple[int, dict[str, str], bytes]]
 MAX_BODY = 1 << 20
 READ_TIMEOUT = 10.0  # seconds a client may take between bytes before it is answered 408
+LINGER = 2.0  # seconds to wait for the rest of a body nobody will read
 _LENGTH = re.compile(r"\d{1,12}")
 _TEXT = {"Content-Type": "text/plain; charset=utf-8"}
 
@@ -46,12 +48,13 @@ def make_server(host: str, port: int, metrics: Metrics, healthy: Callable[[], bo
             path, _, query = self.path.partition("?")
             route = routes.get(path)
             try:
+                raw = self._body()
                 if route is None:
                     raise _BadRequest(404, "not found")
-                raw = self._body()
             except _BadRequest as e:
-                self.close_connection = True  # what is left of the body is not read
+                self.close_connection = True
                 self._send(e.status, dict(_TEXT), f"{e.reason}\n".encode())
+                self._linger()
                 return
             try:
                 status, headers, body = route(raw, {k: v for k, v in self.headers.items()}, query)
@@ -94,6 +97,18 @@ def make_server(host: str, port: int, metrics: Metrics, healthy: Callable[[], bo
                 self.wfile.write(body)
             except OSError:  # the client left before the answer: nobody to tell
                 self.close_connection = True
+
+        def _linger(self) -> None:
+            """After an early answer, read what the client still sends (boundedly) before closing: a
+            close with unread bytes is a reset, which can destroy the answer before the client reads it."""
+            try:
+                self.connection.shutdown(socket.SHUT_WR)
+                self.connection.settimeout(min(read_timeout, LINGER))
+                left = MAX_BODY
+                while left > 0 and (chunk := self.connection.recv(min(left, 65536))):
+                    left -= len(chunk)
+            except OSError:
+                pass  # gone, or too slow: either way the answer has been sent
 
         def do_GET(self) -> None:
             if self.path == "/metrics":
