@@ -442,7 +442,7 @@ def _serve(engine: object, store: object, args: argparse.Namespace) -> int:
                 socket_handler = start_socket_mode(app, slack)
                 print("lasthop serve: Slack connected over Socket Mode", flush=True)
             else:
-                routes["/slack/events"] = http_handler(app)
+                routes["/slack/events"] = http_handler(app, slack.signing_secret or "")
         except SlackSetupError as e:
             print(f"lasthop serve: {e}", file=sys.stderr)
             ctx.close()

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bot.durations import NEEDS_UNIT, parse_typed_duration
+from bot.echo import quoted
 
 # Slack answers these itself and never sends them to an app; a manifest listing one is refused with
 # "the slash command has an invalid name". The list Slack's help article "Use built-in slash commands"
@@ -33,8 +34,6 @@ HelpTopic = Literal["status", "failover", "maintenance"]
 _COMMAND_NAME = re.compile(r"/[a-z0-9_-]+")
 _COMMAND_NAME_LIMIT = 32
 _WORD = re.compile(r"(?:--)?[A-Za-z0-9][A-Za-z0-9._/:-]{0,63}")
-# Chat text can hold mentions (<!channel>), markup or control characters: only this is ever echoed.
-_ECHO_SAFE = re.compile(r"[A-Za-z0-9._:/-]{1,40}")
 _BARE_NUMBER = re.compile(r"\d+(?:\.\d+)?")
 DRY_RUN_WORDS = ("dry-run", "dryrun", "--dry-run")
 # Phones turn " into “ and ”; any of them may open or close the reason.
@@ -180,14 +179,14 @@ def parse(names: CommandNames, command: str, text: str) -> Command:
             return _parse_help(rest)
         if word not in _TOPICS:
             choices = _one_of([*_TOPICS, "help"])
-            raise UsageError(f"{_quoted(head, 'that word')} is not a lasthop command: try {choices}")
+            raise UsageError(f"{quoted(head, 'that word')} is not a lasthop command: try {choices}")
         topic = _TOPICS[word].word
     elif command == names.failover:
         topic, rest = "failover", text
     elif command == names.status:
         topic, rest = "status", text
     else:
-        raise UsageError(f"{_quoted(command, 'that')} is not a lasthop command")
+        raise UsageError(f"{quoted(command, 'that')} is not a lasthop command")
     first, after = _first_word(rest)
     if first is not None and first.lower() == "help":
         if after.strip():
@@ -210,7 +209,7 @@ def _parse_help(text: str) -> HelpCommand:
         return HelpCommand()
     found = _TOPICS.get(words[0].lower())
     if found is None:
-        raise UsageError(f"there is no help on {_quoted(words[0], 'that')}: try {_one_of(list(_TOPICS))}")
+        raise UsageError(f"there is no help on {quoted(words[0], 'that')}: try {_one_of(list(_TOPICS))}")
     return HelpCommand(found.word)
 
 
@@ -239,7 +238,7 @@ def _parse_failover(text: str) -> FailoverCommand:
                 raise UsageError("'to' needs a host name after it")
             to_host = rest.pop(0)
         else:
-            raise UsageError(f"unexpected {_quoted(word, 'word')}")
+            raise UsageError(f"unexpected {quoted(word, 'word')}")
     return FailoverCommand(target, to_host, dry_run)
 
 
@@ -277,7 +276,7 @@ def maintenance_duration(word: str) -> float:
     try:
         seconds = parse_typed_duration(word)
     except ValueError:
-        raise UsageError(f"{_quoted(word, 'that')} is not a duration: write e.g. 30m, 2h or 1h30m") from None
+        raise UsageError(f"{quoted(word, 'that')} is not a duration: write e.g. 30m, 2h or 1h30m") from None
     if not MAINTENANCE_MIN <= seconds <= MAINTENANCE_MAX:
         raise UsageError("a maintenance window lasts from 1m to 7 days (168h)")
     return seconds
@@ -312,12 +311,8 @@ def _words(text: str) -> list[str]:
     words = text.split()
     for w in words:
         if not _WORD.fullmatch(w):
-            raise UsageError(f"{_quoted(w, 'a word')} is not a name, prefix or keyword")
+            raise UsageError(f"{quoted(w, 'a word')} is not a name, prefix or keyword")
     return words
-
-
-def _quoted(word: str, instead: str) -> str:
-    return f"'{word}'" if _ECHO_SAFE.fullmatch(word) else instead
 
 
 def _one_of(words: Sequence[str]) -> str:

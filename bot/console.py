@@ -36,6 +36,7 @@ from bot.commands import (
     parse,
 )
 from bot.durations import parse_duration
+from bot.echo import terminal
 from bot.workflow import Workflow
 
 CHANNEL = "alerts"
@@ -167,7 +168,7 @@ class ConsoleOut:
                         return i + 1
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise ConsoleError(f"waited {timeout:g}s and did not see {pattern!r}")
+                    raise ConsoleError(f"waited {timeout:g}s and did not see {terminal(pattern, 80)}")
                 self._shown.wait(min(left, 0.5))
 
     def _render(self, message: Message, ref: MessageRef) -> str:
@@ -283,11 +284,12 @@ class Console:
             self.out.say(auto_text(self.auto.auto_on()))
             return
         if words[0] not in ("on", "off") or len(words) > 2:
-            self.out.say(f"console: auto on|off [SERVICE], e.g. auto on; {' '.join(words)!r} is not that. "
+            self.out.say(f"console: auto on|off [SERVICE], e.g. auto on; {terminal(' '.join(words))} is not that. "
                          "Nothing changed.")
             return
         if len(words) == 2 and words[1] not in services:
-            self.out.say(f"console: unknown service {words[1]!r} (known: {', '.join(services)}). Nothing changed.")
+            self.out.say(f"console: unknown service {terminal(words[1])} (known: {', '.join(services)}). "
+                         "Nothing changed.")
             return
         on = self.auto.set_auto(words[0] == "on", words[1] if len(words) == 2 else None,
                                 by=self._actor(user).ref, source="console")
@@ -333,7 +335,7 @@ class Console:
             label = text.split(maxsplit=1)[1].strip().strip('"')
             found_n = self.out.by_label(label)
             if found_n is None:
-                self.out.say(f"console: no button labelled {label!r} now")
+                self.out.say(f"console: no button labelled {terminal(label)} now")
                 return
             verb, number = "", found_n
         else:
@@ -345,7 +347,7 @@ class Console:
             return
         label = found.button.label.lower()
         if verb not in ("", "press") and not label.startswith(verb):
-            self.out.say(f"console: button {number} is {found.button.label!r}, not {verb}")
+            self.out.say(f"console: button {number} is {found.button.label!r}, not {terminal(verb)}")
             return
         self.out.say(f"{user} pressed [{number}] {found.button.label}")
         answer = self.workflow.press(self._actor(user), found.button.action, found.button.value, clicked=found.ref,

@@ -10,7 +10,6 @@ once. They are frozen, so no handler can change what the bot believes the networ
 from __future__ import annotations
 
 import difflib
-import re
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
 from pathlib import Path
@@ -24,6 +23,7 @@ from bot.drivers import router_options
 from bot.drivers.base import DeviceSpec
 from bot.drivers.options import DriverOptions
 from bot.durations import format_duration
+from bot.echo import quoted
 from bot.values import (
     Count,
     Delay,
@@ -50,10 +50,6 @@ if TYPE_CHECKING:
 else:
     # Every driver's options model, told apart by `driver`: found at run time, so typed as the base.
     RouterOptions = router_options()
-
-# Only this much of what a user typed is ever echoed back, and only if it looks like a name or an
-# address: chat text can hold mentions, markup or control characters.
-_ECHO_SAFE = re.compile(r"[A-Za-z0-9._:/-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -451,8 +447,9 @@ def _listing(names: Mapping[str, object]) -> str:
 
 
 def _echo(text: str) -> str:
-    return repr(text) if _ECHO_SAFE.fullmatch(text) else "that"
+    return quoted(text, "that")  # chat text can hold mentions, markup or control characters (bot.echo)
 
 
 def _named(text: str) -> str:
-    return f"named {text!r}" if _ECHO_SAFE.fullmatch(text) else "by that name"
+    shown = quoted(text, "")
+    return f"named {shown}" if shown else "by that name"

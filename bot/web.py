@@ -1,39 +1,114 @@
-"""The process's small HTTP face: /healthz, /metrics, and any POST routes given (Slack's events)."""
+"""The process's small HTTP face: /healthz, /metrics, and any POST routes given (Slack's events).
+
+Every request gets an answer: a body that is missing, too long, shorter than its Content-Length
+or too slow to arrive is a 4xx, and a route that fails is a 500 with one log line, never a
+dropped connection or a traceback.
+"""
 
 from __future__ import annotations
 
+import logging
+import re
+import socket
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from bot.metrics import Metrics
 
 # body, headers, query string -> status, headers, body
 PostRoute = Callable[[bytes, Mapping[str, str], str], tuple[int, dict[str, str], bytes]]
 MAX_BODY = 1 << 20
+READ_TIMEOUT = 10.0  # seconds a client may take between bytes before it is answered 408
+LINGER = 2.0  # seconds to wait for the rest of a body nobody will read
+_LENGTH = re.compile(r"\d{1,12}")
+_TEXT = {"Content-Type": "text/plain; charset=utf-8"}
+
+log = logging.getLogger("lasthop.web")
+
+
+class _BadRequest(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
 
 
 def make_server(host: str, port: int, metrics: Metrics, healthy: Callable[[], bool],
-                post_routes: Mapping[str, PostRoute] | None = None) -> ThreadingHTTPServer:
+                post_routes: Mapping[str, PostRoute] | None = None, *,
+                read_timeout: float = READ_TIMEOUT) -> ThreadingHTTPServer:
     routes = dict(post_routes or {})
 
     class Handler(BaseHTTPRequestHandler):
+        timeout = read_timeout  # StreamRequestHandler sets it on the socket: no thread waits forever
+
         def do_POST(self) -> None:
             path, _, query = self.path.partition("?")
             route = routes.get(path)
-            length = int(self.headers.get("Content-Length") or 0)
-            if route is None or length > MAX_BODY:
-                status, headers, body = (404 if route is None else 413), {"Content-Type": "text/plain"}, b"no\n"
-            else:
-                raw = self.rfile.read(length)
+            try:
+                raw = self._body()
+                if route is None:
+                    raise _BadRequest(404, "not found")
+            except _BadRequest as e:
+                self.close_connection = True
+                self._send(e.status, dict(_TEXT), f"{e.reason}\n".encode())
+                self._linger()
+                return
+            try:
                 status, headers, body = route(raw, {k: v for k, v in self.headers.items()}, query)
-            self.send_response(status)
-            for k, v in headers.items():
-                if k.lower() != "content-length":
-                    self.send_header(k, v)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            except Exception as e:  # a bug in the route: say so once, answer, keep serving
+                log.error("POST %s failed: %s", path, type(e).__name__)
+                status, headers, body = 500, dict(_TEXT), b"internal error\n"
+            self._send(status, headers, body)
+
+        def _body(self) -> bytes:
+            if self.headers.get("Transfer-Encoding"):
+                raise _BadRequest(411, "Content-Length required, not Transfer-Encoding")
+            given = self.headers.get_all("Content-Length") or []
+            if not given:
+                raise _BadRequest(411, "Content-Length required")
+            if len(set(given)) != 1 or not _LENGTH.fullmatch(given[0].strip()):
+                raise _BadRequest(400, "bad Content-Length")
+            length = int(given[0])
+            if length > MAX_BODY:
+                raise _BadRequest(413, "body too large")
+            try:
+                raw = self.rfile.read(length)
+            except TimeoutError:
+                raise _BadRequest(408, "body too slow") from None
+            except OSError:
+                raise _BadRequest(400, "body unreadable") from None
+            if len(raw) < length:
+                raise _BadRequest(400, "body shorter than Content-Length")
+            return raw
+
+        def _send(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
+            try:
+                self.send_response(status)
+                for k, v in headers.items():
+                    if k.lower() != "content-length":
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                if self.close_connection:
+                    self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(body)
+            except OSError:  # the client left before the answer: nobody to tell
+                self.close_connection = True
+
+        def _linger(self) -> None:
+            """After an early answer, read what the client still sends (boundedly) before closing: a
+            close with unread bytes is a reset, which can destroy the answer before the client reads it."""
+            try:
+                self.connection.shutdown(socket.SHUT_WR)
+                self.connection.settimeout(min(read_timeout, LINGER))
+                left = MAX_BODY
+                while left > 0 and (chunk := self.connection.recv(min(left, 65536))):
+                    left -= len(chunk)
+            except OSError:
+                pass  # gone, or too slow: either way the answer has been sent
 
         def do_GET(self) -> None:
             if self.path == "/metrics":
@@ -43,19 +118,23 @@ def make_server(host: str, port: int, metrics: Metrics, healthy: Callable[[], bo
                 body, ctype, code = (b"ok\n" if ok else b"stopping\n"), "text/plain", 200 if ok else 503
             else:
                 body, ctype, code = b"not found\n", "text/plain", 404
-            self.send_response(code)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self._send(code, {"Content-Type": ctype}, body)
 
         def log_message(self, format: str, *args: object) -> None:
             pass  # scrapes every few seconds would drown the log
 
-    server = ThreadingHTTPServer((host, port), Handler)
+    server = _Server((host, port), Handler)
     server.daemon_threads = True
     server.timeout = 5
     return server
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver prints a traceback to stderr; one line is enough for a client that broke off.
+        kind = sys.exc_info()[0]
+        log.warning("HTTP connection from %s ended: %s", client_address[0] if client_address else "?",
+                    kind.__name__ if kind else "error")
 
 
 def serve_in_background(server: ThreadingHTTPServer) -> threading.Thread:

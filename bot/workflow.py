@@ -43,6 +43,7 @@ from bot.chat import (
 from bot.commands import MAINTENANCE_MAX, MAINTENANCE_MIN, REASON_LIMIT, FailoverCommand, MaintenanceCommand
 from bot.drivers.errors import DriverError
 from bot.durations import format_duration
+from bot.echo import quoted
 from bot.engine.model import MoveRequest, Plan, Refusal
 from bot.engine.pipeline import Engine
 from bot.incidents import IncidentUpdate
@@ -369,8 +370,9 @@ class Workflow:
         if (problem := _maintenance_problem(cmd)) is not None:
             return Answer(Message.of(problem), ok=False)
         if cmd.host not in self.inv.hosts:
-            return Answer(Message.of(_lookup(LookupError(f"unknown host {cmd.host!r} (known: "
-                                                         f"{', '.join(sorted(self.inv.hosts))})"))), ok=False)
+            # A button's value is not the parser's output: the host may be anything, so quoted only if plain.
+            return Answer(Message.of(f"unknown host {quoted(cmd.host, 'by that name')} (known: "
+                                     f"{', '.join(sorted(self.inv.hosts))})"), ok=False)
         if not cmd.on:
             was = self.store.clear_maintenance(cmd.host)
             self.store.audit(actor=actor.ref, source=actor.backend, action="maintenance", target=cmd.host,

@@ -24,6 +24,7 @@ from bot.views import Phrasing
 from bot.workflow import Workflow
 from handlers import register_all
 from handlers.context import KEY, SlackAccess, SlackContext
+from handlers.gate import Route, guarded
 from handlers.poster import Poster
 
 log = logging.getLogger("lasthop.slack")
@@ -111,15 +112,16 @@ def build_app(ctx: SlackContext, settings: SlackSettingsEnv) -> App:
     return app
 
 
-def http_handler(app: App):  # type: ignore[no-untyped-def]
-    """POST /slack/events for bot.web: Bolt checks the signature and dispatches."""
-    def handle(body: bytes, headers: Mapping[str, str], query: str) -> tuple[int, dict[str, str], bytes]:
-        req = BoltRequest(body=body.decode("utf-8", "replace"), query=query,
+def http_handler(app: App, signing_secret: str) -> Route:
+    """POST /slack/events for bot.web: the gate verifies and checks the request, then Bolt dispatches it."""
+    def dispatch(body: bytes, headers: Mapping[str, str], query: str) -> tuple[int, dict[str, str], bytes]:
+        # The gate let through only UTF-8 bodies signed over these very bytes.
+        req = BoltRequest(body=body.decode("utf-8"), query=query,
                           headers={k.lower(): [v] for k, v in headers.items()})
         resp = app.dispatch(req)
         out_headers = {k: (v[0] if isinstance(v, list) and v else str(v)) for k, v in resp.headers.items()}
         return resp.status, out_headers, (resp.body or "").encode()
-    return handle
+    return guarded(dispatch, signing_secret)
 
 
 def start_socket_mode(app: App, settings: SlackSettingsEnv):  # type: ignore[no-untyped-def]

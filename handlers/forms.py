@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from slack_bolt import Ack, App
@@ -14,6 +15,7 @@ from bot.inventory import Inventory
 from handlers import blocks
 from handlers.context import SlackContext, context_of
 
+log = logging.getLogger("lasthop.slack")
 CALLBACK = "failover_form"
 FIRST_HEALTHY = "__first_healthy__"
 
@@ -49,20 +51,32 @@ def failover_form(inv: Inventory, channel: str) -> dict[str, Any]:
     }
 
 
-def submitted(view: dict[str, Any]) -> tuple[FailoverCommand, str]:
-    """The command the form asks for, and the channel it was opened from."""
-    channel = str(json.loads(view.get("private_metadata") or "{}").get("channel", ""))
-    values = view["state"]["values"]
-    service = values["service"]["service"]["selected_option"]["value"]
-    target = (values.get("target", {}).get("target", {}).get("selected_option") or {}).get("value", FIRST_HEALTHY)
-    dry = bool(values.get("dry", {}).get("dry", {}).get("selected_options"))
+def submitted(view: dict[str, Any]) -> tuple[FailoverCommand, str] | None:
+    """The command the form asks for, and the channel it was opened from; None if the view is not our form's."""
+    try:
+        meta = json.loads(view.get("private_metadata") or "{}")
+        values = view["state"]["values"]
+        service = values["service"]["service"]["selected_option"]["value"]
+        target = (values.get("target", {}).get("target", {}).get("selected_option") or {}).get("value",
+                                                                                               FIRST_HEALTHY)
+        dry = bool(values.get("dry", {}).get("dry", {}).get("selected_options"))
+        channel = meta.get("channel", "")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if not all(isinstance(v, str) for v in (service, target, channel)):
+        return None
     return FailoverCommand(service, None if target == FIRST_HEALTHY else target, dry), channel
 
 
 def on_submit(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, context: Any) -> None:
-    ack()
     ctx = context_of(context)
-    cmd, channel = submitted(view)
+    found = submitted(view)
+    if found is None:  # Slack sends the form it was given; anything else asks for nothing
+        log.warning("failover form: a submission lasthop cannot read; nothing done")
+        ack(response_action="errors", errors={"service": "Pick a service"})
+        return
+    ack()
+    cmd, channel = found
     actor = Actor(body["user"]["id"], "slack", channel)
 
     def show(message: Message) -> None:

@@ -157,6 +157,27 @@ def test_what_is_not_a_safe_name_is_never_echoed(text: str) -> None:
         assert "\n" not in message and len(message) < 100
 
 
+# Every usage error that could quote a word, with the word in that place.
+_ECHO_PLACES = [
+    ("/lasthop", "{x}"), ("/lasthop", "help {x}"), ("/lasthop", "status {x}"), ("/lasthop", "failover {x}"),
+    ("/vip-status", "{x}"), ("/vip-status", "web1 {x}"), ("/failover", "{x}"), ("/failover", "www-a {x}"),
+    ("/failover", "www-a to {x}"), ("/failover", "{x} to web2"), ("/failover", "www-a dry-run {x}"),
+    ("/lasthop", "maintenance {x} on"), ("/lasthop", "maintenance web3 {x}"), ("/lasthop", "maintenance web3 on {x}"),
+    ("/lasthop", "maintenance web3 on 2h {x}"), ("/lasthop", "maintenance web3 off {x}"), ("{x}", "status"),
+]
+
+
+@pytest.mark.parametrize("markup", ["<!channel>", "<@U123>", "<#C123>", "<https://x|y>", "&", "a&b", "&lt;"])
+@pytest.mark.parametrize(("command", "template"), _ECHO_PLACES)
+def test_slack_markup_is_never_echoed_by_a_usage_error(command: str, template: str, markup: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        parse(NAMES, command.format(x=markup), template.format(x=markup))
+    message = str(caught.value)
+    # Nothing to escape was echoed: no markup opens, no entity starts, and the line stays short.
+    assert "<" not in message and ">" not in message and "&" not in message, message
+    assert "\n" not in message and len(message) < 120
+
+
 def test_usage_errors_name_the_help_to_show() -> None:
     topics = []
     for command, text in (("/failover", "www-a to"), ("/vip-status", "a b"), ("/lasthop", "failover to"),

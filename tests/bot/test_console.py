@@ -73,6 +73,11 @@ def test_auto_off_and_on_switch_the_daemon_and_are_audited(console: Console, dae
     ("auto maybe", "console: auto on|off [SERVICE], e.g. auto on; 'maybe' is not that. Nothing changed."),
     ("auto on www-a now", "'on www-a now' is not that. Nothing changed."),
     ("/lasthop auto off www-z", "console: unknown service 'www-z' (known: www-a, www-b, www-d). Nothing changed."),
+    # The terminal shows markup as the text it is; control characters never reach it, nor a screenful.
+    ("auto on <!channel>", "console: unknown service '<!channel>' (known:"),
+    ("auto on www\x1b[2J", "console: unknown service 'www?[2J' (known:"),
+    ("auto on " + "x" * 300, "console: unknown service '" + "x" * 40 + "…' (known:"),
+    ("auto \x1b]0;pwned\x07", "e.g. auto on; '?]0;pwned?' is not that."),
 ])
 def test_bad_input_says_what_is_wrong_and_changes_nothing(console: Console, daemon: Daemon, line: str,
                                                           says: str) -> None:

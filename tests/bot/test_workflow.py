@@ -428,6 +428,8 @@ def test_a_risky_drain_from_chat_does_not_start_maintenance_by_itself(wf: Workfl
     (encode(h="web3", d=3600, r="x" * 201), "the reason must be at most 200 printable characters"),
     (encode(h="web3", d=3600, r="ok\x1b[2J"), "the reason must be at most 200 printable characters"),
     (encode(h="web9", d=3600, r=""), "unknown host 'web9'"),
+    (encode(h="<!channel>", d=3600, r=""), "unknown host by that name (known: web1, web2, web3)"),
+    (encode(h="<@U123> & <#C123>", d=3600, r=""), "unknown host by that name"),
 ])
 def test_a_forged_maintenance_button_is_checked_again(wf: Workflow, rig: Rig, value: str, problem: str) -> None:
     answer = wf.press(ALICE, "maintenance", value)

@@ -234,7 +234,7 @@ def serve(standin: SlackStandIn, tmp_path: Path) -> Iterator[Callable[[str], Ser
         workflow = StubWorkflow(inv)
         ctx = context_for(inv, settings, workflow)
         app = build_app(ctx, settings)
-        server = make_server("127.0.0.1", 0, Metrics(), lambda: True, {"/slack/events": http_handler(app)})
+        server = make_server("127.0.0.1", 0, Metrics(), lambda: True, {"/slack/events": http_handler(app, SECRET)})
         serve_in_background(server)
 
         def close() -> None:

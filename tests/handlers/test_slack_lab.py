@@ -114,7 +114,7 @@ def start(inv: Inventory, standin: SlackStandIn) -> Lasthop:
                     settings=ServeSettings(drift_interval=2.0, startup_grace=10.0, remind_after=0))
     ctx = slack_context(inv, daemon, poster, settings)
     app = build_app(ctx, settings)
-    server = make_server("127.0.0.1", 0, Metrics(), lambda: True, {"/slack/events": http_handler(app)})
+    server = make_server("127.0.0.1", 0, Metrics(), lambda: True, {"/slack/events": http_handler(app, SECRET)})
     serve_in_background(server)
     daemon.start()
     wait_for(lambda: daemon._ready, 30, "a complete health view")

@@ -1,0 +1,84 @@
+"""bot.web: every request is answered, a failing route is one log line and a 500, never a traceback."""
+
+from __future__ import annotations
+
+import http.client
+from collections.abc import Callable, Iterator, Mapping
+from http.server import ThreadingHTTPServer
+
+import pytest
+
+from bot.metrics import Metrics
+from bot.web import PostRoute, make_server, serve_in_background
+
+Answer = tuple[int, dict[str, str], bytes]
+
+
+def echo(body: bytes, headers: Mapping[str, str], query: str) -> Answer:
+    return 200, {"Content-Type": "text/plain", "Content-Length": "999"}, body + query.encode()
+
+
+def broken(body: bytes, headers: Mapping[str, str], query: str) -> Answer:
+    raise KeyError("a secret-looking key")
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[dict[str, PostRoute]], int]]:
+    servers: list[ThreadingHTTPServer] = []
+
+    def start(routes: dict[str, PostRoute]) -> int:
+        server = make_server("127.0.0.1", 0, Metrics(), lambda: True, routes, read_timeout=2.0)
+        serve_in_background(server)
+        servers.append(server)
+        return int(server.server_address[1])
+
+    yield start
+    for s in servers:
+        s.shutdown()
+        s.server_close()
+
+
+def request(port: int, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(method, path, body=body)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def test_a_route_gets_the_body_and_query_and_its_length_header_is_the_real_one(serve: Callable[..., int]) -> None:
+    port = serve({"/in": echo})
+    assert request(port, "POST", "/in?x=1", b"hello") == (200, b"hellox=1")
+
+
+def test_a_failing_route_is_a_500_and_one_log_line(serve: Callable[..., int],
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    port = serve({"/in": broken})
+    status, body = request(port, "POST", "/in", b"x")
+    assert (status, body) == (500, b"internal error\n")
+    [record] = [r for r in caplog.records if r.name == "lasthop.web"]
+    assert record.getMessage() == "POST /in failed: KeyError" and record.exc_info is None
+
+
+def test_an_unknown_path_is_a_404_for_post_and_get(serve: Callable[..., int]) -> None:
+    port = serve({})
+    assert request(port, "POST", "/nowhere", b"abc")[0] == 404
+    assert request(port, "GET", "/nowhere")[0] == 404
+    assert request(port, "GET", "/healthz") == (200, b"ok\n")
+
+
+def test_a_broken_connection_is_one_warning_not_a_traceback(caplog: pytest.LogCaptureFixture,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    server = make_server("127.0.0.1", 0, Metrics(), lambda: True)
+    try:
+        try:
+            raise ConnectionResetError("peer reset")
+        except ConnectionResetError:
+            server.handle_error(None, ("127.0.0.1", 5555))  # what socketserver calls from its except block
+    finally:
+        server.server_close()
+    assert "Traceback" not in capsys.readouterr().err
+    [record] = [r for r in caplog.records if r.name == "lasthop.web"]
+    assert record.getMessage() == "HTTP connection from 127.0.0.1 ended: ConnectionResetError"
