@@ -141,26 +141,70 @@ class LineSeq(list[Any]):
 
 
 _MAX_DEPTH = 32  # far deeper than any inventory; deeper nesting is a mistake or an attack
+# Values that aliases bring in, counted as if each alias were written out. An inventory that
+# merges a shared check into every service stays far below; a "billion laughs" of a few hundred
+# bytes goes past it within a few aliases, long before anything walks what it expands to.
+_MAX_ALIASED = 100_000
 
 
 class LineLoader(yaml.SafeLoader):
     """SafeLoader whose mappings and sequences record lines and duplicate keys.
 
-    It also refuses, with the line, what would otherwise escape as a Python error: nesting
-    deep enough to exhaust the stack, and integers too long for Python to convert.
+    It also refuses, with the line, what would otherwise escape as a Python error or run for
+    hours: nesting deep enough to exhaust the stack (also when aliases build it), an alias
+    inside the very value it names (a cycle), aliases that expand to millions of values, and
+    integers too long for Python to convert.
     """
 
-    _depth = 0
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._aliased = 0
+        # Of every finished node: (how many values it holds once its aliases are written out, its height).
+        self._extent: dict[int, tuple[int, int]] = {}
+
+    def _refuse(self, problem: str, mark: Any) -> yaml.composer.ComposerError:
+        return yaml.composer.ComposerError(None, None, problem, mark)
 
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         self._depth += 1
         try:
             if self._depth > _MAX_DEPTH:
-                raise yaml.composer.ComposerError(
-                    None, None, f"nested more than {_MAX_DEPTH} levels deep", self.peek_event().start_mark)  # type: ignore[no-untyped-call]
-            return super().compose_node(parent, index)
+                raise self._refuse(f"nested more than {_MAX_DEPTH} levels deep", self.peek_event().start_mark)  # type: ignore[no-untyped-call]
+            if self.check_event(yaml.AliasEvent):
+                self._check_alias(self.peek_event())  # type: ignore[no-untyped-call]
+            node = super().compose_node(parent, index)
+            if node is not None and id(node) not in self._extent:
+                self._extent[id(node)] = self._measure(node)
+            return node
         finally:
             self._depth -= 1
+
+    def _check_alias(self, event: yaml.AliasEvent) -> None:
+        target = self.anchors.get(event.anchor)
+        if target is None:
+            return  # pyyaml says "found undefined alias"
+        extent = self._extent.get(id(target))
+        if extent is None:  # anchored, but not finished: the alias is inside what it names
+            raise self._refuse(f"the alias *{event.anchor} is inside the value it names", event.start_mark)
+        size, height = extent
+        if self._depth + height > _MAX_DEPTH:
+            raise self._refuse(f"nested more than {_MAX_DEPTH} levels deep through the alias *{event.anchor}",
+                               event.start_mark)
+        self._aliased += size
+        if self._aliased > _MAX_ALIASED:
+            raise self._refuse(f"aliases expand to more than {_MAX_ALIASED} values (up to *{event.anchor} here)",
+                               event.start_mark)
+
+    def _measure(self, node: yaml.Node) -> tuple[int, int]:
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        else:
+            return 1, 0
+        extents = [self._extent.get(id(child), (1, 0)) for child in children]
+        return 1 + sum(s for s, _ in extents), 1 + max((h for _, h in extents), default=0)
 
     def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
         try:

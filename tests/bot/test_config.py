@@ -823,6 +823,13 @@ HUGE = [
      3, "a number with far too many digits"),
     ("a control character", BASE.replace("\nhosts:", "\nhosts:\x07", 1), 4, "the control character '\\x07'"),
     ("nesting 2000 deep", BASE + "x: " + "[" * 2000 + "]" * 2000 + "\n", 9, "nested more than 32 levels deep"),
+    # Once walked in full (hours, then memory exhausted) or recursed forever; now refused while composing.
+    ("a billion laughs", BASE + "a0: &a0 [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"a{k}: &a{k} [{', '.join([f'*a{k - 1}'] * 9)}]\n" for k in range(1, 10)), 14,
+     "aliases expand to more than 100000 values"),
+    ("an alias inside its own value", BASE + "x: &loop [*loop]\n", 9, "the alias *loop is inside the value it names"),
+    ("nesting built by aliases", BASE + "a: &a " + "[" * 20 + "x" + "]" * 20 + "\nb: " + "[" * 20 + "*a" + "]" * 20
+     + "\n", 10, "nested more than 32 levels deep through the alias *a"),
 ]
 
 
