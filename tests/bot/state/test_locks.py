@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -216,3 +217,46 @@ def test_an_expired_lock_is_not_activity(store: StateStore, clock: Any) -> None:
     store.acquire_lock("r1", holder="dead-process", info=INFO, ttl=timedelta(seconds=10))
     clock.advance(seconds=11)
     assert not store.router_activity("r1").busy
+
+
+HOLDER = """
+import sys, time
+from bot.state import StateStore
+store = StateStore(sys.argv[1])
+store.acquire_lock("edge1", holder="root@dead/1", info="change by root (cli)")
+print("held", flush=True)
+time.sleep(120)
+"""
+
+
+def _holding(db_url: str) -> subprocess.Popen[str]:
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, db_url], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "held"  # bounded by pytest-timeout
+    return proc
+
+
+def test_a_lock_dies_with_its_holder(db_url: str) -> None:
+    proc = _holding(db_url)
+    store = StateStore(db_url)
+    try:
+        with pytest.raises(LockHeld):  # alive: its lock stands
+            store.acquire_lock("edge1", holder="mine", info=INFO)
+        proc.kill()
+        proc.wait(timeout=30)
+        replaced = None
+        for _ in range(200):  # PostgreSQL ends the dead session just after the process, not at once
+            try:
+                replaced = store.acquire_lock("edge1", holder="mine", info=INFO)
+                break
+            except LockHeld:
+                time.sleep(0.05)
+        assert replaced is not None and replaced.holder == "root@dead/1"
+        assert holder_of(store, "edge1") == "mine"
+        store.release_lock("edge1", holder="root@dead/1")  # the dead holder's release changes nothing
+        assert holder_of(store, "edge1") == "mine"
+        with pytest.raises(LockLost):
+            store.refresh_lock("edge1", holder="root@dead/1")
+    finally:
+        proc.kill()
+        store.close()
