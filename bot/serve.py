@@ -544,6 +544,8 @@ class Daemon:
             return
         for s in settlements:
             log.info("reconcile: %s", s)
+            if s.busy:
+                continue  # a move running in another process: not news, and not a problem
             if s.news or s.change_id not in self._reconcile_said:
                 self._reconcile_said.add(s.change_id)
                 self._tell_settlement(s)

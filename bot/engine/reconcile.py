@@ -7,6 +7,7 @@ this module only reads the router, acts on the verdict and records it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from typing import TYPE_CHECKING
@@ -60,7 +61,7 @@ class Reconciler:
             self.store.acquire_lock(record.router, holder=holder,
                                     info=f"reconcile of change {record.id[:8]} by {ACTOR}")
         except LockHeld as e:
-            return found("open", f"{e}; left to its holder")
+            return dataclasses.replace(found("open", f"{e}; left to its holder"), busy=True)
         change.holder = holder
         driver = self.engine.devices.router(record.router)
         try:

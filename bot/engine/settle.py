@@ -82,6 +82,8 @@ class Settlement:
     outcome: Outcome
     text: str
     services: tuple[str, ...] = ()
+    busy: bool = False  # its router's lock is held: a live process is at it, nothing to tell
+
 
     def __str__(self) -> str:
         where = f"change {self.change_id[:8]} on {self.router}"

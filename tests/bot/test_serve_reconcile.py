@@ -86,3 +86,18 @@ def test_a_change_left_in_flight_is_settled_by_the_schedule_too(crashed: DaemonR
     assert d.rig.serving("www-a") == {"web2"}
     settled = d.store.get_change(change.id)
     assert settled is not None and settled.status == "done"
+
+
+def test_a_move_running_in_another_process_is_not_announced(crashed: DaemonRig) -> None:
+    d = crashed
+    d.restart()
+    change = d.store.create_change(router="r1", requested_by="bob", source="cli",
+                                   moves=[{"prefix": str(PREFIX), "old": "192.0.2.4", "new": "192.0.2.3"}])
+    d.store.set_change_status(change.id, "applying")
+    d.store.acquire_lock("r1", holder="bob@other:1/abc", info="change by bob (cli)")
+    before = len(d.chat.sent)
+    d.daemon.reconcile()
+    d.daemon.reconcile()
+    assert d.chat.sent[before:] == []  # bob's move is at work: no alarm about it
+    stored = d.store.get_change(change.id)
+    assert stored is not None and stored.status == "applying"
