@@ -312,6 +312,12 @@ class Workflow:
         verb = "approve" if decision == "approved" else "deny"
         if (no := self._refused(actor, "approver", verb, target)) is not None:
             return no
+        if decision == "approved" and not record.reasons:
+            # A safe plan waits for its requester's own confirmation; no approve button was ever shown
+            # for it, so a click here is forged or replayed, and the requester may have chosen not to.
+            text = "This move waits for the confirmation of the person who asked; there is nothing to approve."
+            self.audit_refusal(actor, "approve", target, text)
+            return Answer(Message.of(text), ok=False)
         if decision == "approved" and self.inv.policy.two_person_rule and actor.ref == record.requester:
             text = "You cannot approve your own request: the two-person rule needs someone else."
             self.audit_refusal(actor, "approve", target, text)

@@ -315,6 +315,19 @@ def test_approving_needs_the_approver_role(wf: Workflow, rig: Rig) -> None:
     assert record is not None and record.status == "pending" and rig.serving("www-b") == {"web2"}
 
 
+def test_an_approve_click_on_a_safe_plan_waiting_for_its_requester_runs_nothing(wf: Workflow, rig: Rig) -> None:
+    """Found by the buttons fuzz: an approver's forged "approve" on Alice's unconfirmed safe plan ran it."""
+    offer = wf.request(ALICE, FailoverCommand("www-a", "web2")).offer  # web1 is down: safe, Alice confirms
+    assert offer is not None and offer.kind == "confirm"
+    for actor in (BOB, CAROL):
+        answer = wf.press(actor, "approve", offer.approval_id)
+        assert answer is not None and not answer.ok and "nothing to approve" in said(answer)
+    assert audits(rig, "approve") == [("slack:U0BOB", "refused"), ("slack:U0CAROL", "refused")]
+    record = rig.store.get_approval(offer.approval_id)
+    assert record is not None and record.status == "pending" and rig.serving("www-a") == {"web1"}
+    assert wf.confirm(ALICE, offer.approval_id).ok and rig.serving("www-a") == {"web2"}
+
+
 def test_the_two_person_rule_and_the_request_message_replaced_by_its_outcome(
     wf: Workflow, rig: Rig, chat: Recorder
 ) -> None:
