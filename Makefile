@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 LASTHOP := $(VENV)/bin/lasthop
 
-.PHONY: install install-demo demo test lint lab-down
+.PHONY: install install-demo demo test lint faults lab-down
 
 install: install-test
 
@@ -23,6 +23,12 @@ lint: install-test
 
 test: lint
 	$(PY) -m pytest
+
+# The fault suite (also part of `make test`), its figures written into the README's reliability table.
+faults: install-test
+	@mkdir -p build && rm -f build/faults.jsonl
+	LASTHOP_FAULTS_REPORT=$(CURDIR)/build/faults.jsonl $(PY) -m pytest tests/faults; status=$$?; \
+	PYTHONPATH=tests $(PY) -m faults.figures build/faults.jsonl --readme README.md && exit $$status
 
 lab-down:
 	$(LASTHOP) lab down

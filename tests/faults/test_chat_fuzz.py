@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.fakes import inventory_from_text
 from support.lan import THREE_HOSTS
+from support.ledger import Tally
 from support.memory import Rig, memory_rig
 
 from bot.chat import Actor, Answer, Buttons, Code, Message, Note, Recorder, Text
@@ -41,6 +42,7 @@ from bot.health.state import Health
 from bot.views import Phrasing
 from bot.workflow import Workflow
 
+LEDGER_GROUP = "chat text"
 PARSER_EXAMPLES = 7000
 WORKFLOW_EXAMPLES = 1500
 CONSOLE_EXAMPLES = 1500
@@ -143,7 +145,9 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
 
 @settings(FUZZ, max_examples=PARSER_EXAMPLES)
 @given(command=COMMAND, text=TEXT)
-def test_the_parser_answers_anything_with_a_command_or_a_short_inert_usage_error(command: str, text: str) -> None:
+def test_the_parser_answers_anything_with_a_command_or_a_short_inert_usage_error(tally: Tally, command: str,
+                                                                                text: str) -> None:
+    tally.run()
     try:
         cmd = parse(NAMES, command, text)
     except UsageError as e:
@@ -183,7 +187,8 @@ def _run(wf: Workflow, cmd: object) -> Answer | None:
 @settings(FUZZ, max_examples=WORKFLOW_EXAMPLES)
 @given(typed=WORKFLOW_INPUT, follow=st.sampled_from([True, True, True, False]))
 def test_what_the_workflow_answers_is_short_inert_and_sends_routers_only_inventory_lines(
-        rig: Rig, chat: tuple[Workflow, Recorder], typed: tuple[str, str], follow: bool) -> None:
+        rig: Rig, chat: tuple[Workflow, Recorder], tally: Tally, typed: tuple[str, str], follow: bool) -> None:
+    tally.run()
     wf, out = chat
     command, text = typed
     lines, posted = len(rig.routers["r1"].commands), len(out.sent)
@@ -239,7 +244,8 @@ PRESS = st.sampled_from(["", "press Confirm", "as bob press Approve", "press Dra
 @settings(FUZZ, max_examples=CONSOLE_EXAMPLES)
 @given(line=CONSOLE_LINE, then=PRESS)
 def test_the_console_prints_no_control_character_and_sends_routers_only_inventory_lines(
-        console: tuple[Console, Rig], line: str, then: str) -> None:
+        console: tuple[Console, Rig], tally: Tally, line: str, then: str) -> None:
+    tally.run()
     con, rig = console
     shown, lines = len(con.out.lines), len(rig.routers["r1"].commands)
     con.line(line)

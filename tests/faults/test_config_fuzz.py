@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 import yaml
+from support.ledger import Tally, tracebacks
 
 from bot.config import ConfigError, load_inventory
 
@@ -33,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SEED = 20261202
 STRUCTURAL_MUTATIONS = 1200  # changes to the parsed YAML, dumped again
 TEXT_MUTATIONS = 900  # changes to the file's bytes
+LEDGER_GROUP = "config files"
 MUTATIONS = STRUCTURAL_MUTATIONS + TEXT_MUTATIONS
 CLI_CASES = 20
 
@@ -404,12 +406,13 @@ def test_the_mutations_are_many_distinct_and_seeded() -> None:
 
 
 @pytest.mark.timeout(240)
-def test_every_mutation_loads_or_is_refused_in_words(folder: Path) -> None:
+def test_every_mutation_loads_or_is_refused_in_words(folder: Path, tally: Tally) -> None:
     before = _snapshot(folder)
     path = folder / "lasthop.yaml"
     outcomes = {"loaded": 0, "refused": 0}
     for case in cases():
         path.write_bytes(case.data)
+        tally.run()
         outcomes[check_outcome(case, path)] += 1
         assert _snapshot(folder) == before, f"{case}: loading wrote to {folder}"
     # Both outcomes happen: a fuzz where everything is refused (or loads) tests little.
@@ -434,7 +437,7 @@ def _check_config(path: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.timeout(180)
-def test_the_cli_refuses_the_nastiest_in_words(tmp_path: Path) -> None:
+def test_the_cli_refuses_the_nastiest_in_words(tmp_path: Path, tally: Tally) -> None:
     picked = _nastiest()
     assert len(picked) >= CLI_CASES - 2
     paths = []
@@ -449,6 +452,8 @@ def test_the_cli_refuses_the_nastiest_in_words(tmp_path: Path) -> None:
         results = list(pool.map(_check_config, paths))
     refused = 0
     for case, result in zip(picked, results, strict=True):
+        tally.run()
+        tally.tracebacks += tracebacks(result.stderr)
         assert "Traceback" not in result.stderr, f"{case}:\n{result.stderr[-2000:]}"
         if result.returncode == 0:
             assert result.stdout.startswith("inventory "), f"{case}: {result.stdout[:500]}"

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 from support.labtools import ROOT, client_answer, inventory_copy, lasthop, wait_for
-from support.ledger import Ledger
+from support.ledger import Ledger, tracebacks
 
 from bot import faults
 from bot.engine.model import MoveRequest
@@ -33,6 +33,7 @@ from bot.state import StateStore
 from lab import Lab, netns
 
 pytestmark = pytest.mark.lab
+LEDGER_GROUP = "moves on the lab"
 
 A = IPv4Network("198.51.100.32/27")
 VIP_A = IPv4Address("198.51.100.33")
@@ -109,7 +110,8 @@ def test_lasthop_killed_at_each_point_is_settled_after_restart(lab: Lab, lab_inv
     again = lasthop("failover", "www-a", "--to", "web2", "--yes", "--config", config)  # the on-call retries
     assert again.returncode == 0, again.stdout + again.stderr
     problems = settle_and_check(lab, lab_inv, "web2")
-    ledger.record(f"sigkill@{point}", consistent=not problems, reported=True)
+    said = [p.stdout + p.stderr for p in (killed, restarted, again)]
+    ledger.record(f"sigkill@{point}", consistent=not problems, reported=True, tracebacks=tracebacks(*said))
     assert problems == []
 
 
@@ -150,7 +152,8 @@ def test_the_routers_link_cut_at_each_point_ends_truthfully_and_is_settled(
         settled.close()
     assert retry.status in ("done", "noop"), retry.lines
     problems = settle_and_check(lab, lab_inv, "web2")
-    ledger.record(f"link-cut@{point}", consistent=not problems, reported=truthful, seconds=took)
+    ledger.record(f"link-cut@{point}", consistent=not problems, reported=truthful,
+                  tracebacks=tracebacks(*outcome.lines, *retry.lines), seconds=round(took, 1))
     assert truthful, (outcome.status, outcome.lines, hops)
     assert problems == []
 
@@ -211,7 +214,8 @@ def test_two_moves_from_two_processes_run_one(lab: Lab, lab_inv: Inventory, tmp_
     assert second.returncode == 1, second.stdout + second.stderr
     assert "is busy" in second.stdout + second.stderr
     problems = settle_and_check(lab, lab_inv, "web2")
-    ledger.record("two-processes", consistent=not problems, reported=True)
+    ledger.record("two-processes", consistent=not problems, reported=True,
+                  tracebacks=tracebacks(out, err, second.stdout, second.stderr))
     assert problems == []
 
 

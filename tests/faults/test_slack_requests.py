@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.fakes import inventory_from_text
 from support.lan import THREE_HOSTS
+from support.ledger import Tally
 from support.memory import Rig, memory_rig
 from support.slack_fakes import ALERTS, ALICE, BOB, OPS, ROLES, WAIT, RecordingExecutor
 from support.slack_standin import (
@@ -47,6 +48,7 @@ from handlers.app import build_app, http_handler, poster_client, settings_from_e
 from handlers.context import SlackAccess, SlackContext
 from handlers.poster import Poster
 
+LEDGER_GROUP = "Slack requests"
 SECRET = "fault-suite-signing-secret-0123"
 GARBAGE_EXAMPLES = 300  # hypothesis bodies per garbage property (two properties: unsigned and signed)
 FIXED_CASES = 44  # hand-written cases below (parametrized ones counted one by one), replays included
@@ -140,12 +142,22 @@ def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
                 rig.close()
 
 
+@pytest.fixture(autouse=True)
+def _case(tally: Tally) -> Iterator[None]:
+    """Every test here is a case of the figures; one request unless it counts its own."""
+    yield
+    if tally.runs == 0:
+        tally.run()
+
+
 @pytest.fixture
-def quiet(front: Front, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> Iterator[Front]:
+def quiet(front: Front, tally: Tally, caplog: pytest.LogCaptureFixture,
+          capsys: pytest.CaptureFixture[str]) -> Iterator[Front]:
     """`front`, checked after the test: nothing ran, nothing logged a traceback."""
     caplog.set_level(logging.INFO)
-    before = front.footprint()
+    before, applies = front.footprint(), front.rig.routers["r1"].applies
     yield front
+    tally.unauthorised += front.rig.routers["r1"].applies - applies  # a move for a request Slack never sent
     assert front.footprint() == before, "a refused request left a trace (router, audit, Slack or work)"
     assert "Traceback" not in caplog.text and not any(r.exc_info for r in caplog.records)
     assert "Traceback" not in capsys.readouterr().err
@@ -308,14 +320,16 @@ def _form_garbage() -> st.SearchStrategy[bytes]:
 
 @GARBAGE
 @given(body=_form_garbage(), content_type=st.sampled_from([FORM, "application/json", "text/plain", ""]))
-def test_unsigned_garbage_is_a_401(quiet: Front, body: bytes, content_type: str) -> None:
+def test_unsigned_garbage_is_a_401(quiet: Front, tally: Tally, body: bytes, content_type: str) -> None:
+    tally.run()
     headers = {"Content-Type": content_type} if content_type else {}
     assert quiet.send(body, headers)[0] == 401
 
 
 @GARBAGE
 @given(body=_form_garbage(), content_type=st.sampled_from([FORM, "application/json", "text/plain", ""]))
-def test_signed_garbage_is_a_4xx_and_never_a_500(quiet: Front, body: bytes, content_type: str) -> None:
+def test_signed_garbage_is_a_4xx_and_never_a_500(quiet: Front, tally: Tally, body: bytes, content_type: str) -> None:
+    tally.run()
     headers = signed(body)
     if content_type:
         headers["Content-Type"] = content_type
