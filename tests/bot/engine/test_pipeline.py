@@ -197,8 +197,9 @@ def test_a_move_over_a_dead_holders_lock_tells_the_person_and_the_audit_trail(tm
     dead = rig.dead_lock("r1", holder="bob@edge9:4321/0badc0de", info="change by bob (slack)")
     outcome = rig.engine.execute(rig.engine.plan(move(rig)), allow_risky=True)
     assert outcome.status == "done" and rig.serving("www-a") == {"web2"}
-    assert outcome.lines[0].startswith("took over r1's lock from a holder that is gone: change by bob (slack) (process ")
-    assert f"holding it since {dead.acquired_at:%H:%M:%S}Z" in outcome.lines[0]
+    node, _, pid = dead.process.rpartition(":")
+    assert outcome.lines[0] == (f"took over r1's lock from a holder that is gone: change by bob (slack) "
+                                f"(process {pid} on {node}, holding it since {dead.acquired_at:%H:%M:%S}Z)")
     assert outcome.lines[1] == "www-a: web1 -> web2, verified in the FIB"
     actions = [(r.action, r.result, r.target) for r in reversed(rig.store.history())]
     assert actions == [("lock", "taken_over", "r1"), ("move", "done", "www-a")]
