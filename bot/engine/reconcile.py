@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from bot.drivers import RouterDriver
 from bot.drivers.errors import DriverError
 from bot.engine.settle import Outcome, Settlement, judge
-from bot.engine.transaction import RouterChange, Settled
+from bot.engine.transaction import RouterChange, Settled, took_over
 from bot.state.errors import LockHeld, LockLost
 from bot.state.records import ChangeRecord
 
@@ -58,22 +58,29 @@ class Reconciler:
             return found("open", f"{record.router} is not in the inventory any more")
         holder = f"{ACTOR}@{self.engine.instance}/reconcile-{uuid.uuid4().hex[:8]}"
         try:
-            self.store.acquire_lock(record.router, holder=holder,
-                                    info=f"reconcile of change {record.id[:8]} by {ACTOR}")
+            dead = self.store.acquire_lock(record.router, holder=holder,
+                                           info=f"reconcile of change {record.id[:8]} by {ACTOR}")
         except LockHeld as e:
             return dataclasses.replace(found("open", f"{e}; left to its holder"), busy=True)
+        took = ""
         change.holder = holder
         driver = self.engine.devices.router(record.router)
         try:
-            return self._settle(change, driver)
+            if dead is not None:
+                # Usually the holder of the very change being settled, which died with it.
+                took = took_over(record.router, dead)
+                self.store.audit(actor=ACTOR, source="reconcile", action="lock", target=record.router,
+                                 result="taken_over", detail=took, change_id=record.id)
+            settled = self._settle(change, driver)
         except LockLost as e:
-            return found("open", f"lost the router's lock while settling: {e}")
+            settled = found("open", f"lost the router's lock while settling: {e}")
         except DriverError as e:
             driver.close()
-            return found("open", f"cannot settle it now ({e})")
+            settled = found("open", f"cannot settle it now ({e})")
         finally:
             self._transcript = change.transcript_text()
             self.store.release_lock(record.router, holder=holder)
+        return dataclasses.replace(settled, text=f"{settled.text}; {took}") if took else settled
 
     def _found(self, outcome: Outcome, text: str) -> Settlement:
         r = self._record

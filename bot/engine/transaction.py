@@ -21,10 +21,20 @@ from bot.drivers import RouteMove, RouterDriver, Transcript
 from bot.engine.model import Outcome, Plan, PlannedMove, Status, move_kind
 from bot.state import StateStore
 from bot.state.errors import BadTransition
-from bot.state.records import ChangeRecord
+from bot.state.records import ChangeRecord, LockInfo
 
 # What a change left in flight can be settled as, judged against the live router.
 Settled = Literal["done", "rolled_back", "failed", "needs_human"]
+
+
+def took_over(router: str, dead: LockInfo) -> str:
+    """One line for people and the audit trail: whose lock on `router` we took because its holder is gone.
+
+    When the holder died is not known, only since when it held the router."""
+    node, _, pid = dead.process.rpartition(":")
+    process = f"process {pid} on {node}" if node and pid else "its process unknown"
+    return (f"took over {router}'s lock from a holder that is gone: {dead.info or dead.holder} "
+            f"({process}, holding it since {dead.acquired_at:%H:%M:%S}Z)")
 
 
 @dataclass
@@ -172,16 +182,26 @@ class MoveTransaction:
         self.risk_accepted = risk_accepted
         self.routers = sorted({m.router for m in plan.moves})  # sorted: two plans never wait in a cycle
         self.changes: list[RouterChange] = []  # the routers reached so far, in order
+        self.notes: list[str] = []  # locks taken over from dead holders: the outcome says so first
         self._locks = ExitStack()
 
     @classmethod
     def open(cls, store: StateStore, plan: Plan, *, holder: str, info: str, approved_by: str | None = None,
              risk_accepted: bool = False) -> MoveTransaction:
-        """Take every router's lock for `holder`, or raise LockHeld having released those taken."""
+        """Take every router's lock for `holder`, or raise LockHeld having released those taken.
+
+        A lock whose holder is dead is taken over; each such takeover is audited at once (even if a
+        later router then refuses), and the outcome's first lines name the dead holder."""
         tx = cls(store, plan, holder=holder, approved_by=approved_by, risk_accepted=risk_accepted)
+        req = plan.request
         with ExitStack() as locks:
             for router in tx.routers:
-                locks.enter_context(store.router_lock(router, holder=holder, info=info))
+                dead = locks.enter_context(store.router_lock(router, holder=holder, info=info))
+                if dead is not None:
+                    text = took_over(router, dead)
+                    tx.notes.append(text)
+                    store.audit(actor=req.actor, source=req.source, action="lock", target=router,
+                                result="taken_over", detail=text)
             tx._locks = locks.pop_all()
         return tx
 
@@ -213,7 +233,7 @@ class MoveTransaction:
 
     def outcome(self, status: Status) -> Outcome:
         """The routers' lines, transcripts and summed timings, under the plan's `status`."""
-        out = Outcome(status, self.plan)
+        out = Outcome(status, self.plan, list(self.notes))
         for c in self.changes:
             out.lines.extend(c.lines)
             out.transcript += c.transcript_text()

@@ -80,8 +80,10 @@ def is_gone(holder: ProcessIdentity, me: ProcessIdentity | None = None) -> bool:
     if not holder.pid_ns or holder.pid_ns != me.pid_ns or holder.pid <= 0:
         return False
     stat = _stat(holder.pid)
-    if stat is None:
-        return not _exists(holder.pid)  # unreadable (hidepid) but signalable: another user's, alive
+    if stat is None or holder.started <= 0:
+        # Unreadable (hidepid) but signalable: another user's, alive. With no start time recorded
+        # a live pid may or may not be the holder's: only its absence is certain.
+        return not _exists(holder.pid)
     state, started = stat
     return started != holder.started or state in ("Z", "X")  # a zombie holds nothing
 
@@ -89,11 +91,18 @@ def is_gone(holder: ProcessIdentity, me: ProcessIdentity | None = None) -> bool:
 def _stat(pid: int) -> tuple[str, int] | None:
     """(state, start time) of `pid`, or None if /proc does not show it."""
     try:
-        text = _read(f"/proc/{pid}/stat", strict=True)
+        return parse_stat(_read(f"/proc/{pid}/stat", strict=True))
     except OSError:
         return None
+
+
+def parse_stat(text: str) -> tuple[str, int] | None:
+    """(state, start time) from the text of /proc/PID/stat (proc(5)), or None if it is not one."""
+    close = text.rfind(")")
+    if close < 0:
+        return None
     # The command name (field 2) may hold spaces and parentheses: fields resume after the last ')'.
-    fields = text[text.rfind(")") + 2:].split()
+    fields = text[close + 1:].split()
     try:
         return fields[0], int(fields[19])
     except (IndexError, ValueError):

@@ -687,6 +687,11 @@ class StateStore:
                     conn.exec_driver_sql(statement)
                 found = int(found) + 1
                 conn.execute(sa_update(t.schema_version).where(t.schema_version.c.id == 1).values(version=found))
+            if int(found) < t.SCHEMA_VERSION:
+                # Raised inside the transaction: the steps already run are rolled back with it, and
+                # the store never runs on tables older than its code.
+                raise StateError(f"the state database has schema version {found}, which this lasthop "
+                                 f"({t.SCHEMA_VERSION}) has no migration from")
         if int(found) > t.SCHEMA_VERSION:
             raise StateError(
                 f"the state database has schema version {found}, newer than this lasthop ({t.SCHEMA_VERSION})"

@@ -22,6 +22,8 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Literal
 
+from sqlalchemy import text
+
 from bot.drivers import driver_class
 from bot.drivers.base import (
     ConfigBlock,
@@ -41,7 +43,7 @@ from bot.engine.pipeline import Engine
 from bot.health.checks import CheckResult
 from bot.health.state import Health
 from bot.inventory import Inventory
-from bot.state import StateStore
+from bot.state import LockInfo, StateStore
 
 FailStep = Literal["apply", "verify", "settle"]
 # The FIB and the configured-but-not-installed routes, as a revert or a rollback puts them back.
@@ -360,6 +362,19 @@ class Rig:
         """Point the service at `host` behind lasthop's back (a person at the router's CLI)."""
         svc = self.inv.services[service]
         self.routers[svc.router].table[svc.prefix] = {self.inv.hosts[host].address}
+
+    def dead_lock(self, router: str, *, holder: str, info: str) -> LockInfo:
+        """Leave `router` locked by a process that has since died, and return that lock.
+
+        The row names this process's pid with another start time, which is what a recycled pid
+        looks like: the store's liveness check (bot/state/liveness.py) judges its holder dead."""
+        self.store.acquire_lock(router, holder=holder, info=info)
+        lock = self.store.lock_info(router)
+        assert lock is not None
+        with self.store._engine.begin() as conn:
+            conn.execute(text("UPDATE router_locks SET started = started + 1 WHERE router = :r"), {"r": router})
+        assert self.store.lock_info(router) is None  # dead: nobody holds the router now
+        return lock
 
     def close(self) -> None:
         self.engine.close()

@@ -192,6 +192,21 @@ def test_a_change_that_lost_its_router_lock_is_left_for_a_person_not_rolled_back
     rig.close()
 
 
+def test_a_move_over_a_dead_holders_lock_tells_the_person_and_the_audit_trail(tmp_path: Path) -> None:
+    rig = revert_rig(tmp_path, "frr")
+    dead = rig.dead_lock("r1", holder="bob@edge9:4321/0badc0de", info="change by bob (slack)")
+    outcome = rig.engine.execute(rig.engine.plan(move(rig)), allow_risky=True)
+    assert outcome.status == "done" and rig.serving("www-a") == {"web2"}
+    node, _, pid = dead.process.rpartition(":")
+    assert outcome.lines[0] == (f"took over r1's lock from a holder that is gone: change by bob (slack) "
+                                f"(process {pid} on {node}, holding it since {dead.acquired_at:%H:%M:%S}Z)")
+    assert outcome.lines[1] == "www-a: web1 -> web2, verified in the FIB"
+    actions = [(r.action, r.result, r.target) for r in reversed(rig.store.history())]
+    assert actions == [("lock", "taken_over", "r1"), ("move", "done", "www-a")]
+    assert rig.store.lock_info("r1") is None  # given back at the end, like any lock of ours
+    rig.close()
+
+
 def test_reconcile_reads_the_same_typed_moves_and_settles_once(tmp_path: Path) -> None:
     driver, extra = KINDS["frr"]
     rig = memory_rig(inventory_from_text(tmp_path, INVENTORY.format(driver=driver, extra=extra)), tmp_path,

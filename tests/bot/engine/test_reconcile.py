@@ -162,6 +162,26 @@ def test_a_change_whose_holder_is_at_work_is_left_alone(frr: Rig) -> None:
     assert frr.routers["r1"].hops(PREFIX) == {WEB1, WEB2}
 
 
+def test_the_dead_processs_lock_is_taken_over_said_and_audited(frr: Rig) -> None:
+    change_id = dies_at(frr, "after_add")
+    engine = restarted(frr)
+    # The lock the dead process still had (its TTL not yet run out), as it looks after it died.
+    dead = frr.dead_lock("r1", holder="alice@edge9:4321/0badc0de", info="change by alice (cli)")
+    s = one(engine.reconcile())
+    took = (f"took over r1's lock from a holder that is gone: change by alice (cli) "
+            f"(process {dead.process.rpartition(':')[2]} on {dead.process.rpartition(':')[0]}, "
+            f"holding it since {dead.acquired_at:%H:%M:%S}Z)")
+    assert s.outcome == "done" and s.text.endswith(f"; {took}") and "finished it" in s.text
+    stored = frr.store.get_change(change_id)
+    assert stored is not None and took not in stored.error  # the change's verdict is about the router
+    lock_record, settled = frr.store.history(limit=2)[::-1]
+    assert (lock_record.actor, lock_record.source, lock_record.action, lock_record.result) == (
+        "lasthop", "reconcile", "lock", "taken_over")
+    assert (lock_record.target, lock_record.detail, lock_record.change_id) == ("r1", took, change_id)
+    assert settled.action == "reconcile" and settled.result == "done"
+    assert frr.store.lock_info("r1") is None
+
+
 def test_a_new_request_settles_the_half_done_change_first(frr: Rig) -> None:
     dies_at(frr, "after_add")
     engine = restarted(frr)

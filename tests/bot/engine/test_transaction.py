@@ -6,6 +6,7 @@ Over a real SQLite store and memory routers: no root, no network.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,9 @@ from support.memory import MemoryRouter, Rig, memory_rig
 
 from bot.drivers.base import RouteMove, Transcript
 from bot.engine.model import MoveRequest, Plan, PlannedMove
-from bot.engine.transaction import MoveTransaction, RouterChange
+from bot.engine.transaction import MoveTransaction, RouterChange, took_over
 from bot.inventory import Inventory
-from bot.state import StateStore
+from bot.state import LockInfo, StateStore
 from bot.state.errors import BadTransition, DuplicateRequest, LockHeld, LockLost
 from bot.state.transitions import CHANGE_TRANSITIONS
 
@@ -110,6 +111,56 @@ def test_hold_after_the_lock_was_taken_over_raises_lock_lost_and_exit_leaves_the
         with pytest.raises(LockLost):
             change.hold()
     assert holders(rig.store, "r1", "r2") == ["bob@other/9", None]
+
+
+def test_a_dead_holders_lock_is_taken_over_audited_and_named_first_in_the_outcome(rig: Rig) -> None:
+    dead = rig.dead_lock("r1", holder="bob@edge9:4321/0badc0de", info="change by bob (slack)")
+    rig.clock.advance(seconds=30)
+    node, _, pid = dead.process.rpartition(":")
+    said = (f"took over r1's lock from a holder that is gone: change by bob (slack) "
+            f"(process {pid} on {node}, holding it since {dead.acquired_at:%H:%M:%S}Z)")
+    with open_tx(rig.store, two_routers(rig.inv)) as tx:
+        assert holders(rig.store, "r1", "r2") == ["alice@test/1", "alice@test/1"]
+        assert tx.notes == [said]  # r2 was free: nothing taken over there
+        (r1, _) = tx.each_router()
+        r1.lines.append("www-a: web1 -> web3, verified in the FIB")
+        outcome = tx.outcome("done")
+    assert outcome.lines == [said, "www-a: web1 -> web3, verified in the FIB"]
+    (record,) = rig.store.history()
+    assert (record.actor, record.source, record.action, record.target, record.result, record.detail) == (
+        "alice", "cli", "lock", "r1", "taken_over", said)
+    assert record.at == rig.clock.now and record.change_id is None
+
+
+def test_a_takeover_is_audited_even_when_a_later_router_refuses(rig: Rig) -> None:
+    rig.dead_lock("r1", holder="bob@edge9:4321/0badc0de", info="change by bob (slack)")
+    rig.store.acquire_lock("r2", holder="carol@other/9", info="change by carol (cli)")
+    with pytest.raises(LockHeld, match="r2 is busy: change by carol"):
+        open_tx(rig.store, two_routers(rig.inv))
+    assert holders(rig.store, "r1", "r2") == [None, "carol@other/9"]  # r1 taken, then given back
+    (record,) = rig.store.history()
+    assert (record.action, record.target, record.result) == ("lock", "r1", "taken_over")
+    assert "change by bob (slack)" in record.detail
+
+
+def test_a_live_holder_is_never_taken_over_and_nothing_is_audited(rig: Rig) -> None:
+    rig.store.acquire_lock("r1", holder="bob@here/1", info="change by bob (slack)")  # this process: alive
+    with pytest.raises(LockHeld):
+        open_tx(rig.store, two_routers(rig.inv))
+    assert rig.store.history() == []
+    with open_tx(rig.store, plan_of(planned(rig.inv, "www-d", "web1", "web2"))) as tx:
+        assert tx.notes == []  # a free router: no takeover to tell
+    assert rig.store.history() == []
+
+
+def test_the_takeover_line_names_what_is_known_and_says_so_when_the_process_is_not(rig: Rig) -> None:
+    at = datetime(2030, 1, 2, 9, 8, 7, tzinfo=UTC)
+    lock = LockInfo("r1", "bob@x/1", "change by bob (slack)", at, at, "edge9:4321")
+    assert took_over("r1", lock) == ("took over r1's lock from a holder that is gone: change by bob (slack) "
+                                     "(process 4321 on edge9, holding it since 09:08:07Z)")
+    older = LockInfo("r1", "bob@x/1", "", at, at)  # a row without a process, or without info
+    assert took_over("r1", older) == ("took over r1's lock from a holder that is gone: bob@x/1 "
+                                      "(its process unknown, holding it since 09:08:07Z)")
 
 
 def test_each_router_starts_its_change_only_when_reached(rig: Rig) -> None:

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text, update
 
 from bot.state import LockHeld, LockInfo, LockLost, StateStore
+from bot.state.liveness import ProcessIdentity, current_process, parse_stat
+from bot.state.schema import router_locks
 
 REPO = Path(__file__).resolve().parents[3]
 INFO = "change by alice (slack)"
@@ -126,6 +130,7 @@ def test_ttl_must_be_positive(store: StateStore) -> None:
 # holder) until the next line, so a late contender cannot find the winner already gone.
 CONTENDER = """
 import sys
+import threading
 from bot.state import LockHeld, StateStore
 
 url, holder = sys.argv[1], sys.argv[2]
@@ -252,6 +257,8 @@ def test_a_lock_dies_with_its_holder(db_url: str) -> None:
             except LockHeld:
                 time.sleep(0.05)
         assert replaced is not None and replaced.holder == "root@dead/1"
+        # What the engine tells people of the dead holder (bot/engine/transaction.py took_over), on both backends.
+        assert (replaced.info, replaced.process) == ("change by root (cli)", f"{socket.gethostname()}:{proc.pid}")
         assert holder_of(store, "edge1") == "mine"
         store.release_lock("edge1", holder="root@dead/1")  # the dead holder's release changes nothing
         assert holder_of(store, "edge1") == "mine"
@@ -260,3 +267,215 @@ def test_a_lock_dies_with_its_holder(db_url: str) -> None:
     finally:
         proc.kill()
         store.close()
+
+
+# -- racers -------------------------------------------------------------------------------------------
+
+RACERS = 8
+
+
+def test_racers_each_round_exactly_one_wins_and_no_two_ever_hold_the_router(
+    open_store: Callable[..., StateStore],
+) -> None:
+    """Eight threads, each with a store of its own (as eight processes would have), race for one
+    router round after round; the winner keeps it until every racer has tried, then lets go."""
+    stores = [open_store() for _ in range(RACERS)]
+    rounds = 5
+    start, tried, done = (threading.Barrier(RACERS) for _ in range(3))
+    guard = threading.Lock()
+    inside = 0
+    most_inside = 0
+    results: list[list[object]] = [[None] * RACERS for _ in range(rounds)]
+
+    def racer(i: int) -> None:
+        nonlocal inside, most_inside
+        me = f"racer-{i}"
+        for n in range(rounds):
+            start.wait()
+            try:
+                stores[i].acquire_lock("r1", holder=me, info=f"change by {me}")
+                won = True
+            except Exception as exc:  # LockHeld is expected; anything else is reported below
+                results[n][i] = exc
+                won = False
+            if won:
+                with guard:
+                    inside += 1
+                    most_inside = max(most_inside, inside)
+                results[n][i] = holder_of(stores[i], "r1")  # the store agrees it is ours
+            tried.wait()  # every racer has tried while the winner held it
+            if won:
+                with guard:
+                    inside -= 1
+                stores[i].release_lock("r1", holder=me)
+            done.wait()
+
+    threads = [threading.Thread(target=racer, args=(i,)) for i in range(RACERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert most_inside == 1
+    for n, outcome in enumerate(results):
+        winners = [i for i, r in enumerate(outcome) if isinstance(r, str)]
+        assert len(winners) == 1, (n, outcome)
+        (w,) = winners
+        assert outcome[w] == f"racer-{w}"
+        assert all(isinstance(r, LockHeld) and r.info.holder == f"racer-{w}" for r in outcome if r is not outcome[w])
+    assert stores[0].lock_info("r1") is None
+
+
+# Each process takes and gives back one router as often as it can for a fixed number of tries.
+# Inside, it makes a marker file that must not exist yet: two holders at once would find it there.
+CHURNER = """
+import os, sys
+from bot.state import LockHeld, StateError, StateStore
+
+url, holder, marker, tries = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+store = StateStore(url)
+store.lock_info("r-churn")
+print("ready", flush=True)
+sys.stdin.readline()
+wins = overlaps = strangers = busy = 0
+for _ in range(tries):
+    try:
+        store.acquire_lock("r-churn", holder=holder, info="change by " + holder)
+    except LockHeld:
+        continue
+    except StateError:  # "kept changing hands": allowed under churn, never two holders
+        busy += 1
+        continue
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        overlaps += 1
+    else:
+        os.close(fd)
+        wins += 1
+        info = store.lock_info("r-churn")
+        if info is None or info.holder != holder:
+            strangers += 1
+        os.unlink(marker)
+    store.release_lock("r-churn", holder=holder)
+print(wins, overlaps, strangers, busy, flush=True)
+store.close()
+"""
+
+
+def test_processes_churning_one_router_never_hold_it_together(db_url: str, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
+    marker = tmp_path / "inside"
+    tries = 25
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CHURNER, db_url, f"proc-{n}", str(marker), str(tries)],
+            cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for n in range(RACERS)
+    ]
+    try:
+        for proc in procs:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            assert line == "ready\n", (line, proc.stderr.read() if proc.stderr else "")
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        counts = []
+        for proc in procs:
+            out, err = proc.communicate(timeout=240)
+            assert proc.returncode == 0, err
+            counts.append(tuple(int(n) for n in out.split()))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert all(overlaps == 0 and strangers == 0 for _, overlaps, strangers, _ in counts), counts
+    assert sum(wins for wins, *_ in counts) >= 1, counts
+    assert not marker.exists()
+
+
+# -- who is alive: crafted rows on SQLite -------------------------------------------------------------
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path, clock: Any) -> Iterator[tuple[StateStore, Engine]]:
+    """A SQLite store (the backend that judges holders by their process) and a raw engine on its file."""
+    url = f"sqlite:///{tmp_path}/state.db"
+    store = StateStore(url, clock=clock)
+    engine = create_engine(url)
+    yield store, engine
+    engine.dispose()
+    store.close()
+
+
+@pytest.fixture
+def other_process() -> Iterator[ProcessIdentity]:
+    """Another live process on this machine, as a lock row would name it."""
+    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        with open(f"/proc/{child.pid}/stat") as f:
+            stat = parse_stat(f.read())
+        assert stat is not None
+        yield dataclasses.replace(current_process(), pid=child.pid, started=stat[1])
+    finally:
+        child.kill()
+        child.wait()
+
+
+def held_by(store: StateStore, raw: Engine, holder: ProcessIdentity, router: str = "r1") -> None:
+    """`router` locked by bob's change, the row naming `holder` as bob's process."""
+    store.acquire_lock(router, holder="bob@elsewhere/1", info="change by bob (slack)")
+    with raw.begin() as conn:
+        conn.execute(update(router_locks).where(router_locks.c.router == router).values(holder.columns()))
+
+
+# Above the kernel's ceiling for pid_max (2**22): certainly no process has it.
+NO_SUCH_PID = 2**22 + 1
+
+
+@pytest.mark.parametrize(("why", "recycled"), [
+    ("its pid now runs another process, started later", lambda p: dataclasses.replace(p, started=p.started - 1)),
+    ("its pid now runs another process, started earlier", lambda p: dataclasses.replace(p, started=p.started + 1)),
+    ("the machine has rebooted since", lambda p: dataclasses.replace(p, boot_id="0" * 36)),
+])
+def test_a_row_naming_a_live_pid_of_another_process_or_boot_is_taken_over(
+    sqlite_store: tuple[StateStore, Engine], other_process: ProcessIdentity, why: str,
+    recycled: Callable[[ProcessIdentity], ProcessIdentity],
+) -> None:
+    store, raw = sqlite_store
+    dead = recycled(other_process)
+    held_by(store, raw, dead)
+    assert store.lock_info("r1") is None and not store.router_activity("r1").busy, why
+    replaced = store.acquire_lock("r1", holder="alice@here/2", info=INFO)
+    assert replaced is not None and replaced.holder == "bob@elsewhere/1", why
+    assert replaced.process == f"{dead.node}:{dead.pid}"
+    assert holder_of(store, "r1") == "alice@here/2"
+
+
+@pytest.mark.parametrize(("why", "change"), [
+    ("its process runs, started when the row says", {}),
+    ("another node: its pids mean nothing here", {"node": "edge9", "pid": NO_SUCH_PID}),
+    ("another node, even one whose boot is not ours", {"node": "edge9", "boot_id": "0" * 36}),
+    ("another pid namespace", {"pid_ns": "pid:[1]", "pid": NO_SUCH_PID}),
+    ("written by a lasthop before schema 3", {"node": "", "pid": 0, "started": 0, "boot_id": "", "pid_ns": ""}),
+])
+def test_a_row_whose_holder_may_be_alive_is_refused(
+    sqlite_store: tuple[StateStore, Engine], other_process: ProcessIdentity, clock: Any, why: str,
+    change: dict[str, Any],
+) -> None:
+    store, raw = sqlite_store
+    held_by(store, raw, dataclasses.replace(other_process, **change), router="r1")
+    with pytest.raises(LockHeld, match="r1 is busy: change by bob") as caught:
+        store.acquire_lock("r1", holder="alice@here/2", info=INFO)
+    assert caught.value.info.holder == "bob@elsewhere/1", why
+    assert store.router_activity("r1").busy
+    clock.advance(minutes=5)  # the lease runs out: then it is taken as any expired lock is
+    assert store.acquire_lock("r1", holder="alice@here/2", info=INFO) is None
+    assert holder_of(store, "r1") == "alice@here/2"
