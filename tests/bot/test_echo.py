@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.echo import ECHO_LIMIT, quoted, terminal
+from bot.echo import ECHO_LIMIT, quoted, shortened, terminal
 
 
 @pytest.mark.parametrize("word", ["www-a", "198.51.100.32/27", "web1", "dry-run", "a" * ECHO_LIMIT])
@@ -23,3 +23,14 @@ def test_the_terminal_sees_markup_as_text_but_no_control_character_and_a_capped_
     assert terminal("ok\x1b[2J\u202e\n") == "'ok?[2J??'"
     long = terminal("x" * 500)
     assert long == "'" + "x" * ECHO_LIMIT + "…'"
+
+
+def test_a_value_in_an_error_is_made_visible_and_shortened_saying_how_long_it_was() -> None:
+    assert shortened("web1") == "web1"
+    assert shortened("two\nlines\x1b\u202e") == "two\\nlines\\x1b\\u202e"
+    assert shortened("a" * ECHO_LIMIT) == "a" * ECHO_LIMIT
+    assert shortened("a" * 5000) == "a" * ECHO_LIMIT + "… (5000 characters)"
+    assert shortened("a" * 5000, 10) == "a" * 10 + "… (5000 characters)"
+    # An escape is never cut in half, and what is shown stays within the limit.
+    assert shortened("\x00" * 100) == "\\x00" * (ECHO_LIMIT // 4) + "… (100 characters)"
+    assert shortened("ab\ud800") == "ab\\ud800"
