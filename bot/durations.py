@@ -10,10 +10,14 @@ from __future__ import annotations
 import math
 import re
 
+from bot.echo import shortened
+
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _WHOLE = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h))+")
-_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+# A bare number of seconds, also with an exponent: YAML 1.1 reads `1.0e-3` as a number but `1e-3`
+# as text, and the person who wrote either meant the same number.
+_NUMBER = re.compile(r"\d+(?:\.\d+)?(?:e[-+]?\d+)?", re.IGNORECASE)
 
 HINT = "use e.g. 500ms, 5s, 1m, 1h or a number of seconds"
 NEEDS_UNIT = "needs a unit: 10m, 2h, 30s"
@@ -23,8 +27,9 @@ def parse_duration(value: object) -> float:
     """Seconds, as a float. Raises ValueError with a message fit to show to the person who wrote it.
 
     The sign and the range are the caller's business (zero is fine for a hold-down,
-    meaningless for a timeout); here a duration is only ever written without a sign,
-    so a `-` is refused with a clearer message than "not a duration".
+    meaningless for a timeout; the config's are 1ms to 30 days, bot.values); here a duration
+    is only ever written without a sign, so a `-` is refused with a clearer message than
+    "not a duration".
     """
     # bool is an int: `interval: yes` is a mistake, not one second.
     if isinstance(value, bool) or value is None:
@@ -51,6 +56,9 @@ def parse_duration(value: object) -> float:
     # float() reads hundreds of digits as infinity rather than failing: say so, never pass it on.
     if not math.isfinite(seconds):
         raise ValueError(f"{_show(value)} is far too long for a duration")
+    # ... and 1e-400 as zero, which is not what was written.
+    if seconds == 0 and re.search(r"[1-9]", re.split(r"e", text)[0]):
+        raise ValueError(f"{_show(value)} is far too short for a duration")
     return seconds
 
 
@@ -79,5 +87,5 @@ def format_duration(seconds: float) -> str:
 
 
 def _show(value: str) -> str:
-    # A config value can hold anything, a newline included: keep an error to one line.
-    return repr(value if len(value) <= 40 else value[:37] + "...")
+    # A config value can hold anything, a newline included: keep an error to one short line.
+    return f"'{shortened(value)}'"

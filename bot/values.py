@@ -195,6 +195,9 @@ def _host_header(value: object) -> str:
 # No setting of lasthop's means anything beyond this, and every duration stays far from the
 # sizes where adding it to a timestamp or a timer overflows (config/example.yaml says so).
 MAX_DURATION = 30 * 86400.0
+# The smallest unit a duration is written in. Less means nothing to a timer or a socket (1e-320
+# is a denormal float, not a time), and a check interval or a timeout of less would spin.
+MIN_DURATION = 0.001
 
 
 def _duration(*, zero_ok: bool) -> Callable[[object], float]:
@@ -205,6 +208,9 @@ def _duration(*, zero_ok: bool) -> Callable[[object], float]:
             raise fail(str(e)) from None
         if seconds < 0 or (seconds == 0 and not zero_ok):
             raise fail("must be greater than zero" if not zero_ok else "must not be negative")
+        if 0 < seconds < MIN_DURATION:
+            raise fail(f"{seconds:.3g}s is too short: at least {format_duration(MIN_DURATION)}"
+                       + (", or 0 for none" if zero_ok else ""))
         if seconds > MAX_DURATION:
             raise fail(f"{format_duration(seconds) if seconds < 1e9 else f'{seconds:g}s'} is too long: "
                        f"at most {format_duration(MAX_DURATION)} (30 days)")

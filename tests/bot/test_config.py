@@ -847,3 +847,25 @@ def test_the_longest_duration_allowed_loads_and_is_described(tmp_path: Path) -> 
     inv = load_inventory(write(tmp_path, BASE + longest), {})
     assert inv.policy.auto_failover.hold_down == 720 * 3600
     assert "per 720h" in inv.describe()
+
+
+# -- what a second fuzz run found -------------------------------------------------------------------
+# Each once escaped as a Python exception, or was reported with a false message or a value echoed whole.
+
+@pytest.mark.parametrize("interval", ["1.0e-320", "'1e-320'", "0.0001", "0.5ms"])
+def test_a_duration_below_a_millisecond_is_too_short(tmp_path: Path, interval: str) -> None:
+    text = BASE.replace("vips: [198.51.100.33]}", f"vips: [198.51.100.33], check: {{interval: {interval}}}}}")
+    error = load_error(write(tmp_path, text))
+    assert [(i.path, i.line) for i in error.errors] == [("services.www-a.check.interval", 8)], str(error)
+    assert error.errors[0].message.endswith("is too short: at least 1ms"), str(error)
+
+
+def test_a_duration_of_a_millisecond_and_one_in_exponent_form_load(tmp_path: Path) -> None:
+    text = BASE.replace("vips: [198.51.100.33]}", "vips: [198.51.100.33], check: {interval: 5e-1, timeout: 1ms, "
+                        "fast_interval: 1.0e-1}}")
+    check = load_inventory(write(tmp_path, text), {}).services["www-a"].check
+    assert (check.interval, check.timeout, check.fast_interval) == (0.5, 0.001, 0.1)
+    # A hold-down of zero still means none; above zero it is a duration like any other.
+    error = load_error(write(tmp_path, BASE + "policy: {auto_failover: {hold_down: 1.0e-320}}\n"))
+    assert [(i.path, i.message) for i in error.errors] == [
+        ("policy.auto_failover.hold_down", "1e-320s is too short: at least 1ms, or 0 for none")]

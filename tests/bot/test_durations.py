@@ -26,3 +26,18 @@ def test_a_typed_duration_with_its_unit_and_a_config_number() -> None:
 def test_a_duration_too_long_for_a_float_is_refused_not_infinite(value: object) -> None:
     with pytest.raises(ValueError, match="far too long for a duration"):
         parse_duration(value)
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("1e3", 1000.0), ("5E-1", 0.5), ("1.5e+2", 150.0), ("1e-320", 1e-320)])
+def test_a_number_of_seconds_may_be_written_with_an_exponent(text: str, seconds: float) -> None:
+    # YAML 1.1 reads 1.0e-3 as a number but 1e-3 as text: both are the same number of seconds.
+    assert parse_duration(text) == seconds
+    with pytest.raises(ValueError) as e:
+        parse_typed_duration(text)
+    assert str(e.value) == NEEDS_UNIT
+
+
+@pytest.mark.parametrize("text", ["1e", "e3", "1e3s", "1e400"])
+def test_what_is_not_a_number_in_exponent_form(text: str) -> None:
+    with pytest.raises(ValueError, match=r"not a duration|far too long"):
+        parse_duration(text)
