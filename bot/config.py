@@ -378,7 +378,8 @@ class _RouterRefs(BaseModel):
     """Just the LANs of a router, to check services' next hops when the rest of it is broken."""
 
     model_config = ConfigDict(extra="ignore", strict=True)
-    lan: ListOf[Prefix]
+    # Empty, it is reported once (bot.inventory.Router); it must not also put every next hop outside.
+    lan: Annotated[ListOf[Prefix], MinLen(1)]
 
 
 class CommandsModel(FrozenModel):

@@ -23,7 +23,7 @@ from bot.drivers import router_options
 from bot.drivers.base import DeviceSpec
 from bot.drivers.options import DriverOptions
 from bot.durations import format_duration
-from bot.echo import quoted
+from bot.echo import one_line, quoted
 from bot.values import (
     Count,
     Delay,
@@ -40,7 +40,6 @@ from bot.values import (
     SlackId,
     Tag,
     fail,
-    one_line,
 )
 
 if TYPE_CHECKING:
@@ -80,12 +79,14 @@ class Router(FrozenModel):
     model_config = ConfigDict(arbitrary_types_allowed=True)
     name: Name
     ssh: DeviceSpec  # built by bot.config: it inherits defaults and reads secrets, which no model can
-    lan: Annotated[ListOf[Prefix], MinLen(1)]
+    lan: ListOf[Prefix]
     options: RouterOptions
 
     @field_validator("lan")
     @classmethod
     def _each_lan_once(cls, lan: tuple[IPv4Network, ...]) -> tuple[IPv4Network, ...]:
+        if not lan:  # no network holds any next hop: a router with nowhere to route to is a mistake
+            raise fail("must not be empty: list the networks this router's next hops are in")
         for i, net in enumerate(lan):
             if net in lan[:i]:
                 raise fail(f"{net} is listed twice", at=(i,))

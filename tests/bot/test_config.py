@@ -852,6 +852,12 @@ def test_the_longest_duration_allowed_loads_and_is_described(tmp_path: Path) -> 
 # -- what a second fuzz run found -------------------------------------------------------------------
 # Each once escaped as a Python exception, or was reported with a false message or a value echoed whole.
 
+def test_an_empty_lan_is_one_error_not_one_per_next_hop(tmp_path: Path) -> None:
+    error = load_error(write(tmp_path, BASE.replace("lan: [192.0.2.0/27]", "lan: []")))
+    assert [(i.path, i.line, i.message) for i in error.errors] == [
+        ("routers.r1.lan", 3, "must not be empty: list the networks this router's next hops are in")]
+
+
 @pytest.mark.parametrize("interval", ["1.0e-320", "'1e-320'", "0.0001", "0.5ms"])
 def test_a_duration_below_a_millisecond_is_too_short(tmp_path: Path, interval: str) -> None:
     text = BASE.replace("vips: [198.51.100.33]}", f"vips: [198.51.100.33], check: {{interval: {interval}}}}}")
