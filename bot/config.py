@@ -19,6 +19,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import stat
 import types
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import fields
@@ -35,6 +36,7 @@ from pydantic_core import ErrorDetails
 from bot.commands import CommandNames
 from bot.drivers import driver_class, router_kinds
 from bot.drivers.base import DeviceSpec
+from bot.echo import shortened
 from bot.inventory import (
     DEFAULT_STATE_URL,
     ConfigIssue,
@@ -76,6 +78,8 @@ _STATE_SCHEME = re.compile(r"(sqlite|postgres(?:ql)?(?:\+[a-z0-9_]+)?)://", re.I
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 Loc = tuple[str | int, ...]
+# A path is shown whole up to this: only whole is it useful, and a real one is shorter.
+_PATH_LIMIT = 120
 
 
 # -- issues -------------------------------------------------------------------------------
@@ -667,9 +671,18 @@ class _Builder:
             return None
         return value
 
-    def file_path(self, text: str) -> Path:
+    def file_path(self, text: str, loc: Loc) -> Path | None:
+        """The file `text` names; None (reported) when its ~ names no home directory here."""
+        try:
+            path = Path(text).expanduser()
+        except RuntimeError:
+            if not self.check_files:  # written for another machine, where the user may exist
+                return Path(text)
+            user = text[1:].partition("/")[0]
+            self.file_error(loc, f"{loc[-1]} {_shown_path(text)}: "
+                                 + (f"no user {_q(user)} for ~" if user else "no home directory for ~"))
+            return None
         # Relative paths are the config file's neighbours, wherever the bot was started from.
-        path = Path(text).expanduser()
         return path if path.is_absolute() else self.source.parent / path
 
     def file_error(self, loc: Loc, message: str) -> None:
@@ -686,28 +699,36 @@ class _Builder:
         if not self.check_files or key in self._files_seen:
             return
         self._files_seen.add(key)
-        if not path.exists():
-            self.file_error(loc, f"{what} {path} does not exist")
-        elif not path.is_file():
-            self.file_error(loc, f"{what} {path} is not a file")
+        shown = _shown_path(path)
+        try:
+            mode = path.stat().st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            self.file_error(loc, f"{what} {shown} does not exist")
+            return
+        except OSError as e:  # a name too long for the system, a loop of links, ...
+            self.file_error(loc, f"{what} {shown} cannot be used: {e.strerror or type(e).__name__}")
+            return
+        if not stat.S_ISREG(mode):
+            self.file_error(loc, f"{what} {shown} is not a file")
         elif not os.access(path, os.R_OK):
-            self.file_error(loc, f"{what} {path} cannot be read")
+            self.file_error(loc, f"{what} {shown} cannot be read")
 
     def password_file(self, path: Path, loc: Loc) -> str | None:
         if not self.check_files:
             return None
+        shown = _shown_path(path)
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            self.file_error(loc, f"password_file {path} does not exist")
+            self.file_error(loc, f"password_file {shown} does not exist")
             return None
         except (OSError, UnicodeDecodeError) as e:
             reason = e.strerror if isinstance(e, OSError) and e.strerror else "not readable text"
-            self.file_error(loc, f"password_file {path} cannot be read: {reason}")
+            self.file_error(loc, f"password_file {shown} cannot be read: {reason}")
             return None
         secret = text.rstrip("\r\n")
         if not secret:
-            self.file_error(loc, f"password_file {path} is empty")
+            self.file_error(loc, f"password_file {shown} is empty")
             return None
         return secret
 
@@ -805,12 +826,14 @@ class _Builder:
         if password_ref is not None:
             password = self.secret(password_ref, (*block_loc, "password"))
         elif password_file is not None:
-            password = self.password_file(self.file_path(password_file), (*block_loc, "password_file"))
-        key_path = self.file_path(key_file) if key_file is not None else None
+            password_loc = (*block_loc, "password_file")
+            password_path = self.file_path(password_file, password_loc)
+            password = self.password_file(password_path, password_loc) if password_path is not None else None
+        key_path = self.file_path(key_file, key_file_loc) if key_file is not None else None
         if key_path is not None:
             self.check_file(key_path, key_file_loc, "key_file")
-        known_hosts_path = self.file_path(known_hosts) if known_hosts is not None else Path()
-        if known_hosts is not None:
+        known_hosts_path = self.file_path(known_hosts, known_hosts_loc) if known_hosts is not None else None
+        if known_hosts_path is not None:
             self.check_file(known_hosts_path, known_hosts_loc, "known_hosts")
 
         port, _ = pick("port")
@@ -820,7 +843,7 @@ class _Builder:
             name=name,
             address=address,
             username=username or "",
-            known_hosts=known_hosts_path,
+            known_hosts=known_hosts_path if known_hosts_path is not None else Path(),
             port=port if port is not None else 22,
             key_file=key_path,
             password=password,
@@ -957,6 +980,10 @@ def _known(word: str, names: Sequence[str]) -> str:
     if hint:
         return hint
     return f" (known: {', '.join(names)})" if names else ""
+
+
+def _shown_path(path: Path | str) -> str:
+    return shortened(str(path), _PATH_LIMIT)
 
 
 def _by_line(issues: list[ConfigIssue]) -> list[ConfigIssue]:

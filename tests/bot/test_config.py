@@ -852,6 +852,48 @@ def test_the_longest_duration_allowed_loads_and_is_described(tmp_path: Path) -> 
 # -- what a second fuzz run found -------------------------------------------------------------------
 # Each once escaped as a Python exception, or was reported with a false message or a value echoed whole.
 
+LONG_PATH = "/" + "d" * 5000 + "/key"
+
+
+@pytest.mark.parametrize(("text", "path", "line"), [
+    pytest.param(BASE.replace("key_file: id_test", f"key_file: {LONG_PATH}"), "defaults.key_file", 1, id="key_file"),
+    pytest.param(BASE.replace("known_hosts: known_hosts", f"known_hosts: {LONG_PATH}"), "defaults.known_hosts", 1,
+                 id="known_hosts"),
+    pytest.param(BASE.replace("lan: [192.0.2.0/27]}", f"lan: [192.0.2.0/27], password_file: {LONG_PATH}}}"),
+                 "routers.r1.password_file", 3, id="password_file"),
+])
+def test_a_path_too_long_for_the_system_is_a_config_error_with_its_line(
+    tmp_path: Path, text: str, path: str, line: int,
+) -> None:
+    error = load_error(write(tmp_path, text))
+    assert [(i.path, i.line) for i in error.errors] == [(path, line)], str(error)
+    message = error.errors[0].message
+    assert "File name too long" in message and "(5005 characters)" in message, message
+    assert len(str(error)) < 250, str(error)
+    # Deferred, it is a note for the commands that log in, not a refusal.
+    inv = load_inventory(write(tmp_path, text), {}, defer_files=True)
+    assert [(i.path, i.line) for i in inv.file_issues] == [(path, line)]
+
+
+@pytest.mark.parametrize(("text", "path", "line"), [
+    pytest.param(BASE.replace("key_file: id_test", "key_file: ~no-such-user-lasthop/key"), "defaults.key_file", 1,
+                 id="key_file"),
+    pytest.param(BASE.replace("lan: [192.0.2.0/27]}", "lan: [192.0.2.0/27], password_file: ~no-such-user-lasthop/pw}"),
+                 "routers.r1.password_file", 3, id="password_file"),
+])
+def test_the_home_of_a_user_who_does_not_exist_is_a_config_error_with_its_line(
+    tmp_path: Path, text: str, path: str, line: int,
+) -> None:
+    error = load_error(write(tmp_path, text))
+    assert [(i.path, i.line) for i in error.errors] == [(path, line)], str(error)
+    what = path.rpartition(".")[2]
+    assert error.errors[0].message.startswith(f"{what} ~no-such-user-lasthop/")
+    assert error.errors[0].message.endswith(": no user 'no-such-user-lasthop' for ~")
+    # Written for another machine, where that user may exist: not looked at.
+    inv = load_inventory(write(tmp_path, text), {}, check_files=False)
+    assert inv.routers["r1"].ssh.key_file is not None
+
+
 def test_an_empty_lan_is_one_error_not_one_per_next_hop(tmp_path: Path) -> None:
     error = load_error(write(tmp_path, BASE.replace("lan: [192.0.2.0/27]", "lan: []")))
     assert [(i.path, i.line, i.message) for i in error.errors] == [
