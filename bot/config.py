@@ -64,7 +64,6 @@ from bot.values import (
     Prefix,
     SecretRef,
     Username,
-    one_line,
 )
 from bot.values import quoted as _q
 
@@ -75,7 +74,8 @@ DEFAULT_PATH = Path("config/lasthop.yaml")
 PATH_ENV = "LASTHOP_CONFIG"
 
 _STATE_SCHEME = re.compile(r"(sqlite|postgres(?:ql)?(?:\+[a-z0-9_]+)?)://", re.IGNORECASE)
-_MERGE_TAG = "tag:yaml.org,2002:merge"
+_CORE_TAG = "tag:yaml.org,2002:"
+_MERGE_TAG = _CORE_TAG + "merge"
 
 Loc = tuple[str | int, ...]
 # A path is shown whole up to this: only whole is it useful, and a real one is shorter.
@@ -111,7 +111,7 @@ def _format_loc(loc: Loc) -> str:
         if isinstance(seg, int):
             out += f"[{seg}]"
         else:
-            text = one_line(seg if len(seg) <= 40 else seg[:37] + "...")
+            text = shortened(seg)
             out += f".{text}" if out else text
     return out
 
@@ -151,13 +151,19 @@ _MAX_DEPTH = 32  # far deeper than any inventory; deeper nesting is a mistake or
 _MAX_ALIASED = 100_000
 
 
+class _Refused(yaml.MarkedYAMLError):
+    """What the loader itself refuses: its `problem` is the whole message, written for the file's author."""
+
+
 class LineLoader(yaml.SafeLoader):
     """SafeLoader whose mappings and sequences record lines and duplicate keys.
 
     It also refuses, with the line, what would otherwise escape as a Python error or run for
     hours: nesting deep enough to exhaust the stack (also when aliases build it), an alias
     inside the very value it names (a cycle), aliases that expand to millions of values, and
-    integers too long for Python to convert.
+    integers too long for Python to convert; and it says in its own words, with every name
+    shortened, what pyyaml would say with the name whole (an anchor defined twice, an alias
+    to no anchor, an unknown tag).
     """
 
     def __init__(self, stream: str) -> None:
@@ -167,16 +173,21 @@ class LineLoader(yaml.SafeLoader):
         # Of every finished node: (how many values it holds once its aliases are written out, its height).
         self._extent: dict[int, tuple[int, int]] = {}
 
-    def _refuse(self, problem: str, mark: Any) -> yaml.composer.ComposerError:
-        return yaml.composer.ComposerError(None, None, problem, mark)
+    def _refuse(self, problem: str, mark: Any) -> _Refused:
+        return _Refused(None, None, problem, mark)
 
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         self._depth += 1
         try:
             if self._depth > _MAX_DEPTH:
                 raise self._refuse(f"nested more than {_MAX_DEPTH} levels deep", self.peek_event().start_mark)  # type: ignore[no-untyped-call]
-            if self.check_event(yaml.AliasEvent):
-                self._check_alias(self.peek_event())  # type: ignore[no-untyped-call]
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            if isinstance(event, yaml.AliasEvent):
+                self._check_alias(event)
+            elif (anchor := getattr(event, "anchor", None)) is not None and anchor in self.anchors:
+                first = self.anchors[anchor].start_mark.line + 1
+                raise self._refuse(f"the anchor &{shortened(anchor)} is defined twice (first at line {first}): "
+                                   "give each anchor its own name", event.start_mark)
             node = super().compose_node(parent, index)
             if node is not None and id(node) not in self._extent:
                 self._extent[id(node)] = self._measure(node)
@@ -186,18 +197,19 @@ class LineLoader(yaml.SafeLoader):
 
     def _check_alias(self, event: yaml.AliasEvent) -> None:
         target = self.anchors.get(event.anchor)
+        name = shortened(str(event.anchor))
         if target is None:
-            return  # pyyaml says "found undefined alias"
+            raise self._refuse(f"not valid YAML: the alias *{name} refers to no anchor before it", event.start_mark)
         extent = self._extent.get(id(target))
         if extent is None:  # anchored, but not finished: the alias is inside what it names
-            raise self._refuse(f"the alias *{event.anchor} is inside the value it names", event.start_mark)
+            raise self._refuse(f"the alias *{name} is inside the value it names", event.start_mark)
         size, height = extent
         if self._depth + height > _MAX_DEPTH:
-            raise self._refuse(f"nested more than {_MAX_DEPTH} levels deep through the alias *{event.anchor}",
+            raise self._refuse(f"nested more than {_MAX_DEPTH} levels deep through the alias *{name}",
                                event.start_mark)
         self._aliased += size
         if self._aliased > _MAX_ALIASED:
-            raise self._refuse(f"aliases expand to more than {_MAX_ALIASED} values (up to *{event.anchor} here)",
+            raise self._refuse(f"aliases expand to more than {_MAX_ALIASED} values (up to *{name} here)",
                                event.start_mark)
 
     def _measure(self, node: yaml.Node) -> tuple[int, int]:
@@ -214,8 +226,13 @@ class LineLoader(yaml.SafeLoader):
         try:
             return super().construct_yaml_int(node)
         except ValueError:  # past Python's limit on digits in an int (4300)
-            raise yaml.constructor.ConstructorError(
-                None, None, "a number with far too many digits", node.start_mark) from None
+            raise self._refuse("a number with far too many digits", node.start_mark) from None
+
+    def construct_undefined(self, node: yaml.Node) -> Any:
+        tag = str(node.tag)
+        shown = "!!" + tag.removeprefix(_CORE_TAG) if tag.startswith(_CORE_TAG) else tag
+        raise self._refuse(f"the tag {_q(shown)} is not one lasthop reads: write the value without it",
+                           node.start_mark)
 
 
 def _construct_map(loader: LineLoader, node: yaml.MappingNode) -> Iterator[LineMap]:
@@ -223,33 +240,32 @@ def _construct_map(loader: LineLoader, node: yaml.MappingNode) -> Iterator[LineM
     yield data
     # Duplicates are looked for before merging: a key that overrides one merged in with
     # `<<: *anchor` is the point of a merge, not a mistake.
-    first: dict[Any, int] = {}
+    first: dict[str, int] = {}
     for key_node, _ in node.value:
         if key_node.tag == _MERGE_TAG:
             continue
-        key = loader.construct_object(key_node, deep=True)
+        key = _key(loader, key_node)
         line = key_node.start_mark.line + 1
-        _require_hashable(key, node, key_node)
         if key in first:
             data.duplicates.append((key, line, first[key]))
         else:
             first[key] = line
     loader.flatten_mapping(node)
     for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        _require_hashable(key, node, key_node)
+        key = _key(loader, key_node)
         data[key] = loader.construct_object(value_node, deep=True)
         data.key_lines[key] = key_node.start_mark.line + 1
 
 
-def _require_hashable(key: object, node: yaml.Node, key_node: yaml.Node) -> None:
-    try:
-        hash(key)
-    except TypeError:
-        raise yaml.constructor.ConstructorError(
-            "while reading a mapping", node.start_mark, "found a list or mapping used as a key",
-            key_node.start_mark,
-        ) from None
+def _key(loader: LineLoader, node: yaml.Node) -> str:
+    """A key as written. Every key of an inventory is a name, so `1`, `null`, `on` or `2026-12-03` is the
+    text written, never the number, None, True or date YAML 1.1 reads it as (and a message shows it so)."""
+    if isinstance(node, yaml.ScalarNode):
+        if not str(node.tag).startswith(_CORE_TAG):
+            loader.construct_object(node)  # a tag of its own: refused, as for a value
+        return str(node.value)
+    kind = "mapping" if isinstance(node, yaml.MappingNode) else "list"
+    raise loader._refuse(f"a {kind} cannot be a key: a key is a name", node.start_mark)
 
 
 def _construct_seq(loader: LineLoader, node: yaml.SequenceNode) -> Iterator[LineSeq]:
@@ -263,6 +279,7 @@ def _construct_seq(loader: LineLoader, node: yaml.SequenceNode) -> Iterator[Line
 LineLoader.add_constructor("tag:yaml.org,2002:map", _construct_map)
 LineLoader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
 LineLoader.add_constructor("tag:yaml.org,2002:int", LineLoader.construct_yaml_int)
+LineLoader.add_constructor(None, LineLoader.construct_undefined)
 
 
 def _line_at(root: object, loc: Loc) -> int | None:
@@ -286,40 +303,49 @@ def _walk_duplicates(node: object, loc: Loc) -> Iterator[tuple[Loc, Any, int, in
         for key, line, first in node.duplicates:
             yield loc, key, line, first
         for key, value in node.items():
-            yield from _walk_duplicates(value, (*loc, key if isinstance(key, str) else str(key)))
+            yield from _walk_duplicates(value, (*loc, key))
     elif isinstance(node, LineSeq):
         for i, item in enumerate(node):
             yield from _walk_duplicates(item, (*loc, i))
+
+
+# What pyyaml's messages quote (with %r): in single quotes, or in double quotes when it holds one.
+_QUOTED = re.compile(r"'[^']*'" + r'|"(?:[^"\\]|\\.)*"')
 
 
 def _read_document(path: Path) -> LineMap:
     def fail(message: str, line: int | None = None) -> ConfigError:
         return ConfigError([ConfigIssue("", line, message)], path)
 
+    shown = shortened(str(path), _PATH_LIMIT)
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise fail(f"{path} does not exist (pass the file's path or set {PATH_ENV})") from None
+        raise fail(f"{shown} does not exist (pass the file's path or set {PATH_ENV})") from None
     except IsADirectoryError:
-        raise fail(f"{path} is a directory, not a config file") from None
+        raise fail(f"{shown} is a directory, not a config file") from None
     except PermissionError:
-        raise fail(f"{path} cannot be read: permission denied") from None
+        raise fail(f"{shown} cannot be read: permission denied") from None
     except OSError as e:
-        raise fail(f"{path} cannot be read: {e.strerror or type(e).__name__}") from None
+        raise fail(f"{shown} cannot be read: {e.strerror or type(e).__name__}") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise fail("not UTF-8 text", raw[: e.start].count(b"\n") + 1) from None
     try:
         data = yaml.load(text, Loader=LineLoader)
+    except _Refused as e:
+        raise fail(e.problem or "not usable YAML", e.problem_mark.line + 1 if e.problem_mark else None) from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         problem = e.problem or e.context or "unreadable"
         if e.context and problem.startswith("but "):
             problem = f"{e.context}, {problem}"
         hint = " (indent with spaces, not tabs)" if "\\t" in problem else ""
-        # Only pyyaml's short problem text: its snippet of the line could hold anything.
-        raise fail(f"not valid YAML: {problem}{hint}", mark.line + 1 if mark else None) from None
+        # Only pyyaml's short problem text: its snippet of the line could hold anything, and even
+        # the problem quotes what it found (a tag handle, a character) whole.
+        problem = _QUOTED.sub(lambda m: m[0][0] + shortened(m[0][1:-1]) + m[0][0], problem)
+        raise fail(f"not valid YAML: {shortened(problem, 200)}{hint}", mark.line + 1 if mark else None) from None
     except yaml.reader.ReaderError as e:
         # A control character: pyyaml gives its offset, not its line.
         char = chr(e.character) if isinstance(e.character, int) else str(e.character)
@@ -664,10 +690,10 @@ class _Builder:
         name = match.group(1)
         value = self.env.get(name)
         if value is None:
-            self.error(loc, f"environment variable {name} is not set")
+            self.error(loc, f"environment variable {shortened(name)} is not set")
             return None
         if value == "":
-            self.error(loc, f"environment variable {name} is empty")
+            self.error(loc, f"environment variable {shortened(name)} is empty")
             return None
         return value
 
@@ -759,7 +785,7 @@ class _Builder:
             encode = i == 4
             resolved.append(self.expand(part, missing, encode=encode))
         for name in dict.fromkeys(missing):
-            self.error(loc, f"environment variable {name} is not set")
+            self.error(loc, f"environment variable {shortened(name)} is not set")
         if missing:
             return DEFAULT_STATE_URL, DEFAULT_STATE_URL
         url = "".join(resolved)
@@ -916,7 +942,7 @@ class _Builder:
                 continue
             if host_name in host_list[:i]:
                 first = host_list.index(host_name)
-                self.error((*loc, "hosts", i), f"{host_name} is listed twice (also hosts[{first}])")
+                self.error((*loc, "hosts", i), f"{shortened(host_name)} is listed twice (also hosts[{first}])")
                 continue
             host = hosts.get(host_name)
             if lan is not None and host is not None and not any(host.address in net for net in lan):

@@ -38,11 +38,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from bot import incident_view as iv
+from bot.echo import one_line
 from bot.health.machine import Transition
 from bot.health.notify_rules import Notice, decide
 from bot.inventory import Inventory
 from bot.state import IncidentEvent
-from bot.values import one_line
 from bot.views import event_text
 
 if TYPE_CHECKING:

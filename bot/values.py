@@ -20,6 +20,7 @@ from pydantic_core import PydanticCustomError
 
 from bot.commands import check_command_name
 from bot.durations import format_duration, parse_duration
+from bot.echo import ECHO_LIMIT, shortened
 
 NAME_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 SLACK_ID_RE = re.compile(r"\*|[UWSCGD][A-Z0-9]{2,20}")
@@ -43,17 +44,10 @@ class FrozenModel(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-def one_line(text: str) -> str:
-    """`text` with control characters escaped: a value from a file may hold a newline."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
-def quoted(value: object) -> str:
-    """A value from the file, quoted and shortened, for a message."""
+def quoted(value: object, limit: int = ECHO_LIMIT) -> str:
+    """A value from the file, quoted, escaped and shortened (bot.echo.shortened), for a message."""
     text = value if isinstance(value, str) else str(value)
-    if len(text) > 40:
-        text = text[:37] + "..."
-    return one_line(repr(text))
+    return f"'{shortened(text, limit)}'"
 
 
 def fail(message: str, *, at: tuple[str | int, ...] = ()) -> PydanticCustomError:
@@ -74,7 +68,7 @@ ListOf = Annotated[tuple[_T, ...], BeforeValidator(_as_tuple)]
 
 def _name(value: object) -> str:
     if not isinstance(value, str):
-        raise fail(f"bad name {quoted(value)}: a name must be text")
+        raise fail("a name must be text")
     if not NAME_RE.fullmatch(value):
         raise fail(
             f"bad name {quoted(value)}: use 1-32 lowercase letters, digits, '-' or '_', starting with a letter"
@@ -112,7 +106,7 @@ def _ipv4(value: object) -> IPv4Address:
     except ValueError:
         raise fail(f"{quoted(text)} is not an IPv4 address") from None
     if not isinstance(addr, IPv4Address):
-        raise fail(f"{text} is an IPv6 address: only IPv4 is supported")
+        raise fail(f"{shortened(text)} is an IPv6 address: only IPv4 is supported")
     return addr
 
 
@@ -127,16 +121,16 @@ def _network(value: object) -> IPv4Network:
             ip_address(text)
         except ValueError:
             raise fail(f"{quoted(text)} is not an IPv4 prefix") from None
-        raise fail(f"{quoted(text)} has no prefix length: write it like {text}/32")
+        raise fail(f"{quoted(text)} has no prefix length: write it like {shortened(text)}/32")
     try:
         iface = ip_interface(text)
     except ValueError:
         raise fail(f"{quoted(text)} is not an IPv4 prefix") from None
     if not isinstance(iface, IPv4Interface):
-        raise fail(f"{text} is an IPv6 prefix: only IPv4 is supported")
+        raise fail(f"{shortened(text)} is an IPv6 prefix: only IPv4 is supported")
     net = iface.network
     if iface.ip != net.network_address:
-        raise fail(f"{text} has host bits set; did you mean {net}?")
+        raise fail(f"{iface.with_prefixlen} has host bits set; did you mean {net}?")
     if net.prefixlen < _MIN_PREFIXLEN:
         raise fail(f"{net} is too wide: use a prefix length from /{_MIN_PREFIXLEN} to /32")
     return net
@@ -152,7 +146,7 @@ def _management_address(value: object) -> str:
         pass
     else:
         if not isinstance(addr, IPv4Address):
-            raise fail(f"{text} is an IPv6 address: use an IPv4 address or a host name")
+            raise fail(f"{shortened(text)} is an IPv6 address: use an IPv4 address or a host name")
         return str(addr)
     if re.fullmatch(r"[0-9.]+", text):
         raise fail(f"{quoted(text)} is not an IPv4 address")
@@ -247,7 +241,9 @@ Count = Annotated[int, Field(ge=1, le=1000)]
 
 def _slack_id(value: object) -> str:
     # Slack IDs only: display names change and collide; '*' means everyone, stated on purpose.
-    if not isinstance(value, str) or not SLACK_ID_RE.fullmatch(value):
+    if not isinstance(value, str):  # null, true or 7: shown as Python would name it, it would mislead
+        raise fail("a Slack ID is text: a user (U…/W…), user group (S…) or channel (C…/G…) ID, or '*'")
+    if not SLACK_ID_RE.fullmatch(value):
         raise fail(f"bad Slack ID {quoted(value)}: use a user (U…/W…), user group (S…) or channel (C…/G…) ID, or '*'")
     return value
 

@@ -894,10 +894,90 @@ def test_the_home_of_a_user_who_does_not_exist_is_a_config_error_with_its_line(
     assert inv.routers["r1"].ssh.key_file is not None
 
 
+# (id, text, line): each echoes a value of 5000 characters or more.
+LONG_ECHOES = [
+    ("an environment variable's name", BASE.replace(
+        "lan: [192.0.2.0/27]}", "lan: [192.0.2.0/27], password: '${" + "A" * 5000 + "}'}"), 3),
+    ("an environment variable's name in state_url", BASE + "state_url: 'postgresql://u:${" + "A" * 5000 + "}@h/db'\n",
+     9),
+    ("an undefined alias", BASE + "x: *" + "a" * 5000 + "\n", 9),
+    ("a tag", BASE + "x: !" + "t" * 5000 + " 1\n", 9),
+    ("a tag handle", BASE + "x: !" + "t" * 5000 + "!x 1\n", 9),
+    ("a duplicate anchor", BASE + "x: &" + "a" * 5000 + " [1]\ny: &" + "a" * 5000 + " [2]\n", 10),
+    ("an unknown key", BASE + "? " + "k" * 5000 + "\n: 1\n", 9),
+    ("a duplicate key", BASE + "? " + "k" * 5000 + "\n: 1\n? " + "k" * 5000 + "\n: 2\n", 11),
+    ("a password_file", BASE.replace("lan: [192.0.2.0/27]}", "lan: [192.0.2.0/27], password_file: "
+                                     + "p" * 200 + "/" + "p" * 200 + "}"), 3),
+    ("a host listed twice while hosts is broken", BASE.replace(
+        "hosts:\n  web1: {address: 192.0.2.2}\n  web2: {address: 192.0.2.3}\n", "hosts: []\n").replace(
+        "hosts: [web1, web2]", "hosts: [" + "h" * 5000 + ", " + "h" * 5000 + "]"), 6),
+    ("an IPv6 scope", BASE.replace("address: 192.0.2.2", "address: fe80::1%" + "e" * 5000), 5),
+    ("an IPv6 scope of a management address", BASE.replace("198.18.0.11", "fe80::1%" + "e" * 5000), 3),
+]
+
+
+@pytest.mark.parametrize(("text", "line"), [pytest.param(t, n, id=i) for i, t, n in LONG_ECHOES])
+def test_a_long_value_is_shortened_in_every_message(tmp_path: Path, text: str, line: int) -> None:
+    error = load_error(write(tmp_path, text))
+    assert any(i.line == line for i in error.errors), str(error)[:2000]
+    lines = str(error).splitlines()
+    assert all(len(shown) < 250 for shown in lines), str(error)[:2000]
+    assert any("characters)" in shown for shown in lines), str(error)
+
+
+def test_control_characters_in_an_echoed_value_are_made_visible(tmp_path: Path) -> None:
+    error = load_error(write(tmp_path, BASE + '"\\e[31mred\\u202e": 1\n'))
+    assert str(error) == "lasthop.yaml:9: unknown key '\\x1b[31mred\\u202e'"
+
+
+def test_a_duplicate_anchor_names_both_lines(tmp_path: Path) -> None:
+    error = load_error(write(tmp_path, BASE + "x: &a [1]\ny: &a [2]\nz: *a\n"))
+    assert [(i.line, i.message) for i in error.errors] == [
+        (10, "the anchor &a is defined twice (first at line 9): give each anchor its own name")]
+
+
+def test_an_undefined_alias_says_so(tmp_path: Path) -> None:
+    error = load_error(write(tmp_path, BASE + "x: *nope\n"))
+    assert [(i.line, i.message) for i in error.errors] == [
+        (9, "not valid YAML: the alias *nope refers to no anchor before it")]
+
+
 def test_an_empty_lan_is_one_error_not_one_per_next_hop(tmp_path: Path) -> None:
     error = load_error(write(tmp_path, BASE.replace("lan: [192.0.2.0/27]", "lan: []")))
     assert [(i.path, i.line, i.message) for i in error.errors] == [
         ("routers.r1.lan", 3, "must not be empty: list the networks this router's next hops are in")]
+
+
+@pytest.mark.parametrize(("key", "message"), [
+    ("1", "unknown key '1'"),
+    ("1.5", "unknown key '1.5'"),
+    ("null", "unknown key 'null'"),
+    ("~", "unknown key '~'"),
+    ("true", "unknown key 'true'"),
+    ("2026-12-03", "unknown key '2026-12-03'"),
+    ("[a]", "a list cannot be a key: a key is a name"),
+    ("{a: 1}", "a mapping cannot be a key: a key is a name"),
+])
+def test_a_key_that_is_not_text_is_shown_as_written(tmp_path: Path, key: str, message: str) -> None:
+    error = load_error(write(tmp_path, BASE + f"{key}: x\n"))
+    assert [(i.line, i.message) for i in error.errors] == [(9, message)], str(error)
+
+
+def test_an_entry_whose_name_yaml_would_read_as_a_number_or_true(tmp_path: Path) -> None:
+    text = BASE.replace("  web2: {address: 192.0.2.3}", "  web2: {address: 192.0.2.3}\n  7: {address: 192.0.2.4}")
+    error = load_error(write(tmp_path, text))
+    assert [(i.path, i.line) for i in error.errors] == [("hosts.7", 7)], str(error)
+    assert error.errors[0].message.startswith("bad name '7'")
+    # `on` is true to YAML 1.1, but as a key it is the name written.
+    inv = load_inventory(write(tmp_path, BASE.replace("web2: {", "on: {").replace("web1, web2", "web1, 'on'")), {})
+    assert list(inv.hosts) == ["web1", "on"] and inv.services["www-a"].hosts == ("web1", "on")
+
+
+def test_a_value_that_is_not_text_is_not_shown_as_python_would_name_it(tmp_path: Path) -> None:
+    error = load_error(write(tmp_path, BASE + "slack: {alert_channel: true, roles: {viewers: [null, 7]}}\n"))
+    assert [(i.path, i.line) for i in error.errors] == [
+        ("slack.alert_channel", 9), ("slack.roles.viewers[0]", 9), ("slack.roles.viewers[1]", 9)]
+    assert all(i.message.startswith("a Slack ID is text: ") for i in error.errors), str(error)
 
 
 @pytest.mark.parametrize("interval", ["1.0e-320", "'1e-320'", "0.0001", "0.5ms"])
