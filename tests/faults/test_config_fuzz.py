@@ -5,6 +5,10 @@ of it renders) or is refused with a `ConfigError`: one short line per problem, e
 line, never a Python exception's name or a traceback. Loading writes nothing and stays fast:
 pytest-timeout bounds every test, so an alias bomb that took minutes would fail here.
 
+Besides random changes, each shape an earlier run found escaping or misreported is also put in
+its place (a long path as key_file, an empty list as lan, 1e-320 as an interval, a null key),
+where it must be refused.
+
 The mutations are seeded, so a failure names a case that replays exactly.
 """
 
@@ -35,8 +39,7 @@ SEED = 20261202
 STRUCTURAL_MUTATIONS = 1200  # changes to the parsed YAML, dumped again
 TEXT_MUTATIONS = 900  # changes to the file's bytes
 LEDGER_GROUP = "config files"
-MUTATIONS = STRUCTURAL_MUTATIONS + TEXT_MUTATIONS
-CLI_CASES = 20
+CLI_CASES = 24
 
 # The example's and the lab's absolute key paths, pointed at files the test makes next to the config.
 _KEY_PATHS = {
@@ -52,6 +55,9 @@ ENV = {"LASTHOP_EDGE_PASSWORD": "fuzz-not-a-secret"}
 _NOISE = ("Traceback", 'File "', "Error(", "Exception", "pydantic", "validation error", "input_value",
           "For further information", "errors.pydantic.dev")
 _PYTHON_ERROR = re.compile(r"\b(?:[A-Z][a-z]+)+(?:Error|Exception|Warning)\b")
+# Python's names for YAML's null, true and false, and the repr of a tuple: a key or value shown so
+# was not shown as the file wrote it.
+_PYTHON_REPR = re.compile(r"\b(?:None|True|False)\b|\('")
 MAX_LINE = 300  # characters in one line of an error: a value from the file is shortened, never echoed whole
 _LINE_HEAD = re.compile(r"lasthop\.yaml:(\d+): ")
 
@@ -268,6 +274,82 @@ _INSERTS = [b"\t", b"\x00", b"\x1b", b"\x7f", b"\xff", b"\xc3", b"\xef\xbb\xbf",
             b"|\n", b">-\n"]
 
 
+# Shapes a fuzz run once found escaping the loader, or refused in false or endless words. A random
+# place seldom is the one where each matters, so each is also put in its place: a path where a
+# file's path goes, a duration where a duration goes, a name where a name goes.
+_LONG = 5000
+_FILES = frozenset({"key_file", "known_hosts", "password_file"})
+_DURATIONS = frozenset({"interval", "timeout", "fast_interval", "window", "hold_down", "connect_timeout",
+                        "approval_timeout", "verify_timeout", "command_timeout"})
+IN_PLACE: list[tuple[str, frozenset[str], Callable[[], object], str]] = [  # (name, keys, value, what it is told)
+    ("long path", _FILES, lambda: "/" + "d" * _LONG + "/key", r"cannot .*: File name too long"),
+    ("long file name", _FILES, lambda: "k" * 300, r"cannot .*: File name too long"),
+    ("home of nobody", _FILES, lambda: "~no-such-user-lasthop/key", r": no user 'no-such-user-lasthop' for ~$"),
+    ("long env ref", frozenset({"password"}), lambda: "${" + "A" * _LONG + "}", r"A… \(5000 characters\) is not set"),
+    ("long env ref in a URL", frozenset({"state_url"}), lambda: "postgresql://u:${" + "A" * _LONG + "}@db/x",
+     r"A… \(5000 characters\) is not set"),
+    ("empty list", frozenset({"lan"}), lambda: [], r"lan: must not be empty"),
+    ("1e-320", _DURATIONS, lambda: 1e-320, r"1e-320s is too short: at least 1ms"),
+    ("1e-320 text", _DURATIONS, lambda: "1e-320", r"1e-320s is too short: at least 1ms"),
+    ("0.1ms", _DURATIONS, lambda: "0.1ms", r"0.0001s is too short: at least 1ms"),
+    ("long name", frozenset({"router", "hosts", "alert_channel"}), lambda: "n" * _LONG, r"n… \(5000 characters\)"),
+    ("long address", frozenset({"address"}), lambda: "fe80::1%" + "e" * _LONG, r"e… \(5008 characters\)"),
+    ("long prefix", frozenset({"prefix"}), lambda: "198.51.100.33/" + "0" * _LONG + "27",
+     r"'198\.51\.100\.33/0+… \(5016 characters\)' is not an IPv4 prefix"),
+    ("null in a list", frozenset({"hosts", "vips", "lan", "tags", "channels", "viewers"}), lambda: [None, True],
+     r"\[0\]: (must be|a .* is text|a tag must be)"),
+]
+# Keys YAML 1.1 reads as something other than text, put in place of a section's or an entry's name.
+IN_PLACE_KEYS: list[tuple[str, Callable[[], object], str]] = [
+    ("key 1", lambda: 1, r"'1'"), ("key null", lambda: None, r"'null'"), ("key true", lambda: True, r"'true'"),
+    ("key 1.5", lambda: 1.5, r"'1\.5'"), ("key long", lambda: "k" * _LONG, r"k… \(5000 characters\)"),
+    ("key escape", lambda: "\x1b[31mk", r"\\x1b\[31mk"),
+]
+# Written as text: a dumper would never write them.
+APPENDED: list[tuple[str, bytes, str]] = [
+    ("duplicate anchor", b"x1: &dup [1]\nx2: &dup [2]\n",
+     r"^lasthop\.yaml:(\d+): the anchor &dup is defined twice \(first at line (\d+)\)"),
+    ("long duplicate anchor", b"x1: &" + b"a" * _LONG + b" [1]\nx2: &" + b"a" * _LONG + b" [2]\n",
+     r"the anchor &a+… \(5000 characters\) is defined twice"),
+    ("long undefined alias", b"x1: *" + b"a" * _LONG + b"\n",
+     r"the alias \*a+… \(5000 characters\) refers to no anchor"),
+    ("long tag", b"x1: !" + b"t" * _LONG + b" 1\n", r"the tag '!t+… \(5001 characters\)' is not one lasthop reads"),
+    ("long tag handle", b"x1: !" + b"t" * _LONG + b"!x 1\n", r"undefined tag handle '!t+… \(5002 characters\)'"),
+    ("long explicit key", b"? " + b"k" * _LONG + b"\n: 1\n", r"unknown key 'k+… \(5000 characters\)'"),
+    ("list as key", b"[a]: b\n", r"a list cannot be a key"),
+    ("mapping as key", b"{a: 1}: b\n", r"a mapping cannot be a key"),
+    ("null as key", b"null: x\n", r"unknown key 'null'"),
+    ("true as key", b"true: y\n", r"unknown key 'true'"),
+    ("number as key", b"1: x\n", r"unknown key '1'"),
+]
+
+
+def in_place(base: str, rng: random.Random, k: int) -> tuple[str, str, str]:
+    doc = copy.deepcopy(_PARSED[base])
+    if k < len(IN_PLACE):
+        name, keys, make, expect = IN_PLACE[k]
+        # Below the top level: `hosts` is also a section, and replacing a whole section tests little.
+        paths = [p for p in _paths(doc) if len(p) > 1 and isinstance(p[-1], str) and p[-1] in keys]
+        if paths:
+            path = rng.choice(paths)
+        else:  # the file does not set it: set it where it may go
+            key = sorted(keys)[0]
+            path = (key,) if key == "state_url" else ("routers", next(iter(doc["routers"])), key)
+        _parent(doc, path)[path[-1]] = make()
+    else:
+        name, make, expect = IN_PLACE_KEYS[k - len(IN_PLACE)]
+        # A section's or an entry's name, or a key of an entry.
+        paths = [p for p in _paths(doc) if isinstance(p[-1], str) and len(p) <= 3]
+        path = rng.choice(paths)
+        _rekey(_parent(doc, path), path[-1], make())
+    text = _dump(doc, sort_keys=False, allow_unicode=rng.random() < 0.5, width=10**6)
+    return f"{name} in place at {'.'.join(map(str, path))[:60]}", text, expect
+
+
+IN_PLACE_MUTATIONS = 2 * (len(IN_PLACE) + len(IN_PLACE_KEYS)) + len(APPENDED)  # each, in both files (appended: one)
+MUTATIONS = STRUCTURAL_MUTATIONS + TEXT_MUTATIONS + IN_PLACE_MUTATIONS
+
+
 def textual(base: str, rng: random.Random, i: int) -> tuple[str, bytes]:
     raw = base.encode("utf-8")
     lines = raw.split(b"\n")
@@ -323,6 +405,7 @@ class Case:
     base: str
     what: str
     data: bytes
+    expect: str = ""  # a shape put in its place: a regex one line of its refusal matches
 
     def __str__(self) -> str:
         return f"{self.base}: {self.what}"
@@ -341,6 +424,13 @@ def cases() -> list[Case]:
         base = names[i % len(names)]
         what, raw = textual(BASES[base], rng, i)
         out.append(Case(base, what, raw))
+    for base in names:
+        for k in range(len(IN_PLACE) + len(IN_PLACE_KEYS)):
+            what, text, expect = in_place(base, rng, k)
+            out.append(Case(base, what, text.encode("utf-8", "surrogatepass"), expect))
+    for n, (what, tail, expect) in enumerate(APPENDED):
+        base = names[n % len(names)]
+        out.append(Case(base, what, BASES[base].encode("utf-8") + b"\n" + tail, expect))
     return out
 
 
@@ -379,7 +469,7 @@ def check_message(case: Case, error: ConfigError) -> None:
         assert line.isprintable(), f"{case}: control characters in {line!r}"
         for noise in _NOISE:
             assert noise not in line or noise in source, f"{case}: {noise!r} in {line!r}"
-        for word in _PYTHON_ERROR.findall(line):
+        for word in [*_PYTHON_ERROR.findall(line), *_PYTHON_REPR.findall(line)]:
             assert word in source, f"{case}: {word} in {line!r}"
 
 
@@ -419,10 +509,33 @@ def test_every_mutation_loads_or_is_refused_in_words(folder: Path, tally: Tally)
     assert outcomes["refused"] > MUTATIONS / 2 and outcomes["loaded"] > 20, outcomes
 
 
+def test_each_shape_in_its_place_is_refused_in_words_that_name_it(folder: Path, tally: Tally) -> None:
+    # Each is a mistake wherever it is put: loading it is as wrong as an exception, and so is a
+    # refusal that does not say what it is (once: "second occurrence", or "outside r1's lan :").
+    placed = [c for c in cases() if c.expect]
+    assert len(placed) == IN_PLACE_MUTATIONS
+    path = folder / "lasthop.yaml"
+    for case in placed:
+        path.write_bytes(case.data)
+        tally.run()
+        with pytest.raises(ConfigError) as info:
+            load_inventory(path, ENV)
+        check_message(case, info.value)
+        lines = str(info.value).splitlines()
+        assert any(re.search(case.expect, line) for line in lines), f"{case}: not {case.expect!r} in\n{info.value}"
+        if case.what == "duplicate anchor":  # the second line, naming the first
+            second, first = map(int, re.search(case.expect, lines[0]).groups())  # type: ignore[union-attr]
+            text = case.data.decode()
+            assert (text.splitlines()[first - 1], text.splitlines()[second - 1]) == ("x1: &dup [1]", "x2: &dup [2]")
+        if "empty list" in case.what:  # one error, not also every next hop "outside" an empty lan
+            assert len(lines) == 1, str(info.value)
+
+
 def _nastiest() -> list[Case]:
     wanted = ("alias bomb", "cycle", "billion laughs", "10**400", "5000 digits", "depth 40", "100k", "nul",
-              "lone surrogate", "escape", "insert b'\\x00'", "insert b'\\xff'", "a BOM", "tabs", "long path",
-              "home of nobody", "long env ref", "hostile key", "truncate", "rtl")
+              "lone surrogate", "escape", "insert b'\\x00'", "insert b'\\xff'", "a BOM", "tabs", "long env ref",
+              "hostile key", "truncate", "rtl", "long path in place", "home of nobody in place", "1e-320 in place",
+              "empty list in place", "long duplicate anchor", "key null in place")
     found: list[Case] = []
     all_cases = cases()
     for word in wanted:
