@@ -80,6 +80,7 @@ _MERGE_TAG = _CORE_TAG + "merge"
 Loc = tuple[str | int, ...]
 # A path is shown whole up to this: only whole is it useful, and a real one is shorter.
 _PATH_LIMIT = 120
+_PASSWORD_FILE_LIMIT = 4096  # a password or a token; far more means the wrong file
 
 
 # -- issues -------------------------------------------------------------------------------
@@ -744,7 +745,17 @@ class _Builder:
             return None
         shown = _shown_path(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            # Never opened unless it is a plain file: a FIFO would block the loader, /dev/zero never end.
+            if not stat.S_ISREG(path.stat().st_mode):
+                self.file_error(loc, f"password_file {shown} is not a file")
+                return None
+            with path.open("rb") as f:
+                raw = f.read(_PASSWORD_FILE_LIMIT + 1)
+            if len(raw) > _PASSWORD_FILE_LIMIT:
+                self.file_error(loc, f"password_file {shown} is larger than {_PASSWORD_FILE_LIMIT} bytes: "
+                                     "it should hold the password alone")
+                return None
+            text = raw.decode("utf-8")
         except FileNotFoundError:
             self.file_error(loc, f"password_file {shown} does not exist")
             return None

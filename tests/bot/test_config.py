@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import textwrap
 from pathlib import Path
@@ -715,6 +716,23 @@ def test_empty_environment_variable_and_empty_password_file(tmp_path: Path) -> N
         "environment variable R1_PASSWORD is empty",
         f"password_file {tmp_path / 'web2.pass'} is empty",
     ]
+
+
+def test_a_password_file_that_is_no_plain_file_or_far_too_big_is_refused_unread(tmp_path: Path) -> None:
+    """A FIFO would block the loader and /dev/zero would never end: neither is read."""
+    text = secret_text(tmp_path).replace("lasthop:${DB_PASSWORD}@", "lasthop@")
+    pass_file = tmp_path / "web2.pass"
+    pass_file.unlink()
+    os.mkfifo(pass_file)  # nobody writes to it: reading it would wait forever
+    error = load_error(write(tmp_path, text), {"R1_PASSWORD": "x"})
+    assert [i.message for i in error.errors] == [f"password_file {pass_file} is not a file"]
+    pass_file.unlink()
+    pass_file.write_bytes(b"x" * 5000)
+    error = load_error(write(tmp_path, text), {"R1_PASSWORD": "x"})
+    assert [i.message for i in error.errors] == [
+        f"password_file {pass_file} is larger than 4096 bytes: it should hold the password alone"]
+    pass_file.write_text("s3cret\n")
+    assert load_inventory(write(tmp_path, text), {"R1_PASSWORD": "x"}).hosts
 
 
 def test_redact_url() -> None:
