@@ -12,6 +12,7 @@ from typing import Literal
 
 from bot.drivers.base import ExecLine, StaticRoute, Step
 from bot.drivers.cli_router import CliRouterDriver
+from bot.drivers.cli_session import ERROR_PATTERN
 from bot.drivers.options import DriverOptions
 from bot.drivers.parsers.frr import fib_next_hops_json, parse_routes_json
 from bot.drivers.route_lines import require_route
@@ -25,6 +26,10 @@ SAVED = "Integrated configuration saved to "
 # `%` (`% Error: failed to open configuration file`, `% Warning: fsync() failed`, so not known to
 # be on disk) is a failed save.
 SAVE_WARNINGS = r"% Warning: can't (chown|chmod) configuration file "
+# vtysh hands each configuration line to the daemon that owns it. When that daemon is down (staticd
+# crashed, or was never started), vtysh says so without a `%` and drops the line (FRR 8.4, vtysh.c
+# vtysh_execute_func): `staticd is not running`. The line was not taken, so it is a refusal.
+NOT_RUNNING = r"^\s*\S+ is not running\s*$"
 
 
 def route_line(prefix: IPv4Network, next_hop: IPv4Address) -> str:
@@ -46,6 +51,7 @@ class FrrDriver(CliRouterDriver):
     saves = True
 
     route_line = staticmethod(route_line)
+    config_refusal = rf"{ERROR_PATTERN}|{NOT_RUNNING}"
 
     @classmethod
     def _save_steps(cls) -> list[Step]:

@@ -12,7 +12,9 @@ Every case ends as the moves' cases do (faults.movekit.settle_and_check) and rec
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,7 +36,7 @@ from bot.engine.model import Outcome
 from bot.inventory import Inventory
 from bot.state import StateStore
 from bot.workflow import Workflow
-from lab import Lab, netns
+from lab import Lab, frr, netns
 
 pytestmark = pytest.mark.lab
 
@@ -302,3 +304,44 @@ def r1_hops_when_back(lab: Lab, inv: Inventory) -> set[IPv4Address]:
     r1 = lab.plan.device("r1").namespace
     netns.set_link(r1, "mgmt0", up=True)
     return set(wait_for(lambda: readable_hops(inv), 60, "r1 to answer again"))
+
+
+# -- 5. staticd crashes in the middle of a move ---------------------------------------------------
+
+def test_a_route_line_dropped_because_staticd_crashed_is_a_refusal_naming_it(
+        lab: Lab, lab_inv: Inventory, lab_home: None, ledger: Ledger) -> None:
+    def crash_staticd(_: str) -> None:
+        pid = frr.running(lab.plan)["staticd"]
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: frr.running(lab.plan)["staticd"] is None, 10, "staticd to be gone")
+
+    engine = engine_for(lab_inv)
+    try:
+        plan = engine.plan(www_a())  # web1 is healthy: a risky move, run as the CLI's --accept-risk would
+        start = time.monotonic()
+        try:
+            with faults.armed("before_apply", crash_staticd):
+                outcome = engine.execute(plan, allow_risky=True)
+        finally:
+            lab.restart_router()  # healed: FRR as the lab made it, every service on its initial host
+        took = time.monotonic() - start
+    finally:
+        engine.close()
+    text = lines_of(outcome)
+    # vtysh drops the line with `staticd is not running` (no `%`): the move must say so, not wait
+    # for the FIB and blame the route for never showing up.
+    assert outcome.status in ("rolled_back", "needs_human"), text
+    assert "rejected 'ip route 198.51.100.32/27 198.51.100.3'" in text and "staticd is not running" in text, text
+    assert "still points at" not in text, text
+    settler = engine_for(lab_inv)
+    try:
+        settled = settler.reconcile()
+    finally:
+        settler.close()
+    status = final_status(lab_inv, outcome.change_id)
+    assert status in ("rolled_back", "failed"), (status, [str(s) for s in settled])
+    problems = settle_and_check(lab, lab_inv, "web1")
+    ledger.record("staticd-crash@before_apply", consistent=not problems, reported="staticd is not running" in text,
+                  tracebacks=tracebacks(text), seconds=took)
+    assert problems == []
