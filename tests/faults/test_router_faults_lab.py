@@ -308,20 +308,22 @@ def r1_hops_when_back(lab: Lab, inv: Inventory) -> set[IPv4Address]:
 
 # -- 5. staticd crashes in the middle of a move ---------------------------------------------------
 
+def crash_staticd(lab: Lab) -> None:
+    """SIGKILL r1's staticd and wait (bounded) until it is gone: zebra then drops its routes."""
+    pid = frr.running(lab.plan)["staticd"]
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: frr.running(lab.plan)["staticd"] is None, 10, "staticd to be gone")
+
+
 def test_a_route_line_dropped_because_staticd_crashed_is_a_refusal_naming_it(
         lab: Lab, lab_inv: Inventory, lab_home: None, ledger: Ledger) -> None:
-    def crash_staticd(_: str) -> None:
-        pid = frr.running(lab.plan)["staticd"]
-        assert pid is not None
-        os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: frr.running(lab.plan)["staticd"] is None, 10, "staticd to be gone")
-
     engine = engine_for(lab_inv)
     try:
         plan = engine.plan(www_a())  # web1 is healthy: a risky move, run as the CLI's --accept-risk would
         start = time.monotonic()
         try:
-            with faults.armed("before_apply", crash_staticd):
+            with faults.armed("before_apply", lambda _: crash_staticd(lab)):
                 outcome = engine.execute(plan, allow_risky=True)
         finally:
             lab.restart_router()  # healed: FRR as the lab made it, every service on its initial host
@@ -344,4 +346,33 @@ def test_a_route_line_dropped_because_staticd_crashed_is_a_refusal_naming_it(
     problems = settle_and_check(lab, lab_inv, "web1")
     ledger.record("staticd-crash@before_apply", consistent=not problems, reported="staticd is not running" in text,
                   tracebacks=tracebacks(text), seconds=took)
+    assert problems == []
+
+
+def test_no_save_when_staticd_crashed_after_the_verify_for_it_would_write_no_static_routes(
+        lab: Lab, lab_inv: Inventory, lab_home: None, ledger: Ledger) -> None:
+    saved = frr.config_file(lab.plan)
+    before = saved.read_text()
+    engine = engine_for(lab_inv)
+    try:
+        plan = engine.plan(www_a())  # web1 is healthy: a risky move, run as the CLI's --accept-risk would
+        start = time.monotonic()
+        try:
+            with faults.armed("before_save", lambda _: crash_staticd(lab)):
+                outcome = engine.execute(plan, allow_risky=True)
+            kept = saved.read_text()
+        finally:
+            lab.restart_router()  # healed: FRR as the lab made it, every service on its initial host
+        took = time.monotonic() - start
+    finally:
+        engine.close()
+    text = lines_of(outcome)
+    # The move was verified before staticd went; the save is what must not happen, and be said.
+    assert outcome.status == "done", text
+    assert ("warning: saving the configuration failed: r1: not saved: staticd is not running, and "
+            "`write memory` would save a configuration without its static routes") in text, text
+    assert kept == before  # the saved configuration still has every static route
+    problems = settle_and_check(lab, lab_inv, "web1")
+    ledger.record("staticd-crash@before_save", consistent=not problems and kept == before,
+                  reported="not saved: staticd is not running" in text, tracebacks=tracebacks(text), seconds=took)
     assert problems == []
