@@ -5,7 +5,8 @@ silent cases a TCP proxy (support.tcp_proxy), in this process on the root namesp
 address, stands between lasthop and r1's sshd, and a copy of the inventory points r1 at it. The
 proxy turns slow or silent at a named fault point (bot.faults), so nothing depends on how fast
 this machine is. The refused line is r1's own: FRR restarted with an ECMP limit of one refuses
-the second next hop of every make-before-break change.
+the second next hop of every make-before-break change. staticd killed at a fault point shows
+vtysh's other way of refusing (`staticd is not running`, no `%`) and a save that must not happen.
 
 Every case ends as the moves' cases do (faults.movekit.settle_and_check) and records a ledger row.
 """
