@@ -317,20 +317,39 @@ def crash_staticd(lab: Lab) -> None:
     wait_for(lambda: frr.running(lab.plan)["staticd"] is None, 10, "staticd to be gone")
 
 
-def test_a_route_line_dropped_because_staticd_crashed_is_a_refusal_naming_it(
-        lab: Lab, lab_inv: Inventory, lab_home: None, ledger: Ledger) -> None:
-    engine = engine_for(lab_inv)
+@dataclass
+class Crashed:
+    """A move during which staticd crashed: what lasthop said, and r1's saved configuration
+    before the move and right after it (before FRR was restarted to heal it)."""
+
+    outcome: Outcome
+    seconds: float
+    saved_before: str
+    saved_after: str
+
+
+def move_with_staticd_crashed_at(lab: Lab, inv: Inventory, point: str) -> Crashed:
+    saved = frr.config_file(lab.plan)
+    before = saved.read_text()
+    engine = engine_for(inv)
     try:
         plan = engine.plan(www_a())  # web1 is healthy: a risky move, run as the CLI's --accept-risk would
         start = time.monotonic()
         try:
-            with faults.armed("before_apply", lambda _: crash_staticd(lab)):
+            with faults.armed(point, lambda _: crash_staticd(lab)):
                 outcome = engine.execute(plan, allow_risky=True)
+            after = saved.read_text()
         finally:
             lab.restart_router()  # healed: FRR as the lab made it, every service on its initial host
-        took = time.monotonic() - start
+        return Crashed(outcome, time.monotonic() - start, before, after)
     finally:
         engine.close()
+
+
+def test_a_route_line_dropped_because_staticd_crashed_is_a_refusal_naming_it(
+        lab: Lab, lab_inv: Inventory, lab_home: None, ledger: Ledger) -> None:
+    crashed = move_with_staticd_crashed_at(lab, lab_inv, "before_apply")
+    outcome = crashed.outcome
     text = lines_of(outcome)
     # vtysh drops the line with `staticd is not running` (no `%`): the move must say so, not wait
     # for the FIB and blame the route for never showing up.
@@ -346,34 +365,22 @@ def test_a_route_line_dropped_because_staticd_crashed_is_a_refusal_naming_it(
     assert status in ("rolled_back", "failed"), (status, [str(s) for s in settled])
     problems = settle_and_check(lab, lab_inv, "web1")
     ledger.record("staticd-crash@before_apply", consistent=not problems, reported="staticd is not running" in text,
-                  tracebacks=tracebacks(text), seconds=took)
+                  tracebacks=tracebacks(text), seconds=crashed.seconds)
     assert problems == []
 
 
 def test_no_save_when_staticd_crashed_after_the_verify_for_it_would_write_no_static_routes(
         lab: Lab, lab_inv: Inventory, lab_home: None, ledger: Ledger) -> None:
-    saved = frr.config_file(lab.plan)
-    before = saved.read_text()
-    engine = engine_for(lab_inv)
-    try:
-        plan = engine.plan(www_a())  # web1 is healthy: a risky move, run as the CLI's --accept-risk would
-        start = time.monotonic()
-        try:
-            with faults.armed("before_save", lambda _: crash_staticd(lab)):
-                outcome = engine.execute(plan, allow_risky=True)
-            kept = saved.read_text()
-        finally:
-            lab.restart_router()  # healed: FRR as the lab made it, every service on its initial host
-        took = time.monotonic() - start
-    finally:
-        engine.close()
+    crashed = move_with_staticd_crashed_at(lab, lab_inv, "before_save")
+    outcome, kept = crashed.outcome, crashed.saved_after == crashed.saved_before
     text = lines_of(outcome)
     # The move was verified before staticd went; the save is what must not happen, and be said.
     assert outcome.status == "done", text
     assert ("warning: saving the configuration failed: r1: not saved: staticd is not running, and "
             "`write memory` would save a configuration without its static routes") in text, text
-    assert kept == before  # the saved configuration still has every static route
+    assert kept  # the saved configuration still has every static route
     problems = settle_and_check(lab, lab_inv, "web1")
-    ledger.record("staticd-crash@before_save", consistent=not problems and kept == before,
-                  reported="not saved: staticd is not running" in text, tracebacks=tracebacks(text), seconds=took)
+    ledger.record("staticd-crash@before_save", consistent=not problems and kept,
+                  reported="not saved: staticd is not running" in text, tracebacks=tracebacks(text),
+                  seconds=crashed.seconds)
     assert problems == []
