@@ -155,11 +155,16 @@ def running(plan: LabPlan) -> dict[str, int | None]:
     return {d: pidfile_process(pidfile(plan, d), token(plan)) for d in DAEMONS}
 
 
-def start(plan: LabPlan, daemon: str, log: Path) -> None:
+def start(plan: LabPlan, daemon: str, log: Path, *, ecmp: int | None = None) -> None:
+    """Start one daemon of r1; `ecmp` (zebra only) caps the next hops of one route, as `zebra -e N` does."""
     argv = [
         str(FRR_BIN / daemon), "-N", plan.frr_pathspace, "-d", "-F", "traditional",
         "-f", str(config_file(plan)), "-i", str(pidfile(plan, daemon)),
     ]  # fmt: skip
+    if ecmp is not None:
+        if daemon != "zebra":
+            raise LabError(f"only zebra takes an ECMP limit, not {daemon}")
+        argv += ["-e", str(ecmp)]
     start_daemon(in_namespace(plan.frr_pathspace, argv), log)
 
 

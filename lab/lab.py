@@ -404,6 +404,28 @@ class Lab:
             actions.append(f"{host.name}: web server started")
         return actions
 
+    def restart_router(self, *, ecmp: int | None = None) -> list[str]:
+        """Restart r1's FRR from the lab's own configuration (what `lab up` writes: every service
+        on its initial host, whatever was saved since), zebra allowing at most `ecmp` next hops
+        per route if given (None: FRR's own limit).
+
+        With `ecmp=1` staticd refuses a second next hop for a prefix ("Route cannot have more
+        than 1 ECMP nexthops"), so every make-before-break change is rejected by the router
+        itself: a deterministic refusal for the fault tests. `restart_router()` puts it back.
+        """
+        require_root()
+        plan, log = self._plan, self._paths.frr_log(frr.ROUTER)
+        if plan.frr_pathspace not in netns.existing_namespaces():
+            raise LabError(f"lab {plan.prefix} is not up ({plan.frr_pathspace} missing): run `lab up` first")
+        # Both, whichever is running: a staticd left without its zebra holds routes nobody installs.
+        terminate([p for p in frr.running(plan).values() if p is not None])
+        frr.write_config(plan)
+        for daemon in frr.DAEMONS:
+            frr.start(plan, daemon, log, ecmp=ecmp if daemon == "zebra" else None)
+        frr.wait_routes(plan)
+        limit = f" with at most {ecmp} next hop{'s' if ecmp != 1 else ''} per route" if ecmp is not None else ""
+        return [f"{frr.ROUTER}: FRR restarted{limit}"]
+
     # --- using the lab -----------------------------------------------------
 
     def client_get(self, vip: IPv4Address | str, timeout: float = 2.0) -> str:

@@ -10,18 +10,22 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv4Network
+from typing import ClassVar
 
 from bot.drivers.base import ConfigBlock, DeviceSpec, ExecLine, RouterDriver, Step, Transcript, WaitFib
-from bot.drivers.cli_session import CliSession
+from bot.drivers.cli_session import ERROR_PATTERN, CliSession
 from bot.drivers.parsers.static_config import parse_static_config
 
 ENTER = "configure terminal"
 
 
 class CliRouterDriver(RouterDriver):
+    # The reply lines that refuse a configuration line: `% ...` in both dialects; FRR adds its own.
+    config_refusal: ClassVar[str] = ERROR_PATTERN
+
     def __init__(self, spec: DeviceSpec, *, revert_seconds: int | None = None) -> None:
         super().__init__(spec, revert_seconds=revert_seconds)
-        self.cli = CliSession(spec, "cisco_ios")
+        self.cli = CliSession(spec, "cisco_ios", refused=self.config_refusal)
 
     @staticmethod
     @abstractmethod

@@ -54,9 +54,13 @@ def refusals(reply: str, warnings: str | None = None) -> list[str]:
 
 
 class CliSession:
-    def __init__(self, spec: DeviceSpec, device_type: str = "cisco_ios") -> None:
+    """`refused`: a regex for the reply lines that refuse a configuration line (one per line, re.M);
+    a dialect whose CLI also refuses in other words than `%` adds them."""
+
+    def __init__(self, spec: DeviceSpec, device_type: str = "cisco_ios", *, refused: str = ERROR_PATTERN) -> None:
         self.spec = spec
         self.device_type = device_type
+        self.refused = refused
         self._conn: Any = None
         self.lock = threading.RLock()
 
@@ -138,7 +142,7 @@ class CliSession:
                     raise CommandRejected(self.spec.name, enter, reason) from None
                 raise
             transcript.add(enter, reply, time.monotonic() - start)
-            if re.search(ERROR_PATTERN, reply, flags=re.M):
+            if re.search(self.refused, reply, flags=re.M):
                 self._leave_config(conn, transcript)
                 raise CommandRejected(self.spec.name, enter, reply)
             try:
@@ -152,7 +156,7 @@ class CliSession:
                             read_timeout=self.spec.command_timeout,
                         )
                     transcript.add(line, reply, time.monotonic() - start)
-                    if re.search(ERROR_PATTERN, reply, flags=re.M):
+                    if re.search(self.refused, reply, flags=re.M):
                         raise CommandRejected(self.spec.name, line, reply)
             except DriverError:
                 self._leave_config(conn, transcript)

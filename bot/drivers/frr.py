@@ -10,8 +10,10 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv4Network
 from typing import Literal
 
-from bot.drivers.base import ExecLine, StaticRoute, Step
+from bot.drivers.base import ExecLine, StaticRoute, Step, Transcript
 from bot.drivers.cli_router import CliRouterDriver
+from bot.drivers.cli_session import ERROR_PATTERN
+from bot.drivers.errors import DriverError
 from bot.drivers.options import DriverOptions
 from bot.drivers.parsers.frr import fib_next_hops_json, parse_routes_json
 from bot.drivers.route_lines import require_route
@@ -25,6 +27,14 @@ SAVED = "Integrated configuration saved to "
 # `%` (`% Error: failed to open configuration file`, `% Warning: fsync() failed`, so not known to
 # be on disk) is a failed save.
 SAVE_WARNINGS = r"% Warning: can't (chown|chmod) configuration file "
+# vtysh hands each configuration line to the daemon that owns it. When that daemon is down (staticd
+# crashed, or was never started), vtysh says so without a `%` and drops the line (FRR 8.4, vtysh.c
+# vtysh_execute_func): `staticd is not running`. The line was not taken, so it is a refusal.
+NOT_RUNNING = r"^\s*\S+ is not running\s*$"
+# Where static routes live: staticd holds them, zebra installs them. vtysh's `write memory` saves
+# what the daemons it reaches tell it, so with staticd down it writes (and says it saved) a file
+# without a single static route, which FRR's next start would load.
+ROUTE_DAEMONS = ("zebra", "staticd")
 
 
 def route_line(prefix: IPv4Network, next_hop: IPv4Address) -> str:
@@ -46,10 +56,24 @@ class FrrDriver(CliRouterDriver):
     saves = True
 
     route_line = staticmethod(route_line)
+    config_refusal = rf"{ERROR_PATTERN}|{NOT_RUNNING}"
 
     @classmethod
     def _save_steps(cls) -> list[Step]:
         return [ExecLine("write memory", expect=SAVED, warnings=SAVE_WARNINGS)]
+
+    def save_config(self) -> Transcript:
+        """`write memory`, only while every daemon of ROUTE_DAEMONS answers vtysh (`show daemons`)."""
+        # `show daemons` lists the daemons vtysh is connected to, and vtysh finds a dead one only when
+        # it next talks to it: so talk to staticd first, in this very session.
+        self.cli.show("show running-config staticd")
+        answering = set(self.cli.show("show daemons").split())
+        missing = [d for d in ROUTE_DAEMONS if d not in answering]
+        if missing:
+            raise DriverError(self.name, f"not saved: {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} "
+                                         "not running, and `write memory` would save a configuration without "
+                                         "its static routes")
+        return super().save_config()
 
     def get_static_routes(self) -> list[StaticRoute]:
         out = self.cli.show("show ip route static json")

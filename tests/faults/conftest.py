@@ -13,6 +13,8 @@ from collections.abc import Generator, Iterator
 import pytest
 from support.ledger import Ledger, Tally, tracebacks
 
+from lab import Lab
+
 _LEDGER = pytest.StashKey[Ledger]()
 _SO_FAR = pytest.StashKey[tuple[bool, bool]]()  # (passed, crashed) over setup and call
 
@@ -52,3 +54,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     seen = tracebacks(*(text for _, text in report.sections))
     ledger.end(passed=passed and report.passed, crashed=was_crashed or crashed, seen_tracebacks=seen,
                name=item.name)
+
+
+@pytest.fixture
+def web1_down(lab: Lab, lab_home: None) -> Iterator[None]:
+    """web1's web server is stopped: moving www-a to web2 is the safe, wanted move."""
+    lab.break_host("web1")
+    try:
+        yield
+    finally:
+        lab.heal("web1")

@@ -17,81 +17,20 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
-from support.labtools import ROOT, client_answer, inventory_copy, lasthop, wait_for
+from faults.movekit import VIP_A, WEB1, WEB2, A, engine_for, r1_hops, readable_hops, settle_and_check, www_a
+from support.labtools import ROOT, inventory_copy, lasthop, wait_for
 from support.ledger import Ledger, tracebacks
 
 from bot import faults
-from bot.engine.model import MoveRequest
-from bot.engine.pipeline import Engine
 from bot.inventory import Inventory
-from bot.state import StateStore
 from lab import Lab, netns
 
 pytestmark = pytest.mark.lab
 LEDGER_GROUP = "moves on the lab"
-
-A = IPv4Network("198.51.100.32/27")
-VIP_A = IPv4Address("198.51.100.33")
-WEB1, WEB2 = IPv4Address("198.51.100.2"), IPv4Address("198.51.100.3")
-ENDED = {"done", "rolled_back", "failed", "refused"}
-
-
-def engine_for(inv: Inventory) -> Engine:
-    return Engine(inv, StateStore(inv.state_url), probe_source=inv.probe.source, probe_vips=inv.probe.verify_vips)
-
-
-def www_a(to: str = "web2", actor: str = "alice") -> MoveRequest:
-    return MoveRequest(kind="service", target="www-a", actor=actor, source="test", to_host=to)
-
-
-@pytest.fixture
-def web1_down(lab: Lab, lab_home: None) -> Iterator[None]:
-    """web1's web server is stopped: moving www-a to web2 is the safe, wanted move."""
-    lab.break_host("web1")
-    try:
-        yield
-    finally:
-        lab.heal("web1")
-
-
-def r1_hops(inv: Inventory, prefix: IPv4Network = A) -> set[IPv4Address]:
-    engine = engine_for(inv)
-    try:
-        return engine.devices.router("r1").fib_next_hops(prefix)
-    finally:
-        engine.close()
-        engine.store.close()
-
-
-def settle_and_check(lab: Lab, inv: Inventory, serving: str) -> list[str]:
-    """The end every case must reach; returns problems found (none: consistent and reported)."""
-    problems: list[str] = []
-    engine = engine_for(inv)
-    try:
-        for prefix in [s.prefix for s in inv.services_on("r1")]:
-            hops = engine.devices.router("r1").fib_next_hops(prefix)
-            if len(hops) != 1:
-                problems.append(f"{prefix} has {len(hops)} next hops: {sorted(map(str, hops))}")
-        left = engine.store.changes_in_flight(unsettled=True)
-        problems += [f"change {c.id[:8]} left {c.status}" for c in left]
-        audited = {a.change_id for a in engine.store.history(limit=200) if a.change_id}
-        for c in engine.store.recent_changes(limit=50):
-            if c.status not in ENDED:
-                problems.append(f"change {c.id[:8]} ended {c.status}")
-            if c.id not in audited:
-                problems.append(f"change {c.id[:8]} ({c.status}) has no audit record")
-    finally:
-        engine.close()
-        engine.store.close()
-    got = client_answer(lab, VIP_A, serving)
-    if got != serving:
-        problems.append(f"the client got {got!r} from {VIP_A}, not {serving}")
-    return problems
 
 
 # -- SIGKILL at each fault point, then restart ------------------------------------------------------
@@ -138,7 +77,7 @@ def test_the_routers_link_cut_at_each_point_ends_truthfully_and_is_settled(
     assert outcome.status in ("done", "rolled_back", "needs_human", "refused"), outcome.lines
     assert not any("Traceback" in line for line in outcome.lines)
     # What it said is what the router shows once it can be read again.
-    hops = wait_for(lambda: _readable(lab_inv), 60, "r1 to answer again")
+    hops = wait_for(lambda: readable_hops(lab_inv), 60, "r1 to answer again")
     truthful = {"done": hops == {WEB2}, "rolled_back": hops == {WEB1}, "refused": hops == {WEB1},
                 "needs_human": True}[outcome.status]
     change = engine.store.get_change(outcome.change_id or "") if outcome.change_id else None
@@ -156,13 +95,6 @@ def test_the_routers_link_cut_at_each_point_ends_truthfully_and_is_settled(
                   tracebacks=tracebacks(*outcome.lines, *retry.lines), seconds=round(took, 1))
     assert truthful, (outcome.status, outcome.lines, hops)
     assert problems == []
-
-
-def _readable(inv: Inventory) -> set[IPv4Address] | None:
-    try:
-        return r1_hops(inv)
-    except Exception:  # still cut, or the session still dying: poll again
-        return None
 
 
 # -- the target loses its VIP during the move ---------------------------------------------------------

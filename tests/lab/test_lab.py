@@ -193,6 +193,31 @@ def test_r1_is_managed_by_a_non_root_login_in_frrvty(lab: Lab) -> None:
     assert frr.ensure_login() is None  # idempotent: nothing to do the second time
 
 
+def test_r1_restarted_with_an_ecmp_limit_of_one_refuses_a_second_next_hop(lab: Lab) -> None:
+    prefix = lab.plan.static_routes(frr.ROUTER)[0].destination
+    second = lab.plan.host("web3").address.ip
+    add = f"ip route {prefix} {second}"
+    try:
+        assert lab.restart_router(ecmp=1) == ["r1: FRR restarted with at most 1 next hop per route"]
+        zebra = frr.running(lab.plan)["zebra"]
+        assert zebra is not None and Path(f"/proc/{zebra}/cmdline").read_bytes().split(b"\0")[-3:-1] == [b"-e", b"1"]
+        refused = ssh(lab, "r1", "-tt", "", stdin=f"configure terminal\n{add}\nend\nexit\n")
+        assert "Route cannot have more than 1 ECMP nexthops" in refused.stdout, refused.stdout
+        assert add not in frr.vtysh(lab.plan, "show running-config")
+    finally:
+        assert lab.restart_router() == ["r1: FRR restarted"]
+    # Back to FRR's own limit: the same line is taken (and then removed again).
+    frr.vtysh(lab.plan, f"configure terminal\n{add}")
+    assert add in frr.vtysh(lab.plan, "show running-config")
+    lab.restart_router()  # from the lab's own configuration: the extra route is gone
+    assert add not in frr.vtysh(lab.plan, "show running-config")
+
+
+def test_only_zebra_takes_an_ecmp_limit(lab: Lab) -> None:
+    with pytest.raises(LabError, match="only zebra takes an ECMP limit, not staticd"):
+        frr.start(lab.plan, "staticd", Path("/dev/null"), ecmp=1)
+
+
 def test_ssh_refuses_an_unknown_host_key(lab: Lab, tmp_path: Path) -> None:
     empty = tmp_path / "known_hosts"
     empty.write_text("")

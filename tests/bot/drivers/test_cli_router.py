@@ -50,6 +50,11 @@ class RecordingSession:
         self.events.append("end")
         transcript.add("end", "", 0.0)
 
+    def show(self, command: str, transcript: Transcript | None = None) -> str:
+        # The only reads that go through the session here: FRR's checks before it saves.
+        assert command in ("show running-config staticd", "show daemons"), command
+        return " zebra staticd" if command == "show daemons" else ""
+
     def exec_line(self, command: str, transcript: Transcript, expect: str | None = None,
                   warnings: str | None = None) -> str:
         self.events.append(command)

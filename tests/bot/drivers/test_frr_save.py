@@ -14,31 +14,40 @@ from typing import Any
 import pytest
 
 from bot.drivers.base import DeviceSpec
-from bot.drivers.errors import CommandRejected
+from bot.drivers.errors import CommandRejected, DriverError
 from bot.drivers.frr import FrrDriver
 
 DATA = Path(__file__).parent / "parsers" / "data" / "frr"
 SPEC = DeviceSpec(name="r1", address="198.18.7.11", username="ops", known_hosts=Path("/nonexistent"))
 
 
-class ReplayConnection:
-    """Answers every command with one fixed reply, as netmiko's send_command returns it."""
+# `show daemons` on the lab's r1 (FRR 8.4), with both daemons up and with staticd killed.
+BOTH_UP = " zebra staticd"
+STATICD_DOWN = " zebra"
+CHECKS = ["show running-config staticd", "show daemons"]  # what the save reads first
 
-    def __init__(self, reply: str) -> None:
+
+class ReplayConnection:
+    """Answers `show daemons` with `daemons`, staticd's running configuration with a small one,
+    and every other command with one fixed reply, as netmiko's send_command returns them."""
+
+    def __init__(self, reply: str, daemons: str = BOTH_UP) -> None:
         self.reply = reply
+        self.reads = {"show daemons": daemons,
+                      "show running-config staticd": "!\nip route 198.51.100.32/27 198.51.100.2\n!\nend"}
         self.sent: list[str] = []
 
     def send_command(self, command: str, **_: Any) -> str:
         self.sent.append(command)
-        return self.reply
+        return self.reads.get(command, self.reply)
 
     def disconnect(self) -> None:
         pass
 
 
-def driver_replying(reply: str) -> tuple[FrrDriver, ReplayConnection]:
+def driver_replying(reply: str, daemons: str = BOTH_UP) -> tuple[FrrDriver, ReplayConnection]:
     d = FrrDriver(SPEC)
-    conn = ReplayConnection(reply)
+    conn = ReplayConnection(reply, daemons)
     d.cli._conn = conn  # the session's own connection slot: nothing else is faked
     return d, conn
 
@@ -51,7 +60,7 @@ def capture(name: str) -> str:
 def test_a_save_that_wrote_the_file_succeeds_with_or_without_the_chown_warning(name: str) -> None:
     d, conn = driver_replying(capture(name))
     transcript = d.save_config()
-    assert conn.sent == ["write memory"]
+    assert conn.sent == [*CHECKS, "write memory"]
     # The whole reply is kept, warning included: the audit shows what the router said.
     assert transcript.exchanges[0].reply == capture(name)
 
@@ -97,3 +106,13 @@ def test_only_the_save_tolerates_warnings() -> None:
     d, _ = driver_replying(capture("write_memory_non_root.txt"))
     with pytest.raises(CommandRejected):
         d.cli.show("show running-config")
+
+
+@pytest.mark.parametrize(("daemons", "missing"), [(STATICD_DOWN, "staticd is"), ("", "zebra and staticd are")])
+def test_no_save_while_staticd_is_down_for_it_would_write_no_static_routes(daemons: str, missing: str) -> None:
+    d, conn = driver_replying(capture("write_memory_root.txt"), daemons)
+    with pytest.raises(DriverError) as err:
+        d.save_config()
+    assert str(err.value) == (f"r1: not saved: {missing} not running, and `write memory` would save a "
+                              "configuration without its static routes")
+    assert conn.sent == CHECKS  # nothing written
