@@ -9,6 +9,13 @@ import pytest
 from faults import figures
 from support.ledger import REPORT_ENV, Ledger, read_rows, tracebacks
 
+
+@pytest.fixture(autouse=True)
+def _own_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """These ledgers write to a file of their own, never to the report `make faults` is writing."""
+    monkeypatch.setenv(REPORT_ENV, str(tmp_path / "r.jsonl"))
+
+
 TRACE = "Traceback (most recent call last):\n  File \"x.py\", line 1\nKeyError: 'x'\n"
 
 
@@ -17,9 +24,7 @@ def test_tracebacks_are_counted_only_at_the_start_of_a_line() -> None:
     assert tracebacks("the word Traceback (most recent call last): quoted") == 0
 
 
-def test_a_tally_becomes_one_row_with_its_runs_when_the_test_ends(tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(REPORT_ENV, str(tmp_path / "r.jsonl"))
+def test_a_tally_becomes_one_row_with_its_runs_when_the_test_ends(tmp_path: Path) -> None:
     ledger = Ledger()
     ledger.begin("chat text")
     t = ledger.tally("parser")
@@ -30,9 +35,7 @@ def test_a_tally_becomes_one_row_with_its_runs_when_the_test_ends(tmp_path: Path
         ("chat text", "parser", 5, True)]
 
 
-def test_a_crash_after_the_case_recorded_itself_amends_its_row(tmp_path: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(REPORT_ENV, str(tmp_path / "r.jsonl"))
+def test_a_crash_after_the_case_recorded_itself_amends_its_row(tmp_path: Path) -> None:
     ledger = Ledger()
     ledger.begin("moves on the lab")
     ledger.record("sigkill@after_add", consistent=True, reported=True)
