@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from support.ledger import Row, read_rows
@@ -85,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     text = table(rows)
     print(text)
     if args.readme:
-        into_readme(args.readme, text)
+        when = datetime.fromtimestamp(args.report.stat().st_mtime, UTC).strftime("%Y-%m-%d")
+        into_readme(args.readme, f"{text}\n\n_From the `make faults` run of {when}._")
     bad = failures(rows)
     for line in bad:
         print(f"not clean: {line}", file=sys.stderr)
