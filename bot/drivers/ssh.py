@@ -157,26 +157,37 @@ class WatchedSocket:
     def __init__(self, raw: socket.socket) -> None:
         self.raw = raw
         self.peer_closed = False
+        # Once lasthop's own side closes (paramiko giving up after a refused password, say), the
+        # transport thread's read fails with EBADF or sees EOF: that is not the device going away.
+        self.closed_here = False
 
     def recv(self, size: int) -> bytes:
         try:
             data = self.raw.recv(size)
-        except (ConnectionError, OSError) as e:
-            if not isinstance(e, TimeoutError):
-                self.peer_closed = True
+        except OSError as e:
+            if not isinstance(e, TimeoutError):  # reset, unreachable: the link or the device went
+                self._went()
             raise
         if not data:
-            self.peer_closed = True
+            self._went()
         return data
 
     def send(self, data: bytes) -> int:
         try:
             return self.raw.send(data)
         except ConnectionError:
-            self.peer_closed = True
+            self._went()
             raise
 
-    def __getattr__(self, name: str) -> Any:  # settimeout, close, fileno, getpeername...
+    def _went(self) -> None:
+        if not self.closed_here:
+            self.peer_closed = True
+
+    def close(self) -> None:
+        self.closed_here = True
+        self.raw.close()
+
+    def __getattr__(self, name: str) -> Any:  # settimeout, fileno, getpeername...
         return getattr(self.raw, name)
 
 
@@ -249,9 +260,11 @@ def open_client(spec: DeviceSpec) -> paramiko.SSHClient:
             if login.ticket.expired:
                 raise TimeoutError("login deadline passed")
         except Exception as e:  # every failure becomes one short, named error
+            # Judged before closing: what the closing does to the socket is lasthop's, not the device's.
+            error = login.error(e)
             client.close()
             login.cut()
-            raise login.error(e) from None
+            raise error from None
     return client
 
 
@@ -433,8 +446,9 @@ def netmiko_connect(spec: DeviceSpec, device_type: str) -> Any:
         try:
             conn = cls(**params)
         except Exception as e:
+            error = login.error(e)
             login.cut()
-            raise login.error(e) from None
+            raise error from None
         if login.ticket.expired:
             with contextlib.suppress(Exception):
                 conn.disconnect()

@@ -21,6 +21,7 @@ from bot.drivers.errors import AuthError, CommandTimeout, ConnectError, DriverEr
 from bot.drivers.ssh import (
     ALGORITHM_HINT,
     ExecSession,
+    WatchedSocket,
     netmiko_connect,
     netmiko_params,
     open_client,
@@ -318,3 +319,21 @@ def test_a_link_that_goes_silent_mid_session_times_out_then_logs_in_again(sshd: 
                 assert proxy.connections == before + 2
             finally:
                 session.close()
+
+
+def test_a_socket_closed_by_lasthop_is_not_taken_for_the_device_going_away() -> None:
+    """The flaky 'closed during login' for a refused password: netmiko closes the transport before it
+    raises, and the transport thread's last read then failed on lasthop's own closed socket."""
+    here, there = socket.socketpair()
+    watched = WatchedSocket(here)
+    watched.close()
+    with pytest.raises(OSError):
+        watched.recv(10)
+    assert not watched.peer_closed
+    there.close()
+
+    here, there = socket.socketpair()
+    watched = WatchedSocket(here)
+    there.close()  # the device's end goes
+    assert watched.recv(10) == b"" and watched.peer_closed
+    watched.close()
