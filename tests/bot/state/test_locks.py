@@ -31,6 +31,18 @@ def holder_of(store: StateStore, router: str) -> str | None:
     return info.holder if info is not None else None
 
 
+def start_together(procs: list[subprocess.Popen[str]]) -> None:
+    """Wait until every process says it is ready, then let them all go at once."""
+    for proc in procs:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line == "ready\n", (line, proc.stderr.read() if proc.stderr else "")
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+
+
 def test_a_second_holder_is_told_who_has_the_router_and_since_when(store: StateStore, clock: Any) -> None:
     store.acquire_lock("r1", holder="change-1", info=INFO, ttl=timedelta(minutes=5))
     clock.advance(seconds=30)
@@ -167,14 +179,7 @@ def test_four_processes_racing_for_one_router_one_wins(db_url: str, raw: Engine)
         for n in range(4)
     ]
     try:
-        for proc in procs:
-            assert proc.stdout is not None
-            line = proc.stdout.readline()
-            assert line == "ready\n", (line, proc.stderr.read() if proc.stderr else "")
-        for proc in procs:
-            assert proc.stdin is not None
-            proc.stdin.write("go\n")
-            proc.stdin.flush()
+        start_together(procs)
         outcomes = []
         for proc in procs:
             assert proc.stdout is not None
@@ -378,14 +383,7 @@ def test_processes_churning_one_router_never_hold_it_together(db_url: str, tmp_p
         for n in range(RACERS)
     ]
     try:
-        for proc in procs:
-            assert proc.stdout is not None
-            line = proc.stdout.readline()
-            assert line == "ready\n", (line, proc.stderr.read() if proc.stderr else "")
-        for proc in procs:
-            assert proc.stdin is not None
-            proc.stdin.write("go\n")
-            proc.stdin.flush()
+        start_together(procs)
         counts = []
         for proc in procs:
             out, err = proc.communicate(timeout=240)
