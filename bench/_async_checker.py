@@ -123,7 +123,7 @@ async def _main(endpoints: list[Endpoint], interval: float, timeout: float, stop
             arm(i, machine.next_delay(interval, interval))
         elif not running:
             idle.set()
-        rec.record(check.start, lateness, end - check.start, 0.0, loop.time() - end, ok)
+        rec.record(check.start, lateness, end - check.start, 0.0, loop.time() - end, ok, detail)
 
     def fire(i: int, due: float) -> None:
         if stopping:

@@ -91,10 +91,17 @@ class Recorder:
         self.t0 = float("inf")
         self.t1 = float("inf")
         self.rows: list[tuple[float, float, float, float, bool]] = []  # lateness, check, handover, consume, ok
+        self.failures: dict[str, int] = {}  # why checks failed: a few distinct reasons, counted
 
-    def record(self, start: float, lateness: float, check: float, handover: float, consume: float, ok: bool) -> None:
+    def record(self, start: float, lateness: float, check: float, handover: float, consume: float, ok: bool,
+               detail: str = "") -> None:
         if self.t0 <= start < self.t1:
             self.rows.append((lateness, check, handover, consume, ok))
+            if not ok:
+                # The reason without the endpoint, so one cause is one entry.
+                reason = detail.split(": ", 1)[-1]
+                if reason in self.failures or len(self.failures) < 5:
+                    self.failures[reason] = self.failures.get(reason, 0) + 1
 
 
 # An engine runs the checks of `endpoints` every `interval` until `stop_at` (monotonic), recording each.
@@ -126,7 +133,7 @@ def lasthop_engine(endpoints: list[Endpoint], interval: float, timeout: float, s
         scheduler.set_next(job.key, machine.next_delay(job.interval, job.fast_interval))
         metrics.set_health(job.key[0], job.key[1], machine.state.value)
         start, end = ran[job.key]
-        rec.record(start, lateness, end - start, seen - end, time.monotonic() - seen, ok)
+        rec.record(start, lateness, end - start, seen - end, time.monotonic() - seen, ok, detail)
 
     scheduler = CheckScheduler(run, on_result, max_workers=settings.workers)
     scheduler.on_lateness = metrics.lateness.observe
@@ -157,6 +164,7 @@ class Step:
     cpu_system_per_1000: float
     server_cpu_per_1000: float
     stages: dict[str, float]
+    failures: dict[str, int]
     passed: bool
 
 
@@ -245,7 +253,7 @@ def step(engine: Engine, server: Server, n: int, rate: float, settings: Settings
                 cpu_per_1000=round((cpu1.user + cpu1.system - cpu0.user - cpu0.system) * per, 4),
                 cpu_user_per_1000=round((cpu1.user - cpu0.user) * per, 4),
                 cpu_system_per_1000=round((cpu1.system - cpu0.system) * per, 4),
-                server_cpu_per_1000=round((srv1 - srv0) * per, 4), stages=stages,
+                server_cpu_per_1000=round((srv1 - srv0) * per, 4), stages=stages, failures=dict(rec.failures),
                 passed=count > 0 and p99 < settings.lateness_p99 and errors <= ERROR_BUDGET * count)
 
 
@@ -379,7 +387,8 @@ def _progress(label: str, s: Step) -> None:
     print(f"  [{label}] N={s.n:<6} offered {s.offered:7.0f}/s  achieved {s.achieved:7.1f}/s  lateness p50 "
           f"{s.lateness_p50 * 1000:7.1f} ms p99 {s.lateness_p99 * 1000:7.1f} ms  cpu/1000 {s.cpu_per_1000:.3f}s "
           f"(sys {s.cpu_system_per_1000:.3f})  "
-          f"errors {s.errors}  {'ok' if s.passed else 'FAILED'}", file=sys.stderr, flush=True)
+          f"errors {s.errors}{' ' + str(s.failures) if s.failures else ''}  {'ok' if s.passed else 'FAILED'}",
+          file=sys.stderr, flush=True)
 
 
 def _sleep_until(t: float) -> None:
