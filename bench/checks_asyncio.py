@@ -7,12 +7,12 @@ is `checks_asyncio.json`, so the table shows both designs side by side.
 from __future__ import annotations
 
 from bench import _async_checker
-from bench.checks import Settings, measure
+from bench.checks import Settings, measure, plot
 from bench.results import Measurement
 
 SUMMARY = "health-check scale, prototype: one asyncio loop schedules and runs the checks (not lasthop's path)"
 
-__all__ = ["SUMMARY", "Settings", "run"]
+__all__ = ["SUMMARY", "Settings", "plot", "run"]
 
 
 def run(settings: Settings) -> Measurement:

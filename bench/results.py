@@ -180,6 +180,7 @@ def write(result: Result, directory: Path = RESULTS_DIR) -> Path:
 def _atomic(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o644)  # mkstemp makes it private; a result is for everyone to read
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()
