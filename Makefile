@@ -18,7 +18,7 @@ demo: install-demo
 	$(LASTHOP) demo
 
 lint: install-test
-	$(PY) -m ruff check bot handlers lab tests
+	$(PY) -m ruff check bot handlers lab bench tests
 	$(PY) -m mypy
 
 test: lint

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import importlib.util
 import json
 import os
 import sys
@@ -99,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["socket", "http"], default="socket", help="how Slack reaches lasthop")
     p.add_argument("--url", help="HTTP mode: the public https://HOST/slack/events address")
 
+    p = sub.inner.add_parser("bench", add_help=False,  # bench reads no inventory; its own --help
+                             help="run a benchmark (bench/ of a lasthop checkout): bench NAME, --list, render")
+    p.add_argument("bench_args", nargs=argparse.REMAINDER, help="as for python -m bench")
+
     from lab import cli as lab_cli
 
     lab_cli.add_parser(sub.inner)  # the lab reads no inventory
@@ -140,8 +145,14 @@ def _actor() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given[:1] == ["bench"]:
+        # Straight through: the benchmark's own options (--list, --tiny, ...) are not lasthop's.
+        return _bench(given[1:])
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(given)
+    if args.command == "bench":
+        return _bench(args.bench_args)
     from bot import faults
 
     try:
@@ -215,6 +226,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         store.close()
     parser.error(f"unknown command {args.command!r}")
     return USAGE
+
+
+def _bench(argv: list[str]) -> int:
+    """The benchmarks live in the source tree (bench/ beside bot/), not in the installed package:
+    importable when lasthop runs from a checkout, or from the checkout's top directory."""
+    if importlib.util.find_spec("bench") is None and (Path.cwd() / "bench" / "__init__.py").is_file():
+        sys.path.insert(0, str(Path.cwd()))
+    try:
+        from bench.cli import main as bench_main
+    except ImportError as e:
+        print(f"lasthop bench needs a lasthop checkout: the bench package is not importable here ({e}). "
+              "Run it from the repository's top directory (where bench/ is), or `python -m bench` there.",
+              file=sys.stderr)
+        return USAGE
+    return bench_main(argv)
 
 
 def _reconcile(engine: object) -> int:
