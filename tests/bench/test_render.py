@@ -49,7 +49,6 @@ def test_without_matplotlib_the_table_is_still_written(two: Path, monkeypatch: p
     assert not list(two.glob("*.png"))
 
 
-@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None, reason="matplotlib (the bench extra) not installed")
 def test_charts_are_png_files(two: Path) -> None:
     _, written, _ = render.render(two)
     assert {p.name for p in written} == {"stages.png", "checks.png"}
