@@ -279,20 +279,39 @@ class Engine:
             if now != start:
                 have = ", ".join(map(str, sorted(now))) or "no route"
                 raise Refusal(f"{change.router}'s route for {m.prefix} changed since the plan: now {have}")
-            problem = self.target_problem(m.service, m.to_host, m.vips)
-            if problem is not None:
-                raise Refusal(problem)
+        problem = self.targets_problem([(m.service, m.to_host, m.vips) for m in change.moves])
+        if problem is not None:
+            raise Refusal(problem)
 
     def target_problem(self, service: str, host: str, vips: Sequence[IPv4Address]) -> str | None:
         """Why `host` cannot take `service` now, read live (its health check, then the VIPs on its
         loopback over SSH); None when it can. DriverError if the host cannot be read."""
-        result = self.health.check(service, host)
-        if not result.ok:
-            return f"{host} fails its health check for {service}: {result.detail}"
-        found = self.devices.host(host).check_vips(vips, arp=False)
-        if not found.ok:
-            missing = ", ".join(map(str, found.missing))
-            return f"{host} lacks {missing} on its loopback: it cannot serve {service}"
+        return self.targets_problem([(service, host, vips)])
+
+    def targets_problem(self, targets: Sequence[tuple[str, str, Sequence[IPv4Address]]]) -> str | None:
+        """The first reason one of these (service, host, VIPs) cannot be taken now, read live; None if all can.
+
+        Each target's health check runs as before; each host's loopback is read once for all the
+        VIPs it is to take, so a drain of 30 services reads two loopbacks, not thirty.
+        """
+        for service, host, _ in targets:
+            result = self.health.check(service, host)
+            if not result.ok:
+                return f"{host} fails its health check for {service}: {result.detail}"
+        wanted: dict[str, list[IPv4Address]] = {}
+        for _, host, vips in targets:
+            bucket = wanted.setdefault(host, [])
+            bucket.extend(v for v in vips if v not in bucket)
+        for host, vips in wanted.items():
+            found = self.devices.host(host).check_vips(vips, arp=False)
+            if found.ok:
+                continue
+            for service, to, service_vips in targets:
+                missing = [v for v in service_vips if to == host and v in found.missing]
+                if missing:
+                    return (f"{host} lacks {', '.join(map(str, missing))} on its loopback: "
+                            f"it cannot serve {service}")
+            return f"{host} lacks {', '.join(map(str, found.missing))} on its loopback"
         return None
 
     def _same_as_planned(self, driver: RouterDriver, change: RouterChange) -> None:

@@ -234,3 +234,34 @@ def test_reconcile_reads_the_same_typed_moves_and_settles_once(tmp_path: Path) -
 def test_a_moves_kind_has_one_rule(source: str, approved_by: str | None, kind: str) -> None:
     req = MoveRequest(kind="service", target="www-a", actor="alice", source=source)
     assert move_kind(req, approved_by) == kind
+
+
+# ---------------------------------------------------------------- pre-check of several targets
+
+def _drain_rig(tmp_path: Path) -> Rig:
+    from support.lan import THREE_HOSTS
+
+    return memory_rig(inventory_from_text(tmp_path, THREE_HOSTS), tmp_path,
+                      {"www-a": "web1", "www-b": "web2", "www-d": "web1"})
+
+
+def test_a_drain_reads_each_target_hosts_loopback_once_for_all_its_vips(tmp_path: Path) -> None:
+    """Issue 12's drain benchmark: one SSH loopback read per move made a drain of 30 take seconds."""
+    rig = _drain_rig(tmp_path)
+    drain = MoveRequest(kind="host", target="web1", actor="alice", source="cli", to_host="web2")
+    outcome = rig.engine.run(drain, allow_risky=True)
+    assert outcome.status == "done", outcome.lines
+    assert rig.serving("www-a") == rig.serving("www-d") == {"web2"}
+    assert rig.hosts["web2"].checks == 1  # both VIPs, live, in one read
+    rig.close()
+
+
+def test_a_drain_whose_target_lacks_one_services_vip_names_that_service_and_changes_nothing(tmp_path: Path) -> None:
+    rig = _drain_rig(tmp_path)
+    rig.hosts["web2"].vips.discard(IPv4Address("198.51.100.97"))  # www-d's VIP
+    drain = MoveRequest(kind="host", target="web1", actor="alice", source="cli", to_host="web2")
+    outcome = rig.engine.run(drain, allow_risky=True)
+    assert outcome.status == "refused", outcome.lines
+    assert any("web2 lacks 198.51.100.97 on its loopback: it cannot serve www-d" in line for line in outcome.lines)
+    assert rig.serving("www-a") == rig.serving("www-d") == {"web1"} and rig.routers["r1"].applies == 0
+    rig.close()
