@@ -85,6 +85,10 @@ def _serves(rig: Rig, host: str) -> bool:
     return rig.serving("www-a") == {host}
 
 
+def _done(rig: Rig, moves: int) -> bool:
+    return sum(1 for c in rig.store.recent_changes(limit=50) if c.status == "done") >= moves
+
+
 def burst(f: Front, n: int) -> tuple[list[tuple[int, float]], float, float]:
     """`n` signed `/lasthop status` requests at once; (status, seconds) each, and when the burst began and ended."""
     umbrella = f.workflow.inv.slack.commands.umbrella
@@ -137,6 +141,9 @@ def run(settings: Settings) -> Measurement:
                 for i in range(settings.rounds):
                     # Back and forth, from the host that is down: each move is safe, a plan to confirm.
                     src, dst = ("web1", "web2") if i % 2 == 0 else ("web2", "web1")
+                    # The memory store's clock stands still unless moved: changes one round apart must
+                    # not share a start time, or the history cannot tell which came last.
+                    rig.clock.advance(minutes=1)
                     rig.health.mark("www-a", src, Health.DOWN)
                     rig.health.mark("www-a", dst, Health.UP)
                     moving.clear()
@@ -151,8 +158,10 @@ def run(settings: Settings) -> Measurement:
                     seen = len(f.received)
                     got, _, _ = burst(f, settings.commands)
                     overlapped = not moved.is_set()
-                    wait_until(functools.partial(_serves, rig, dst), timeout=settings.move_seconds + 10,
+                    wait_until(functools.partial(_done, rig, i + 1), timeout=settings.move_seconds + 10,
                                what="the move")
+                    if not _serves(rig, dst):
+                        raise RuntimeError(f"the move to {dst} ended without r1 pointing at it")
                     with f.lock:
                         server = [r.end - r.start for r in f.received[seen:]]
                     rounds.append(Round([s for _, s in got], server, [c for c, _ in got], overlapped))
