@@ -69,11 +69,7 @@ class Front:
 
     def send(self, body: bytes) -> tuple[int, float]:
         """POST a signed body to /slack/events on a new connection; (status, seconds to the whole answer)."""
-        headers = sign(body, SECRET)
-        head = [b"POST /slack/events HTTP/1.1", b"Host: 127.0.0.1", b"Connection: close",
-                f"Content-Length: {len(body)}".encode()]
-        head += [f"{k}: {v}".encode("latin-1") for k, v in headers.items()]
-        raw = b"\r\n".join(head) + b"\r\n\r\n" + body
+        raw = signed_request(body)
         start = time.monotonic()
         data = b""
         with socket.create_connection(("127.0.0.1", self.port), timeout=WAIT) as s:
@@ -95,12 +91,25 @@ class Front:
         return self.send(urlencode({"payload": json.dumps(payload)}).encode())
 
     def command(self, command: str, text: str, response_url: str) -> tuple[int, float]:
-        payload = slash_command_payload(command, text, user_id=OPERATOR, channel_id=OPS, response_url=response_url)
-        return self.send(urlencode(payload).encode())
+        return self.send(command_body(command, text, response_url))
 
     @property
     def operator(self) -> Actor:
         return Actor(OPERATOR, "slack", OPS)
+
+
+def command_body(command: str, text: str, response_url: str) -> bytes:
+    """A slash command by the operator in the ops channel, as Slack POSTs it."""
+    payload = slash_command_payload(command, text, user_id=OPERATOR, channel_id=OPS, response_url=response_url)
+    return urlencode(payload).encode()
+
+
+def signed_request(body: bytes) -> bytes:
+    """The whole HTTP request Slack sends to /slack/events for `body`, signed now."""
+    head = [b"POST /slack/events HTTP/1.1", b"Host: 127.0.0.1", b"Connection: close",
+            f"Content-Length: {len(body)}".encode()]
+    head += [f"{k}: {v}".encode("latin-1") for k, v in sign(body, SECRET).items()]
+    return b"\r\n".join(head) + b"\r\n\r\n" + body
 
 
 @contextmanager

@@ -4,7 +4,7 @@ Slack gives an app 3 seconds to answer a slash command with HTTP 200, and lastho
 before any work (handlers/commands.py acks, then hands the work to a thread). This measures
 that answer under load: a move is started by a signed Confirm click through the same endpoint,
 and while it runs `commands` signed `/lasthop status` requests are sent at once, each on its
-own connection, from as many threads released together. Each request's time is from just
+own connection, from as many threads released together in a client process of its own. Each request's time is from just
 before its bytes are sent to the whole HTTP answer read, on the client.
 
 The endpoint is `lasthop serve`'s (bench/_front.py: the real Bolt app, gate and HTTP server);
@@ -15,7 +15,10 @@ so the move is certainly running through every round (checked, see details.overl
 from __future__ import annotations
 
 import functools
+import json
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -23,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench._front import ROLES, Front, front, wait_until
+from bench._front import ROLES, Front, command_body, front, signed_request, wait_until
 from bench._memory import Rig, memory_rig
 from bench.results import Measurement, Target, percentile
 from bot.commands import FailoverCommand
@@ -48,6 +51,7 @@ services:
   www-b: {prefix: 198.51.100.64/27, router: r1, hosts: [web2, web3, web1], vips: [198.51.100.65]}
 """
 HOME = {"www-a": "web1", "www-b": "web2"}
+BURST = Path(__file__).resolve().with_name("_burst.py")
 
 
 @dataclass
@@ -89,32 +93,23 @@ def _done(rig: Rig, moves: int) -> bool:
     return sum(1 for c in rig.store.recent_changes(limit=50) if c.status == "done") >= moves
 
 
-def burst(f: Front, n: int) -> tuple[list[tuple[int, float]], float, float]:
-    """`n` signed `/lasthop status` requests at once; (status, seconds) each, and when the burst began and ended."""
+def burst(f: Front, n: int) -> list[tuple[int, float]]:
+    """`n` signed `/lasthop status` requests at once, from a client process of its own (bench/_burst.py),
+    so that the client's threads do not compete with lasthop's for this process's GIL; (status, seconds) each."""
     umbrella = f.workflow.inv.slack.commands.umbrella
-    urls = [f.standin.new_response_url() for _ in range(n)]
-    results: list[tuple[int, float] | BaseException | None] = [None] * n
-    gate = threading.Barrier(n + 1)
-
-    def send(i: int) -> None:
-        try:
-            gate.wait(timeout=10)
-            results[i] = f.command(umbrella, "status", urls[i])
-        except BaseException as e:  # reported below, with the others
-            results[i] = e
-
-    threads = [threading.Thread(target=send, args=(i,), name=f"bench-ack-{i}") for i in range(n)]
-    for t in threads:
-        t.start()
-    gate.wait(timeout=10)
-    start = time.monotonic()
-    for t in threads:
-        t.join(timeout=30)
-    end = time.monotonic()
-    bad = [r for r in results if not isinstance(r, tuple)]
-    if bad:
-        raise RuntimeError(f"{len(bad)} of {n} commands got no answer: {bad[0]!r}")
-    return [r for r in results if isinstance(r, tuple)], start, end
+    raws = [signed_request(command_body(umbrella, "status", f.standin.new_response_url())) for _ in range(n)]
+    job = json.dumps({"port": f.port, "requests": [r.decode("latin-1") for r in raws]})
+    try:
+        done = subprocess.run([sys.executable, str(BURST)], input=job, capture_output=True, text=True,
+                              timeout=60, check=False)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError("the burst of commands did not finish within 60 s") from None
+    if done.returncode != 0:
+        raise RuntimeError(f"the burst client failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
+    got = [(int(s), float(t)) for s, t in json.loads(done.stdout)]
+    if any(s == 0 for s, _ in got):
+        raise RuntimeError(f"{sum(1 for s, _ in got if s == 0)} of {n} commands got no HTTP answer")
+    return got
 
 
 def run(settings: Settings) -> Measurement:
@@ -156,7 +151,7 @@ def run(settings: Settings) -> Measurement:
                         raise RuntimeError(f"the Confirm click was answered HTTP {status}")
                     wait_until(moving.is_set, what="the move's start")
                     seen = len(f.received)
-                    got, _, _ = burst(f, settings.commands)
+                    got = burst(f, settings.commands)
                     overlapped = not moved.is_set()
                     wait_until(functools.partial(_done, rig, i + 1), timeout=settings.move_seconds + 10,
                                what="the move")
