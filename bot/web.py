@@ -130,6 +130,12 @@ def make_server(host: str, port: int, metrics: Metrics, healthy: Callable[[], bo
 
 
 class _Server(ThreadingHTTPServer):
+    # socketserver listens with a backlog of 5: a burst of connections (Slack's retries, a
+    # channel of people tapping at once) overflows it, and every dropped SYN costs its client
+    # a 1 s, then 2 s, then 4 s retransmission: past Slack's 3 s for an ack. The kernel caps
+    # this at net.core.somaxconn.
+    request_queue_size = 1024
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         # socketserver prints a traceback to stderr; one line is enough for a client that broke off.
         kind = sys.exc_info()[0]

@@ -17,18 +17,21 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_helpers_and_framework_modules_are_not_benchmarks() -> None:
     found = names()
     assert "checks" in found and "checks_asyncio" in found
-    assert not {"cli", "render", "results", "_httpd", "_async_checker"} & set(found)
+    assert {"ack", "click"} <= set(found)
+    helpers = {"_httpd", "_async_checker", "_front", "_memory", "_slack_standin"}
+    assert not {"cli", "render", "results", *helpers} & set(found)
 
 
 def test_list_names_each_benchmark(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--list"]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0].startswith("checks ")
+    assert [line.split()[0] for line in out.splitlines()] == names()  # every one, by name, sorted
+    assert any(line.startswith("checks ") and "health-check scale" in line for line in out.splitlines())
 
 
 def test_unknown_benchmark_is_refused_by_name(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["nosuch"]) == 2
-    assert "no benchmark named 'nosuch' (known: checks, checks_asyncio" in capsys.readouterr().err
+    assert "no benchmark named 'nosuch' (known: ack, checks, checks_asyncio, click" in capsys.readouterr().err
 
 
 def test_settings_come_from_the_dataclass_fields() -> None:
