@@ -55,6 +55,7 @@ class HostVerifier:
     def __init__(self, spec: DeviceSpec) -> None:
         self.spec = spec
         self.ssh = ExecSession(spec)
+        self._batch = True  # until the host shows it cannot answer the VIP check in one exchange
 
     @property
     def name(self) -> str:
@@ -107,13 +108,45 @@ class HostVerifier:
 
     def check_vips(self, vips: Iterable[IPv4Address], *, arp: bool = True) -> VipCheck:
         """Every VIP must be bound to lo and be local to the kernel; anything else is missing."""
-        report = self.loopback()
-        present: list[IPv4Address] = []
-        missing: list[IPv4Address] = []
-        for vip in vips:
-            (present if report.has(vip) and self.is_local(vip) else missing).append(vip)
+        wanted = list(vips)
+        if any(not isinstance(v, IPv4Address) for v in wanted):
+            raise TypeError("check_vips takes IPv4Addresses")
+        tried = self._batch and bool(wanted)
+        found = self._check_in_one_exchange(wanted) if tried else None
+        if found is None:
+            report = self.loopback()
+            found = {vip: report.has(vip) and self.is_local(vip) for vip in wanted}
+            # The reads one by one worked where the one exchange did not (no `ip -j`, a shell that
+            # takes one command): this host is asked one by one from now on.
+            self._batch = self._batch and not tried
+        present = tuple(v for v in wanted if found[v])
+        missing = tuple(v for v in wanted if not found[v])
         warnings = tuple(self.arp_warnings()) if arp else ()
-        return VipCheck(self.name, tuple(present), tuple(missing), warnings)
+        return VipCheck(self.name, present, missing, warnings)
+
+    def _check_in_one_exchange(self, vips: list[IPv4Address]) -> dict[IPv4Address, bool] | None:
+        """The loopback and the kernel's route for each VIP in one command, still read live.
+
+        Each exec channel costs a round trip and a shell start on the host (about 180 ms on the
+        lab): the same reads one by one made a 30-service drain spend seconds in its pre-checks.
+        The command is built from addresses only. Anything unexpected (no `ip -j`, a restricted
+        shell, a failed command) falls back to the reads one by one, which say what went wrong;
+        check_vips then stops asking a host this way once the reads one by one worked.
+        """
+        command = " && ".join(["ip -j -4 addr show dev lo", *(f"ip -j route get {v}" for v in vips)])
+        status, out = self._run(command)
+        if status != 0:
+            return None
+        lines = [line for line in out.splitlines() if line.strip()]
+        try:
+            if len(lines) != len(vips) + 1:
+                raise ParseError(self.name, "one-exchange VIP check: not one line per command")
+            bound = {a.address for a in parse_ip_addr_json(self.name, lines[0])}
+            routes = [parse_route_get_json(self.name, line) for line in lines[1:]]
+        except ParseError:
+            return None
+        return {vip: vip in bound and route.dst == vip and route.is_local
+                for vip, route in zip(vips, routes, strict=True)}
 
     def bind_vip(self, vip: IPv4Address, label: int) -> Transcript:
         """Bind `vip`/32 to lo as lo:`label`; binding it again changes nothing."""
