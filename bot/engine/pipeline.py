@@ -12,6 +12,8 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from ipaddress import IPv4Address, IPv4Network
 
 from bot import faults
@@ -31,6 +33,8 @@ from bot.state import StateStore
 from bot.state.errors import DuplicateRequest, LockHeld, LockLost
 
 log = logging.getLogger("lasthop.engine")
+# A backstop only: every read of a target (health check, SSH) has its own, shorter deadline.
+PRECHECK_WAIT = 300.0
 
 
 class Engine:
@@ -200,7 +204,6 @@ class Engine:
         try:
             with change.timed("precheck_ms"):
                 self._precheck(driver, change)
-                self._same_as_planned(driver, change)
                 change.hold()
         except (Refusal, DriverError, LockLost) as e:
             driver.discard()
@@ -272,16 +275,45 @@ class Engine:
             change.lines.append(f"warning: saving the configuration failed: {e}")
 
     def _precheck(self, driver: RouterDriver, change: RouterChange) -> None:
-        """Live, right before acting: the plan's starting point still holds and the target is ready."""
+        """Live, right before acting: the plan's starting point still holds, the router would send
+        what the plan showed, and every target is ready.
+
+        The targets (their health checks, their loopbacks over SSH) are read while the router is:
+        other devices, every read still live and all of them done before anything is sent. The
+        router's answer is told first when both refuse.
+        """
+        targets = [(m.service, m.to_host, m.vips) for m in change.moves]
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lasthop-precheck")
+        try:
+            pending = pool.submit(self.targets_problem, targets)
+            router_refusal: Refusal | DriverError | None = None
+            try:
+                self._router_unchanged(driver, change)
+                self._same_as_planned(driver, change)
+            except (Refusal, DriverError) as e:
+                router_refusal = e
+            try:
+                problem = pending.result(timeout=PRECHECK_WAIT)
+            except FutureTimeout:
+                problem = f"the targets' pre-checks did not finish within {PRECHECK_WAIT:g}s"
+            except DriverError:
+                if router_refusal is None:
+                    raise
+                problem = None
+        finally:
+            pool.shutdown(wait=False)  # done by now, unless the backstop passed: its own deadlines end it
+        if router_refusal is not None:
+            raise router_refusal
+        if problem is not None:
+            raise Refusal(problem)
+
+    def _router_unchanged(self, driver: RouterDriver, change: RouterChange) -> None:
         for m in change.moves:
             now = driver.fib_next_hops(m.prefix)
             start = {m.from_hop} if m.from_hop else set()
             if now != start:
                 have = ", ".join(map(str, sorted(now))) or "no route"
                 raise Refusal(f"{change.router}'s route for {m.prefix} changed since the plan: now {have}")
-        problem = self.targets_problem([(m.service, m.to_host, m.vips) for m in change.moves])
-        if problem is not None:
-            raise Refusal(problem)
 
     def target_problem(self, service: str, host: str, vips: Sequence[IPv4Address]) -> str | None:
         """Why `host` cannot take `service` now, read live (its health check, then the VIPs on its

@@ -265,3 +265,17 @@ def test_a_drain_whose_target_lacks_one_services_vip_names_that_service_and_chan
     assert any("web2 lacks 198.51.100.97 on its loopback: it cannot serve www-d" in line for line in outcome.lines)
     assert rig.serving("www-a") == rig.serving("www-d") == {"web1"} and rig.routers["r1"].applies == 0
     rig.close()
+
+
+def test_when_the_router_changed_and_the_target_is_not_ready_the_router_is_told_first(tmp_path: Path) -> None:
+    """The targets are read while the router is; which refusal is told does not depend on which ends first."""
+    rig = _drain_rig(tmp_path)
+    plan = rig.engine.plan(MoveRequest(kind="service", target="www-a", actor="alice", source="cli", to_host="web2"))
+    rig.hosts["web2"].vips.discard(IPv4Address("198.51.100.33"))
+    rig.route("www-a", "web3")  # by hand, after the plan
+    outcome = rig.engine.execute(plan, allow_risky=True)
+    assert outcome.status == "refused" and rig.routers["r1"].applies == 0
+    assert any("changed since the plan" in line for line in outcome.lines), outcome.lines
+    assert not any("lacks" in line for line in outcome.lines)
+    assert rig.hosts["web2"].checks == 1  # read all the same, live, beside the router
+    rig.close()
