@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
+from bench._burst import exchange
 from bench._slack_standin import SlackStandIn, block_action_payload, sign, slash_command_payload
 from bot.chat import Actor
 from bot.engine.pipeline import Engine
@@ -69,20 +69,10 @@ class Front:
 
     def send(self, body: bytes) -> tuple[int, float]:
         """POST a signed body to /slack/events on a new connection; (status, seconds to the whole answer)."""
-        raw = signed_request(body)
-        start = time.monotonic()
-        data = b""
-        with socket.create_connection(("127.0.0.1", self.port), timeout=WAIT) as s:
-            s.sendall(raw)
-            while len(data) < 1 << 20:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        took = time.monotonic() - start
-        if not data.startswith(b"HTTP/1."):
-            raise RuntimeError(f"no HTTP answer from lasthop's endpoint ({data[:60]!r})")
-        return int(data.split(b" ", 2)[1]), took
+        status, took = exchange(self.port, signed_request(body))
+        if status == 0:
+            raise RuntimeError("no HTTP answer from lasthop's endpoint")
+        return status, took
 
     def click(self, action_id: str, value: str, response_url: str) -> tuple[int, float]:
         """The operator's click on a button of an ephemeral message only they saw (a plan to confirm)."""
