@@ -116,9 +116,10 @@ class HostVerifier:
         if found is None:
             report = self.loopback()
             found = {vip: report.has(vip) and self.is_local(vip) for vip in wanted}
-            # The reads one by one worked where the one exchange did not (no `ip -j`, a shell that
-            # takes one command): this host is asked one by one from now on.
-            self._batch = self._batch and not tried
+            if tried:
+                # The reads one by one worked where the one exchange did not (no `ip -j`, a shell
+                # that takes one command): this host is asked one by one from now on.
+                self._batch = False
         present = tuple(v for v in wanted if found[v])
         missing = tuple(v for v in wanted if not found[v])
         warnings = tuple(self.arp_warnings()) if arp else ()

@@ -330,12 +330,11 @@ class Engine:
             result = self.health.check(service, host)
             if not result.ok:
                 return f"{host} fails its health check for {service}: {result.detail}"
-        wanted: dict[str, list[IPv4Address]] = {}
+        wanted: dict[str, dict[IPv4Address, None]] = {}  # host -> its VIPs, once each, in order
         for _, host, vips in targets:
-            bucket = wanted.setdefault(host, [])
-            bucket.extend(v for v in vips if v not in bucket)
-        for host, vips in wanted.items():
-            found = self.devices.host(host).check_vips(vips, arp=False)
+            wanted.setdefault(host, {}).update(dict.fromkeys(vips))
+        for host, host_vips in wanted.items():
+            found = self.devices.host(host).check_vips(host_vips, arp=False)
             if found.ok:
                 continue
             for service, to, service_vips in targets:
