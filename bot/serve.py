@@ -117,6 +117,7 @@ class Daemon:
         self.scheduler = CheckScheduler(self._run, self._on_result)
         self.scheduler.on_lateness = self.metrics.lateness.observe
         self._serving: dict[str, str | None] = {}
+        self._took: dict[TargetKey, float] = {}  # how long each target's last check ran, seconds
         self._serving_lock = threading.Lock()
         # What the routers showed when this process started: the expectation for prefixes lasthop
         # has no record of moving, so a hand-made change after start is reported as drift.
@@ -252,8 +253,12 @@ class Daemon:
             result = self._check(self.inv.hosts[b].address, svc.check, self.inv.probe.source)
             return result.ok, result.detail
         finally:
+            took = time.monotonic() - start
+            # Read by _on_result for this same job: a target has one check in flight at a time, and
+            # its result reaches the writer thread through the scheduler's queue, after this write.
+            self._took[job.key] = took
             kind = "loopback" if a == LOOPBACK else "drift" if a == DRIFT else "vip" if b == VIP else "host"
-            self.metrics.check_seconds.labels(kind).observe(time.monotonic() - start)
+            self.metrics.check_seconds.labels(kind).observe(took)
 
     def _run_loopback(self, host: str) -> tuple[bool, str]:
         vips = sorted({v for s in self.inv.services.values() if host in s.hosts for v in s.vips})
@@ -303,7 +308,8 @@ class Daemon:
         machine = self.machines[job.key]
         now = self.clock()
         transition = machine.observe(ok, detail, now)
-        self.scheduler.set_next(job.key, machine.next_delay(job.interval, job.fast_interval))
+        self.scheduler.set_next(job.key, machine.next_delay(job.interval, job.fast_interval,
+                                                            took=self._took.pop(job.key, 0.0)))
         self.metrics.set_health(a, b, machine.state.value)
         if transition is not None:
             self._on_transition(transition)

@@ -104,9 +104,17 @@ class HealthMachine:
     def in_doubt(self) -> bool:
         return self.state in _IN_DOUBT
 
-    def next_delay(self, interval: float, fast_interval: float) -> float:
-        """Seconds until the next check: fast while in doubt, so a verdict comes quickly either way."""
-        return fast_interval if self.in_doubt() else interval
+    def next_delay(self, interval: float, fast_interval: float, took: float = 0.0) -> float:
+        """Seconds until the next check: fast while in doubt, so a verdict comes quickly either way.
+
+        In doubt, `fast_interval` runs from the start of the check that just ended (`took` seconds
+        ago): a check that timed out has already waited its time-out, so the next one starts at once
+        rather than a time-out plus a fast interval later. A link that died is confirmed that much
+        sooner, and a host that only refuses is re-checked as before.
+        """
+        if self.in_doubt():
+            return max(0.0, fast_interval - max(0.0, took))
+        return interval
 
     def flaps(self, now: float) -> int:
         """How many times the target went from serving to down or back within flap_window before `now`."""

@@ -417,3 +417,25 @@ def test_the_flapping_hold_is_said_again_when_the_host_flaps_again_after_being_s
     d.flap("web2", 2, fall=FALL, rise=RISE)
     assert holds(d)[1:] == ["web2 is flapping: lasthop does not move www-b automatically until it is stable"]
     assert d.rig.serving("www-b") == {"web2"}
+
+
+# -- the fast re-check ------------------------------------------------------------------------------
+
+def test_a_timed_out_check_in_doubt_is_checked_again_at_once_a_refused_one_after_fast_interval(
+        daemons: Daemons, tmp_path: Path) -> None:
+    # fast_interval 200ms counts from the start of the check: one that took its whole time-out
+    # (a dead link) has used it up, one refused in a moment has not.
+    d = daemons(serve_inventory(tmp_path, check="{interval: 1s, timeout: 150ms, fast_interval: 200ms}"))
+    d.down("web1", "web2")
+    d.checks.slow[d.inv.hosts["web1"].address] = 0.25  # longer than fast_interval: as if it had timed out
+    d.round()
+    slow, quick = d.scheduler.delays[("www-a", "web1")], d.scheduler.delays[("www-a", "web2")]
+    assert d.daemon.machines[("www-a", "web1")].state is Health.FALLING
+    assert slow == 0.0
+    assert 0.15 < quick <= 0.2
+    d.heal("web1", "web2")
+    d.checks.slow.clear()
+    d.round()
+    assert d.scheduler.delays[("www-a", "web2")] > 0.15  # RISING: in doubt, a quick check waits
+    up = [k for k, m in d.daemon.machines.items() if k[1] == "web3" and m.state is Health.UP]
+    assert up and all(d.scheduler.delays[k] == 1.0 for k in up)  # UP: the normal interval

@@ -13,6 +13,7 @@ are kept for the next round, so nothing runs behind the test's back.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -40,9 +41,12 @@ class Checks:
 
     down: set[IPv4Address] = field(default_factory=set)
     asked: list[IPv4Address] = field(default_factory=list)
+    slow: dict[IPv4Address, float] = field(default_factory=dict)  # seconds an address takes to answer
 
     def __call__(self, address: IPv4Address, check: CheckSpec, source: IPv4Address | None) -> CheckResult:
         self.asked.append(address)
+        if address in self.slow:
+            time.sleep(self.slow[address])  # real time: the daemon times its checks with time.monotonic
         if address in self.down:
             return CheckResult(False, f"{check.kind}://{address}:{check.port}: connection refused", 0.0)
         return CheckResult(True, f"{check.kind}://{address}:{check.port}: 200", 0.0)
@@ -102,12 +106,14 @@ class ManualScheduler:
         self.jobs: list[CheckJob] = []
         self.soon: list[Callable[[], None]] = []
         self.sooner: list[TargetKey] = []  # set_next(key, 0): "check this again now"
+        self.delays: dict[TargetKey, float] = {}  # the last delay asked for each target
         self.on_lateness: Callable[[float], None] | None = None
 
     def add(self, job: CheckJob, *, first_delay: float = 0.0) -> None:
         self.jobs.append(job)
 
     def set_next(self, key: TargetKey, delay: float) -> None:
+        self.delays[key] = delay
         if delay == 0.0:
             self.sooner.append(key)
 

@@ -144,6 +144,10 @@ def test_in_doubt_and_next_delay(state: Health, doubt: bool) -> None:
     m = machine(state)
     assert m.in_doubt() is doubt
     assert m.next_delay(5.0, 1.0) == (1.0 if doubt else 5.0)
+    # In doubt, the fast interval counts from the check's start; the normal one from its end.
+    assert m.next_delay(5.0, 1.0, took=0.25) == (0.75 if doubt else 5.0)
+    assert m.next_delay(5.0, 1.0, took=2.0) == (0.0 if doubt else 5.0)  # timed out: at once
+    assert m.next_delay(5.0, 1.0, took=-1.0) == (1.0 if doubt else 5.0)  # a clock step never lengthens it
 
 
 def flip(m: HealthMachine, ok: bool, now: float) -> None:
