@@ -103,7 +103,7 @@ def bench_services(n: int) -> list[BenchService]:
 
 # -- the lab: what the run adds, and taking it away again ------------------------------------------
 
-def _vtysh(plan: LabPlan, commands: Sequence[str], *, timeout: float = 30.0) -> str:
+def vtysh(plan: LabPlan, commands: Sequence[str], *, timeout: float = 30.0) -> str:
     argv = [frr.VTYSH, "-N", plan.frr_pathspace]
     for c in commands:
         argv += ["-c", c]
@@ -116,7 +116,7 @@ def _vtysh(plan: LabPlan, commands: Sequence[str], *, timeout: float = 30.0) -> 
 
 def configured(plan: LabPlan) -> dict[IPv4Network, set[IPv4Address]]:
     """r1's configured static routes inside BLOCK: prefix -> next hops."""
-    out = _vtysh(plan, ["show running-config"])
+    out = vtysh(plan, ["show running-config"])
     found: dict[IPv4Network, set[IPv4Address]] = {}
     for prefix, hop in _ROUTE_RE.findall(out):
         with contextlib.suppress(ValueError):  # an interface next hop: not one of ours
@@ -164,7 +164,7 @@ def add_services(plan: LabPlan, services: Sequence[BenchService], home: IPv4Addr
     for host in plan.hosts:
         lines = "".join(f"address add {s.vip}/32 dev lo\n" for s in services)
         lab_run(["ip", "-n", host.namespace, "-batch", "-"], input=lines)
-    _vtysh(plan, ["configure terminal", *(f"ip route {s.prefix} {home}" for s in services), "end"])
+    vtysh(plan, ["configure terminal", *(f"ip route {s.prefix} {home}" for s in services), "end"])
     wait_fib(plan, {s.prefix: {home} for s in services}, "the benchmark's routes")
 
 
@@ -177,7 +177,7 @@ def send_home(plan: LabPlan, home: IPv4Address) -> None:
             lines.append(f"ip route {prefix} {home}")
         lines += [f"no ip route {prefix} {h}" for h in sorted(hops) if h != home]
     if lines:
-        _vtysh(plan, ["configure terminal", *lines, "end"])
+        vtysh(plan, ["configure terminal", *lines, "end"])
     wait_fib(plan, {p: {home} for p in now}, "the routes back home")
 
 
@@ -188,7 +188,7 @@ def remove_all(plan: LabPlan, saved_before: str) -> list[str]:
     try:
         lines = [f"no ip route {p} {h}" for p, hops in sorted(configured(plan).items()) for h in sorted(hops)]
         if lines:
-            _vtysh(plan, ["configure terminal", *lines, "end"])
+            vtysh(plan, ["configure terminal", *lines, "end"])
         wait_fib(plan, {}, "without the benchmark's routes")
     except LabError as e:
         problems.append(str(e))
@@ -201,7 +201,7 @@ def remove_all(plan: LabPlan, saved_before: str) -> list[str]:
     try:
         saved = frr.config_file(plan).read_text()
         if saved != saved_before and mentions_block(saved):
-            _vtysh(plan, ["write memory"])
+            vtysh(plan, ["write memory"])
     except (OSError, LabError) as e:
         problems.append(f"r1's saved configuration: {e}")
     return problems

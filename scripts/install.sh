@@ -32,6 +32,10 @@ command -v pgrep >/dev/null || need+=(procps)
 command -v unshare >/dev/null || need+=(util-linux)
 # PostgreSQL is for the tests and for several instances sharing state; the demo runs on SQLite.
 [ "$what" = test ] && ! command -v pg_lsclusters >/dev/null && need+=(postgresql)
+# The keepalived comparison (bench failover), which the tests run at its tiny size: keepalived, and
+# curl for its check script.
+[ "$what" = test ] && [ ! -x /usr/sbin/keepalived ] && need+=(keepalived)
+[ "$what" = test ] && [ ! -x /usr/bin/curl ] && need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
   root || { echo "install: ${need[*]} missing; run as root (sudo, or su -c) so apt can install them" >&2; exit 1; }
   say "apt-get install ${need[*]}"
