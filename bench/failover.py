@@ -543,6 +543,7 @@ def summarise(settings: Settings, rows: list[dict[str, Any]], version: str) -> M
 
 def plot(result: Result, figure: Any) -> None:
     """Per break kind: each tool's outage windows (dots) and median (bar); then lasthop's stages."""
+    figure.set_size_inches(13, 4.8)
     by_break = result.details.get("by_break", {})
     kinds = list(by_break)
     ax = figure.add_subplot(1, 2, 1)

@@ -1,6 +1,7 @@
 """`python -m bench render`: the latest result of every benchmark as a Markdown table and PNG charts.
 
-Writes results/results.md (the table, also printed) and, when matplotlib is installed (the
+Writes results/results.md (the table, also printed; with `--readme README.md` also between the
+README's bench markers) and, when matplotlib is installed (the
 `bench` extra), results/stages.png (where the time goes, stage by stage, per benchmark) and
 results/NAME.png for each benchmark that draws its own chart. Without matplotlib the table is
 still written and the charts are skipped, saying so.
@@ -98,13 +99,31 @@ def render(directory: Path = rs.RESULTS_DIR) -> tuple[str, list[Path], str]:
     return text, written, f"charts: {', '.join(p.name for p in written) or 'none (no results)'}"
 
 
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+
+def into_readme(readme: Path, text: str) -> None:
+    """Put `text` between the README's markers (BEGIN, END), in place; ValueError if they are not there once each."""
+    body = readme.read_text()
+    if body.count(BEGIN) != 1 or body.count(END) != 1 or body.index(BEGIN) > body.index(END):
+        raise ValueError(f"{readme} needs one {BEGIN} line and, after it, one {END} line")
+    head, rest = body.split(BEGIN)
+    _old, tail = rest.split(END)
+    tmp = readme.with_name(readme.name + ".tmp")
+    tmp.write_text(f"{head}{BEGIN}\n{text}{END}{tail}")
+    tmp.replace(readme)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench render", description=__doc__.splitlines()[0] if __doc__ else "")
     p.add_argument("--dir", type=Path, default=rs.RESULTS_DIR, help=f"results directory (default {rs.RESULTS_DIR})")
+    p.add_argument("--readme", type=Path, help=f"also write the table into this file, between {BEGIN} and {END}")
     a = p.parse_args(argv)
     try:
         text, _written, word = render(a.dir)
-    except rs.ResultError as e:
+        if a.readme is not None:
+            into_readme(a.readme, text)
+    except (rs.ResultError, ValueError, OSError) as e:
         print(f"cannot render: {e}", file=sys.stderr)
         return 1
     print(text, end="")

@@ -62,3 +62,23 @@ def test_main_prints_the_table_and_refuses_a_broken_result(two: Path, capsys: py
     (two / "broken.json").write_text("{}")
     assert render.main(["--dir", str(two)]) == 1
     assert "cannot render" in capsys.readouterr().err
+
+
+def test_readme_gets_the_table_between_its_markers_and_nothing_else_changes(two: Path, tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# lasthop\n\nbefore\n{render.BEGIN}\nold table\n{render.END}\nafter\n")
+    assert render.main(["--dir", str(two), "--readme", str(readme)]) == 0
+    body = readme.read_text()
+    text, _, _ = render.render(two)
+    assert body == f"# lasthop\n\nbefore\n{render.BEGIN}\n{text}{render.END}\nafter\n"
+    assert render.main(["--dir", str(two), "--readme", str(readme)]) == 0
+    assert readme.read_text() == body  # a second run changes nothing
+
+
+def test_a_readme_without_its_markers_is_refused_and_left_alone(two: Path, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("# lasthop\nno markers here\n")
+    assert render.main(["--dir", str(two), "--readme", str(readme)]) == 1
+    assert "needs one <!-- bench:begin --> line" in capsys.readouterr().err
+    assert readme.read_text() == "# lasthop\nno markers here\n"
