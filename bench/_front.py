@@ -27,7 +27,7 @@ from bot.manifest import build_manifest
 from bot.metrics import Metrics
 from bot.state import StateStore
 from bot.views import Phrasing
-from bot.web import make_server, serve_in_background
+from bot.web import Activity, make_server, serve_in_background
 from bot.workflow import Workflow
 from handlers.app import SlackSetupError, build_app, http_handler, poster_client, settings_from_env, web_client
 from handlers.context import SlackAccess, SlackContext
@@ -118,7 +118,8 @@ def front(inv: Inventory, engine: Engine, store: StateStore) -> Iterator[Front]:
             poster = Poster(poster_client(settings))
             workflow = Workflow(inv, engine, store, access=access, out=poster, alert_channel=ALERTS,
                                 phrasing=Phrasing(inv.slack.commands))
-            ctx = SlackContext(workflow, client, poster, access)
+            activity = Activity()  # as `lasthop serve` wires it: work after an ack lets other acks go first
+            ctx = SlackContext(workflow, client, poster, access, activity=activity)
             try:
                 app = build_app(ctx, settings)
             except SlackSetupError as e:
@@ -134,7 +135,8 @@ def front(inv: Inventory, engine: Engine, store: StateStore) -> Iterator[Front]:
                     box[0].received.append(Received(start, time.monotonic(), out[0]))
                 return out
 
-            server = make_server("127.0.0.1", 0, Metrics(), lambda: True, {"/slack/events": timed})
+            server = make_server("127.0.0.1", 0, Metrics(), lambda: True, {"/slack/events": timed},
+                                 activity=activity)
             box.append(Front(server.server_address[1], standin, workflow, ctx))
             serve_in_background(server)
             try:

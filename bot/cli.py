@@ -419,7 +419,7 @@ def _serve(engine: object, store: object, args: argparse.Namespace) -> int:
     from bot.serve import Daemon, probe_source_note
     from bot.state import StateStore
     from bot.views import Phrasing
-    from bot.web import make_server, serve_in_background
+    from bot.web import Activity, make_server, serve_in_background
     from handlers.app import (
         SlackSetupError,
         build_app,
@@ -460,8 +460,9 @@ def _serve(engine: object, store: object, args: argparse.Namespace) -> int:
     routes = {}
     socket_handler = None
     ctx = None
+    activity = Activity()  # the web server's requests in flight: Slack work lets their acks go first
     if slack is not None and poster is not None:
-        ctx = slack_context(inv, daemon, poster, slack)
+        ctx = slack_context(inv, daemon, poster, slack, activity)
         try:
             app = build_app(ctx, slack)
             if slack.socket_mode:
@@ -477,7 +478,8 @@ def _serve(engine: object, store: object, args: argparse.Namespace) -> int:
     server = None
     if args.port:
         try:
-            server = make_server(args.bind, args.port, daemon.metrics, lambda: not stopping.is_set(), routes)
+            server = make_server(args.bind, args.port, daemon.metrics, lambda: not stopping.is_set(), routes,
+                                 activity=activity)
         except OSError as e:
             print(f"lasthop serve: cannot listen on {args.bind}:{args.port}: {e.strerror or e}", file=sys.stderr)
             return FAILED

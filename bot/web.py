@@ -7,12 +7,13 @@ dropped connection or a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import socket
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -29,6 +30,41 @@ _TEXT = {"Content-Type": "text/plain; charset=utf-8"}
 log = logging.getLogger("lasthop.web")
 
 
+class Activity:
+    """How many HTTP requests this process is answering right now.
+
+    Work handed off after an ack waits (boundedly) for a moment with none, so that when fifty
+    people type a command at once each gets its ack before anyone's work competes with the acks
+    for the interpreter: Slack gives an ack 3 s, and the answers that follow have no such limit.
+    """
+
+    def __init__(self) -> None:
+        self._n = 0
+        self._cond = threading.Condition()
+
+    @contextlib.contextmanager
+    def request(self) -> Iterator[None]:
+        with self._cond:
+            self._n += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._n -= 1
+                if self._n == 0:
+                    self._cond.notify_all()
+
+    @property
+    def in_flight(self) -> int:
+        with self._cond:
+            return self._n
+
+    def wait_quiet(self, limit: float) -> bool:
+        """Until no request is being answered, or `limit` seconds; whether it went quiet."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._n == 0, timeout=limit)
+
+
 class _BadRequest(Exception):
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
@@ -38,11 +74,18 @@ class _BadRequest(Exception):
 
 def make_server(host: str, port: int, metrics: Metrics, healthy: Callable[[], bool],
                 post_routes: Mapping[str, PostRoute] | None = None, *,
-                read_timeout: float = READ_TIMEOUT) -> ThreadingHTTPServer:
+                read_timeout: float = READ_TIMEOUT, activity: Activity | None = None) -> ThreadingHTTPServer:
+    """`activity`, if given, counts every connection from its thread's start to its close (one
+    request each: the server speaks HTTP/1.0)."""
     routes = dict(post_routes or {})
+    counting = activity or Activity()
 
     class Handler(BaseHTTPRequestHandler):
         timeout = read_timeout  # StreamRequestHandler sets it on the socket: no thread waits forever
+
+        def handle(self) -> None:
+            with counting.request():
+                super().handle()
 
         def do_POST(self) -> None:
             path, _, query = self.path.partition("?")

@@ -21,6 +21,7 @@ from bot.inventory import Inventory
 from bot.serve import Daemon
 from bot.state import register_secret
 from bot.views import Phrasing
+from bot.web import Activity
 from bot.workflow import Workflow
 from handlers import register_all
 from handlers.context import KEY, SlackAccess, SlackContext
@@ -84,14 +85,16 @@ def poster_client(settings: SlackSettingsEnv) -> WebClient:
     return WebClient(token=settings.bot_token, base_url=settings.api_url, timeout=10, retry_handlers=[])
 
 
-def slack_context(inv: Inventory, daemon: Daemon, poster: Poster, settings: SlackSettingsEnv) -> SlackContext:
-    """The Slack side of `lasthop serve`: the daemon's engine and incidents, Slack's roles, the poster."""
+def slack_context(inv: Inventory, daemon: Daemon, poster: Poster, settings: SlackSettingsEnv,
+                  activity: Activity | None = None) -> SlackContext:
+    """The Slack side of `lasthop serve`: the daemon's engine and incidents, Slack's roles, the poster;
+    `activity`, the HTTP server's requests in flight (bot.web.Activity), lets acks go before work."""
     client = web_client(settings)
     access = SlackAccess(inv.slack, client)
     workflow = Workflow(inv, daemon.engine, daemon.store, access=access, out=poster,
                         alert_channel=inv.slack.alert_channel or "", incidents=daemon,
                         phrasing=Phrasing(inv.slack.commands))
-    return SlackContext(workflow, client, poster, access)
+    return SlackContext(workflow, client, poster, access, activity=activity)
 
 
 def build_app(ctx: SlackContext, settings: SlackSettingsEnv) -> App:

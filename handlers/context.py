@@ -16,11 +16,13 @@ from bot.access import Role, Who, needs_groups, refusal
 from bot.chat import Actor, Message
 from bot.commands import CommandNames
 from bot.inventory import SlackSettings
+from bot.web import Activity
 from bot.workflow import Workflow
 from handlers.poster import Poster
 
 log = logging.getLogger("lasthop.slack")
 GROUP_CACHE_SECONDS = 300.0
+ACK_FIRST_WAIT = 0.25  # seconds work after an ack may wait for the other requests' acks
 KEY = "lasthop"  # where the context sits in Bolt's per-request context
 FAILED = Message.of(":x: lasthop hit an error and could not finish this. Check the routes with the status "
                     "command before trying again; the details are in lasthop's log.")
@@ -79,6 +81,8 @@ class SlackContext:
     poster: Poster
     access: SlackAccess
     executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(8, "slack-work"))
+    # The HTTP server's requests in flight (HTTP mode): work waits for the acks first, boundedly.
+    activity: Activity | None = None
 
     @property
     def names(self) -> CommandNames:
@@ -91,6 +95,10 @@ class SlackContext:
         (`on_error`), never left looking at "Planning…" and never shown the exception.
         """
         def guarded() -> Any:
+            if self.activity is not None:
+                # Acks first: a burst of requests is acknowledged before any of its work starts. The
+                # bound keeps a steady stream of requests from holding the work back for longer.
+                self.activity.wait_quiet(ACK_FIRST_WAIT)
             try:
                 return fn()
             except Exception:

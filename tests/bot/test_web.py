@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import http.client
 import socket
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from http.server import ThreadingHTTPServer
 
 import pytest
 
 from bot.metrics import Metrics
-from bot.web import PostRoute, make_server, serve_in_background
+from bot.web import Activity, PostRoute, make_server, serve_in_background
 
 Answer = tuple[int, dict[str, str], bytes]
 
@@ -105,4 +106,37 @@ def test_a_burst_of_connections_waits_in_the_queue_instead_of_losing_its_syns() 
     finally:
         for s in clients:
             s.close()
+        server.server_close()
+
+
+def test_activity_counts_each_request_while_it_is_answered_and_then_goes_quiet() -> None:
+    activity = Activity()
+    inside, release = threading.Event(), threading.Event()
+    seen: list[int] = []
+
+    def slow(body: bytes, headers: Mapping[str, str], query: str) -> Answer:
+        seen.append(activity.in_flight)
+        inside.set()
+        release.wait(10)
+        return 200, {}, b"ok"
+
+    server = make_server("127.0.0.1", 0, Metrics(), lambda: True, {"/slow": slow}, read_timeout=2.0,
+                         activity=activity)
+    serve_in_background(server)
+    try:
+        port = int(server.server_address[1])
+        answer: list[tuple[int, bytes]] = []
+        client = threading.Thread(target=lambda: answer.append(request(port, "POST", "/slow", b"x")))
+        client.start()
+        assert inside.wait(10)
+        assert seen == [1] and activity.in_flight == 1
+        assert activity.wait_quiet(0.05) is False  # still answering: the wait ends at its bound
+        release.set()
+        assert activity.wait_quiet(10) is True
+        client.join(10)
+        assert answer == [(200, b"ok")] and activity.in_flight == 0
+        assert request(port, "GET", "/healthz")[0] == 200 and activity.in_flight == 0
+    finally:
+        release.set()
+        server.shutdown()
         server.server_close()

@@ -216,3 +216,22 @@ def test_close_lets_running_work_finish_then_stops_the_poster(inv: Inventory) ->
         assert not closer.is_alive() and done.is_set()  # close() returned only after the work ended
         refused = h.ctx.poster.post(OPS, Message.of("after close"))
         assert isinstance(refused.exception(WAIT), RuntimeError)
+
+
+def test_work_after_an_ack_waits_for_the_requests_being_answered_then_runs(inv: Inventory) -> None:
+    """Acks first: fifty commands at once all get their ack before any of their work competes with
+    the acks; the wait is bounded, so a steady stream of requests only delays the work."""
+    from bot.web import Activity
+
+    activity = Activity()
+    with harness(inv) as h:
+        h.ctx.activity = activity
+        started = threading.Event()
+        with activity.request():  # a request still being answered
+            ran = h.ctx.submit(started.set)
+            assert not started.wait(0.05)
+        assert ran.exception(WAIT) is None and started.is_set()
+        # Never quiet: the work runs anyway once ACK_FIRST_WAIT has passed.
+        with activity.request():
+            late = h.ctx.submit(lambda: "done")
+            assert late.result(context_module.ACK_FIRST_WAIT + WAIT) == "done"
