@@ -10,7 +10,9 @@ A benchmark is a module `bench/<name>.py` (name: lower case, digits, underscores
 * `run(settings) -> results.Measurement`: measure and return the raw samples, the stages, the
   targets judged, notes and details. The runner adds the name, time, machine and settings and
   writes the record (see results.py);
-* optionally `plot(result, figure)`: draw the benchmark's own chart on a matplotlib Figure.
+* optionally `plot(result, figure)`: draw the benchmark's own chart on a matplotlib Figure;
+* optionally `summary_table(result) -> str`: a Markdown table of its own, which `render --readme`
+  puts in the README above the table of every benchmark.
 
 Modules whose name starts with an underscore are helpers, never benchmarks.
 """
@@ -43,6 +45,7 @@ class Benchmark:
     settings: type[Any]
     run: Callable[[Any], Measurement]
     plot: Callable[[Result, Any], None] | None
+    summary_table: Callable[[Result], str] | None = None
 
     def tiny(self) -> Any:
         return self.settings.tiny()
@@ -71,4 +74,6 @@ def _describe(name: str, module: ModuleType) -> Benchmark:
     if not callable(run) or not isinstance(summary, str):
         raise BenchError(f"bench/{name}.py: needs run(settings) and a SUMMARY string")
     plot = getattr(module, "plot", None)
-    return Benchmark(name, summary, settings, run, plot if callable(plot) else None)
+    table = getattr(module, "summary_table", None)
+    return Benchmark(name, summary, settings, run, plot if callable(plot) else None,
+                     table if callable(table) else None)

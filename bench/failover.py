@@ -572,3 +572,26 @@ def plot(result: Result, figure: Any) -> None:
     ax2.set_xlabel("seconds, medians per stage")
     ax2.set_title("where the time goes")
     ax2.legend(fontsize="x-small", ncol=2)
+
+
+def summary_table(result: Result) -> str:
+    """lasthop against keepalived per break: the medians, the ratio and its target, the stages."""
+    by_break = result.details.get("by_break", {})
+    version = str(result.details.get("keepalived_version", "keepalived")).split(" (")[0]
+    lines = [f"| Break | lasthop, outage | {version}, outage | Ratio (target) | lasthop: where the time goes |",
+             "|---|---|---|---|---|"]
+    for kind in [b for b in BREAKS if b in by_break]:
+        e = by_break[kind]
+        lh, kd = e["lasthop"], e["keepalived"]
+        ratio, target = e["ratio"], TARGET_RATIO.get(kind, 0.0)
+        verdict = "met" if ratio <= target else f"**missed by {ratio / target - 1:.0%}**"
+        stages = ", ".join(f"{s} {lh['stages'][s] * 1000:.0f}" for s in LASTHOP_STAGES[:-1])
+        lines.append(f"| {kind} death | **{lh['median']:.2f} s** ({lh['min']:.2f}–{lh['max']:.2f}) | "
+                     f"**{kd['median']:.2f} s** ({kd['min']:.2f}–{kd['max']:.2f}) | {ratio:.2f} (≤ {target:g}): "
+                     f"{verdict} | {stages} ms; DOWN to FIB {lh['decided_to_fib'] * 1000:.0f} ms |")
+    load, commit = result.machine.load_average[0], result.machine.commit
+    commit = commit[:7] + ("-dirty" if commit.endswith("-dirty") else "")
+    lines.append("")
+    lines.append(f"_Medians of {result.repetitions} breaks of each kind, {result.when[:16].replace('T', ' ')} UTC, "
+                 f"commit {commit}, load average {load:.2f} on {result.machine.cpus} CPUs._")
+    return "\n".join(lines) + "\n"

@@ -102,6 +102,19 @@ def render(directory: Path = rs.RESULTS_DIR) -> tuple[str, list[Path], str]:
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 
+def readme_block(results: list[rs.Result], text: str) -> str:
+    """What goes between the README's markers: each benchmark's own summary table, then `text`."""
+    parts: list[str] = []
+    for r in results:
+        try:
+            bench = load(r.name)
+        except BenchError:
+            continue
+        if bench.summary_table is not None:
+            parts.append(bench.summary_table(r))
+    return "\n".join([*parts, text])
+
+
 def into_readme(readme: Path, text: str) -> None:
     """Put `text` between the README's markers (BEGIN, END), in place; ValueError if they are not there once each."""
     body = readme.read_text()
@@ -122,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         text, _written, word = render(a.dir)
         if a.readme is not None:
-            into_readme(a.readme, text)
+            into_readme(a.readme, readme_block(rs.latest(a.dir), text))
     except (rs.ResultError, ValueError, OSError) as e:
         print(f"cannot render: {e}", file=sys.stderr)
         return 1

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from ipaddress import IPv4Interface
 from pathlib import Path
 
 import pytest
 
 from bench import _keepalived as ka
-from bench import drain, failover
+from bench import drain, failover, load
+from bench import results as rs
 from bench.failover import Answer, window
 
 V = "198.51.100.33"
@@ -92,3 +94,26 @@ def test_the_keepalived_service_is_outside_every_lab_address() -> None:
     assert failover.K_VIP not in used and failover.VRRP_ADDRESS.ip not in used
     assert not any(failover.K_PREFIX.overlaps(s.prefix) for s in plan.services)
     assert not failover.K_PREFIX.overlaps(drain.BLOCK)
+
+
+def test_the_summary_table_has_a_row_per_break_with_both_tools_and_the_verdict() -> None:
+    def row(kind: str, lasthop: float, keepalived: float) -> dict[str, object]:
+        stages = dict.fromkeys(failover.LASTHOP_STAGES, 0.01)
+        return {"break": kind, "lasthop": {"outage": lasthop, "settled": lasthop, "decided_to_fib": 0.2,
+                                           "decided_to_restored": 0.3, **stages},
+                "keepalived": {"outage": keepalived, "settled": keepalived, "detect": 1.0, "takeover": 0.5,
+                               "arp": 0.01}}
+
+    m = failover.summarise(failover.Settings(repetitions=1), [row("service", 1.0, 2.0), row("link", 1.0, 4.0)],
+                           "Keepalived v2.2.7 (01/16,2022)")
+    assert [t.met for t in m.targets] == [False, True, False]  # 0.5 > 0.35; 0.25 <= 0.5; 200 ms > 150 ms
+    machine = rs.Machine(2, "cpu", "kernel", "3.11", "abcdef0123-dirty", (0.5, 0.4, 0.3))
+    result = rs.Result.of("failover", m, machine=machine, settings={}, when=datetime(2026, 12, 3, tzinfo=UTC),
+                          seconds=1.0)
+    table = failover.summary_table(result)
+    assert table.splitlines()[0].startswith("| Break | lasthop, outage | Keepalived v2.2.7, outage |")
+    service, link = (line for line in table.splitlines() if line.startswith(("| service", "| link")))
+    assert "**1.00 s**" in service and "**2.00 s**" in service and "0.50 (≤ 0.35): **missed by 43%**" in service
+    assert "**4.00 s**" in link and "0.25 (≤ 0.5): met" in link
+    assert "commit abcdef0-dirty" in table
+    assert load("failover").summary_table is not None  # render --readme finds it
