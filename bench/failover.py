@@ -545,7 +545,7 @@ def plot(result: Result, figure: Any) -> None:
     """Per break kind: each tool's outage windows (dots) and median (bar); then lasthop's stages."""
     figure.set_size_inches(13, 4.8)
     by_break = result.details.get("by_break", {})
-    kinds = list(by_break)
+    kinds = [b for b in BREAKS if b in by_break]
     ax = figure.add_subplot(1, 2, 1)
     width = 0.38
     for i, tool in enumerate(TOOLS):
@@ -571,7 +571,7 @@ def plot(result: Result, figure: Any) -> None:
         left = [a + b for a, b in zip(left, widths, strict=True)]
     ax2.set_xlabel("seconds, medians per stage")
     ax2.set_title("where the time goes")
-    ax2.legend(fontsize="x-small", ncol=2)
+    ax2.legend(fontsize="x-small", ncol=2, loc="lower right")
 
 
 def summary_table(result: Result) -> str:
