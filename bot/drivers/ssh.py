@@ -352,6 +352,7 @@ class ShellReply:
 # The probe that opens every shell: an exit status, output without a newline on both streams.
 _PROBE = "printf x; printf y >&2; exit 3"
 _PROBE_REPLY = (3, b"x", b"y")
+_MARK_SPAN = 64  # bytes: longer than any end marker ("\n", 32 hex digits, " 255\n")
 
 
 class ShellChannel:
@@ -429,26 +430,30 @@ class ShellChannel:
         ch = self.channel
         ch.settimeout(max(0.001, due - time.monotonic()))  # bounds sendall on a full window
         ch.sendall(self.script(command, token))
-        out, err = b"", b""
+        out, err = bytearray(), bytearray()
         got_out: re.Match[bytes] | None = None
         got_err = -1
         while got_out is None or got_err < 0:
-            came = False
+            seen_out, seen_err = len(out), len(err)
             while ch.recv_ready():
                 out += ch.recv(65536)
-                came = True
             while ch.recv_stderr_ready():
                 err += ch.recv_stderr(65536)
-                came = True
             if want_out is not None and want_err is not None and not (
                     want_out.startswith(out) and want_err.startswith(err)):
                 raise ShellRefused("the reply is not the protocol's")
-            got_out = got_out or out_end.search(out)
-            got_err = got_err if got_err >= 0 else err.find(err_end)
+            # Only the new bytes, and a marker's length before them, can hold a marker not yet seen.
+            if got_out is None:
+                got_out = out_end.search(out, max(0, seen_out - _MARK_SPAN))
+            if got_err < 0:
+                got_err = err.find(err_end, max(0, seen_err - _MARK_SPAN))
             if got_out is not None and got_err >= 0:
                 break
-            if not came:
+            if len(out) == seen_out and len(err) == seen_err:
                 if ch.closed or ch.eof_received:
+                    # The device sends EOF after the last data, so nothing more is on its way.
+                    if ch.recv_ready() or ch.recv_stderr_ready():
+                        continue
                     raise ShellLost("the shell ended")
                 left = due - time.monotonic()
                 if left <= 0:
@@ -456,7 +461,7 @@ class ShellChannel:
                 # Readable when data comes on either stream or the channel closes (paramiko's pipe).
                 select.select([ch.fileno()], [], [], left)
         clean = got_out.end() == len(out) and got_err + len(err_end) == len(err)
-        return ShellReply(int(got_out.group(1)), out[:got_out.start()], err[:got_err], clean)
+        return ShellReply(int(got_out.group(1)), bytes(out[:got_out.start()]), bytes(err[:got_err]), clean)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
