@@ -402,6 +402,24 @@ def test_a_shell_command_that_times_out_cuts_the_connection_and_the_next_call_lo
         # The late reply would have come on the cut connection: the next command gets its own.
         assert session.run("echo next").stdout == "next\n"
         assert host.logins == 2
+        with pytest.raises(CommandTimeout, match=r"^web1: 'sleep' gave no answer within 0.5s$"):
+            session.run("sleep 3", timeout=0.5)  # the call's own limit, when it gives one
+        assert session.run("echo next").stdout == "next\n"
+        assert host.logins == 3
+    finally:
+        session.close()
+
+
+@pytest.mark.timeout(30)
+def test_a_silent_shell_leaves_the_command_within_its_one_limit_over_exec(host: SshServer) -> None:
+    host.shell_as = "sleep 30"  # the shell never answers: the command is run over exec in the time left
+    session = ExecSession(host.spec(command_timeout=2.0), shell=True)
+    try:
+        with pytest.raises(CommandTimeout, match=r"^web1: 'sleep' gave no answer within 2s$"):
+            session.run("sleep 5")
+        assert host.execs == ["sh", "sleep 5"]
+        assert session.run("echo next").stdout == "next\n"  # a new login, which tries its shell again
+        assert host.logins == 2 and host.execs.count("sh") == 2
     finally:
         session.close()
 
