@@ -54,7 +54,9 @@ class VipCheck:
 class HostVerifier:
     def __init__(self, spec: DeviceSpec) -> None:
         self.spec = spec
-        self.ssh = ExecSession(spec)
+        # One shell per connection: each exec channel would cost a channel open and a session on
+        # the host's sshd, many times what the reads themselves take.
+        self.ssh = ExecSession(spec, shell=True)
         self._batch = True  # until the host shows it cannot answer the VIP check in one exchange
 
     @property

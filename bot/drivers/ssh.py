@@ -9,12 +9,23 @@ Every login and every command runs under a hard deadline (`bot.drivers.deadline`
 `connect_timeout` covers the TCP connect, banner, key exchange and authentication
 together, `command_timeout` each command. When one passes, the connection is cut,
 the call fails with the limit that applied, and the next call logs in afresh.
+
+An `ExecSession(spec, shell=True)` runs its commands in one long-lived `sh` per connection
+(`ShellChannel`) instead of one exec channel each: a channel open and a new session on the
+device's sshd cost far more than the commands themselves. Each command's end is marked on both
+streams with a random token of its own, so its output is exactly what the exec channel would
+have given, and a reply can never be taken for another command's. A device whose shell does not
+answer that protocol is asked over exec channels for the rest of the connection's life.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import re
+import secrets
+import select
+import shlex
 import socket
 import threading
 import time
@@ -44,6 +55,8 @@ _AUTH_EOF = "transport shut down or saw EOF"
 # paramiko's words for a transport that died under it before the login finished.
 _TRANSPORT_DIED = ("No existing session", "Negotiation failed")
 _NO_BANNER = "Error reading SSH protocol banner"
+
+log = logging.getLogger("lasthop.drivers.ssh")
 
 
 class _QuietTransport(logging.Filter):
@@ -320,6 +333,141 @@ def run_command(
     return CommandResult(command, status, out, err, time.monotonic() - start)
 
 
+class ShellLost(Exception):
+    """The shell's channel closed or ended before the command's end markers came."""
+
+
+class ShellRefused(Exception):
+    """The shell answered, but not as the protocol says (no `printf`, a ForceCommand, a restricted shell)."""
+
+
+@dataclass
+class ShellReply:
+    status: int
+    stdout: bytes
+    stderr: bytes
+    clean: bool  # nothing came after the markers: nothing else writes to the shell's streams
+
+
+# The probe that opens every shell: an exit status, output without a newline on both streams.
+_PROBE = "printf x; printf y >&2; exit 3"
+_PROBE_REPLY = (3, b"x", b"y")
+_MARK_SPAN = 64  # bytes: longer than any end marker ("\n", 32 hex digits, " 255\n")
+
+
+class ShellChannel:
+    """One `sh` on an exec channel (no pty), reading lasthop's commands from its stdin.
+
+    Each command is run as `( eval 'COMMAND' ) </dev/null`: in a subshell, so an `exit`, a `cd` or
+    a syntax error ends that command only, as in its own exec channel; with stdin from /dev/null,
+    so nothing it reads can be the next command. Then its exit status goes to stdout and a marker
+    to stderr, each after a newline and with a token drawn for this command alone:
+
+        ( eval 'ip -j route get 198.51.100.33' ) </dev/null
+        printf '\\n%s %d\\n' 5f0c... "$?"
+        printf '\\n%s\\n' 5f0c... >&2
+
+    A stream's output is all that came before "\\n" + token: byte for byte what the command wrote.
+    """
+
+    def __init__(self, channel: paramiko.Channel) -> None:
+        self.channel = channel
+
+    @classmethod
+    def open(cls, client: paramiko.SSHClient, due: float) -> ShellChannel:
+        """Start `sh` and check that it answers the protocol, all by the monotonic time `due`.
+
+        ShellRefused, ShellLost or TimeoutError (or paramiko's errors) when it cannot be used.
+        """
+        def left() -> float:
+            return max(0.001, due - time.monotonic())
+
+        transport = client.get_transport()
+        if transport is None:
+            raise ShellLost("no transport")
+        channel = transport.open_session(timeout=left())
+        shell = cls(channel)
+        try:
+            # exec_command waits for the reply with no limit of its own: closing the channel wakes it.
+            with deadline(left(), channel.close):
+                channel.exec_command("sh")
+            if time.monotonic() >= due:
+                raise TimeoutError("no shell in time")
+            reply = shell.run(_PROBE, due, expect=_PROBE_REPLY)
+            if (reply.status, reply.stdout, reply.stderr) != _PROBE_REPLY or not reply.clean:
+                raise ShellRefused("the probe's reply differs")
+        except BaseException:
+            shell.close()
+            raise
+        return shell
+
+    @staticmethod
+    def script(command: str, token: str) -> bytes:
+        return (f"( eval {shlex.quote(command)} ) </dev/null\n"
+                f"printf '\\n%s %d\\n' {token} \"$?\"\n"
+                f"printf '\\n%s\\n' {token} >&2\n").encode()
+
+    @property
+    def idle(self) -> bool:
+        """Open, and nothing has come since the last command's markers."""
+        ch = self.channel
+        return not (ch.closed or ch.eof_received or ch.recv_ready() or ch.recv_stderr_ready())
+
+    def run(self, command: str, due: float,
+            expect: tuple[int, bytes, bytes] | None = None) -> ShellReply:
+        """What `command` gave, read by the monotonic time `due`.
+
+        TimeoutError when `due` passes first, ShellLost when the channel ends first; with `expect`,
+        ShellRefused as soon as a stream is not a beginning of the reply expected.
+        """
+        token = secrets.token_hex(16)
+        want_out, want_err = None, None
+        if expect is not None:
+            want_out = expect[1] + f"\n{token} {expect[0]}\n".encode()
+            want_err = expect[2] + f"\n{token}\n".encode()
+        out_end = re.compile(rb"\n" + token.encode() + rb" (\d{1,3})\n")
+        err_end = b"\n" + token.encode() + b"\n"
+        ch = self.channel
+        ch.settimeout(max(0.001, due - time.monotonic()))  # bounds sendall on a full window
+        ch.sendall(self.script(command, token))
+        out, err = bytearray(), bytearray()
+        got_out: re.Match[bytes] | None = None
+        got_err = -1
+        while got_out is None or got_err < 0:
+            seen_out, seen_err = len(out), len(err)
+            while ch.recv_ready():
+                out += ch.recv(65536)
+            while ch.recv_stderr_ready():
+                err += ch.recv_stderr(65536)
+            if want_out is not None and want_err is not None and not (
+                    want_out.startswith(out) and want_err.startswith(err)):
+                raise ShellRefused("the reply is not the protocol's")
+            # Only the new bytes, and a marker's length before them, can hold a marker not yet seen.
+            if got_out is None:
+                got_out = out_end.search(out, max(0, seen_out - _MARK_SPAN))
+            if got_err < 0:
+                got_err = err.find(err_end, max(0, seen_err - _MARK_SPAN))
+            if got_out is not None and got_err >= 0:
+                break
+            if len(out) == seen_out and len(err) == seen_err:
+                if ch.closed or ch.eof_received:
+                    # The device sends EOF after the last data, so nothing more is on its way.
+                    if ch.recv_ready() or ch.recv_stderr_ready():
+                        continue
+                    raise ShellLost("the shell ended")
+                left = due - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("no end marker in time")
+                # Readable when data comes on either stream or the channel closes (paramiko's pipe).
+                select.select([ch.fileno()], [], [], left)
+        clean = got_out.end() == len(out) and got_err + len(err_end) == len(err)
+        return ShellReply(int(got_out.group(1)), bytes(out[:got_out.start()]), bytes(err[:got_err]), clean)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.channel.close()
+
+
 class ExecSession:
     """A persistent paramiko connection to one device, reconnected once when found dead.
 
@@ -327,11 +475,20 @@ class ExecSession:
     retried; `run(..., retry=False)` keeps a failure a failure. A time-out is never
     retried: the device was reached and did not answer, and a second wait would
     double the time the caller waits.
+
+    With `shell=True` the commands run in one `sh` per connection (`ShellChannel`), with the
+    same results, limits and failures as exec channels. A shell that cannot be used that way
+    (it does not start, or its first exchange is not the protocol's) leaves the connection on
+    exec channels until it is closed; a shell that ends mid-command is a lost session, as a
+    dropped exec channel is.
     """
 
-    def __init__(self, spec: DeviceSpec) -> None:
+    def __init__(self, spec: DeviceSpec, *, shell: bool = False) -> None:
         self.spec = spec
+        self.shell = shell
         self._client: paramiko.SSHClient | None = None
+        self._shell: ShellChannel | None = None
+        self._exec_only = not shell  # this connection's shell could not be used
         self.lock = threading.RLock()
 
     def _connected(self) -> paramiko.SSHClient:
@@ -341,11 +498,17 @@ class ExecSession:
             self._client = open_client(self.spec)
         return self._client
 
+    def _once(self, command: str, timeout: float | None) -> CommandResult:
+        client = self._connected()
+        if self._exec_only:
+            return run_command(client, self.spec, command, timeout)
+        return self._in_shell(client, command, timeout)
+
     def run(self, command: str, *, timeout: float | None = None, retry: bool = True) -> CommandResult:
         with self.lock:
             fresh = self._client is None or not is_alive(self._client)
             try:
-                return run_command(self._connected(), self.spec, command, timeout)
+                return self._once(command, timeout)
             except CommandTimeout:
                 self.close()
                 raise
@@ -355,13 +518,83 @@ class ExecSession:
                 if fresh or not retry:
                     raise
             try:
-                return run_command(self._connected(), self.spec, command, timeout)
+                return self._once(command, timeout)
             except DriverError:
                 self.close()
                 raise
 
+    def _in_shell(self, client: paramiko.SSHClient, command: str, timeout: float | None) -> CommandResult:
+        """`command` in this connection's shell (started first if need be), else over exec."""
+        limit = self.spec.command_timeout if timeout is None else timeout
+        word = command.split()[0] if command.split() else command
+        timed_out = CommandTimeout(self.spec.name, f"{word!r} gave no answer within {limit:g}s")
+        lost = ConnectError(self.spec.name, f"SSH session lost during {word!r}")
+        start = time.monotonic()
+        with deadline(limit, lambda: cut_transport(client.get_transport())) as ticket:
+            if self._shell is not None and not self._shell.idle:
+                # It ended, or something wrote to it after the last markers: a new one, before
+                # anything is sent (so even a command that must not run twice is safe here).
+                self._drop_shell()
+            if self._shell is None:
+                self._shell = self._start_shell(client, ticket)
+                if ticket.expired:
+                    cut_transport(client.get_transport())
+                    raise timed_out
+                if self._shell is None:
+                    if not is_alive(client):
+                        raise lost
+                    self._exec_only = True
+            shell = self._shell
+            if shell is not None:
+                try:
+                    reply = shell.run(command, ticket.due)
+                except ShellLost:
+                    self._drop_shell()
+                    if ticket.expired:
+                        cut_transport(client.get_transport())
+                        raise timed_out from None
+                    raise lost from None
+                except Exception as e:  # a time-out, or the channel failing under the read
+                    cut_transport(client.get_transport())
+                    self._drop_shell()
+                    if ticket.expired or isinstance(e, TimeoutError):
+                        raise timed_out from None
+                    raise lost from None
+                if ticket.expired:  # answered, but after the deadline cut the connection
+                    self._drop_shell()
+                    raise timed_out
+                if not reply.clean:
+                    self._drop_shell()  # something else writes to its streams: not for the next command
+                return CommandResult(command, reply.status, reply.stdout.decode("utf-8", "replace"),
+                                     reply.stderr.decode("utf-8", "replace"), time.monotonic() - start)
+        # This connection's shell is not usable: the same command over an exec channel, in what is left.
+        try:
+            res = run_command(client, self.spec, command, max(0.001, limit - (time.monotonic() - start)))
+        except CommandTimeout:
+            raise timed_out from None
+        res.seconds = time.monotonic() - start
+        return res
+
+    def _start_shell(self, client: paramiko.SSHClient, ticket: Ticket) -> ShellChannel | None:
+        """A shell that answered the protocol, or None. It gets at most half of the command's time
+        (and no more than a login): a silent one must leave the command time to run over exec."""
+        due = time.monotonic() + min(ticket.remaining() / 2, self.spec.connect_timeout)
+        try:
+            return ShellChannel.open(client, due)
+        except Exception as e:
+            log.debug("%s: no shell for commands (%s), one exec channel per command on this connection",
+                      self.spec.name, type(e).__name__)
+            return None
+
+    def _drop_shell(self) -> None:
+        if self._shell is not None:
+            self._shell.close()
+            self._shell = None
+
     def close(self) -> None:
         with self.lock:
+            self._drop_shell()
+            self._exec_only = not self.shell  # a new connection tries its shell again
             if self._client is not None:
                 try:
                     self._client.close()

@@ -5,6 +5,12 @@ commands from a table of replies, and offers a Cisco-like interactive shell that
 is typed and answers with the prompt, as netmiko expects of a router. `stall` makes exec
 commands and the shell stop answering while the connection stays up: a device that hangs.
 
+With `run="sh"` it is a Linux host instead: every exec command is run by a real `/bin/sh -c` on
+this machine (in `directory`), its stdin, stdout, stderr and exit status carried over the
+channel as sshd carries them, so an exec of `sh` is a real shell reading commands from stdin.
+`shell_as` replaces what an exec of `sh` runs (a host whose shell is odd, or a ForceCommand);
+`kill_commands()` kills every command running, as if the host's shell died.
+
     with SshServer(tmp_path) as server:
         spec = server.spec()             # a DeviceSpec with the right port and known_hosts
         server.auth = "close"            # "accept", "reject", or "close" (cut during login)
@@ -16,11 +22,15 @@ Every thread it starts ends when `stop()` is called (each wait wakes every `TICK
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import socket
+import subprocess
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import IO, Literal
 
 import paramiko
 from paramiko.common import MSG_CHANNEL_SUCCESS
@@ -40,6 +50,8 @@ class SshServer:
     stall: bool = False
     replies: dict[str, str] = field(default_factory=dict)  # exec command or shell line -> its output
     hostname: str = "edge1"
+    run: Literal["table", "sh"] = "table"  # "sh": exec commands are run by a real /bin/sh
+    shell_as: str | None = None  # with run="sh": what an exec of `sh` runs instead
 
     def __post_init__(self) -> None:
         self.key = paramiko.ECDSAKey.generate()
@@ -53,6 +65,8 @@ class SshServer:
         self.known_hosts = self.directory / "known_hosts"
         self.known_hosts.write_text(f"[127.0.0.1]:{self.port} {self.key.get_name()} {self.key.get_base64()}\n")
         self.logins = 0  # successful logins, to see a reconnect
+        self.execs: list[str] = []  # every exec request, in order
+        self._procs: list[subprocess.Popen[bytes]] = []
 
     def spec(self, *, connect_timeout: float = 2.0, command_timeout: float = 1.0,
              password: str = PASSWORD) -> DeviceSpec:
@@ -67,6 +81,7 @@ class SshServer:
         self._stop.set()
         self._server.close()
         self.drop_all()
+        self.kill_commands()
         for th in list(self._threads):
             th.join(timeout=2.0)
 
@@ -110,6 +125,14 @@ class SshServer:
         for t in transports:
             t.close()
 
+    def kill_commands(self) -> None:
+        """Kill every command that `run="sh"` is running (and what it started): their channels end."""
+        with self._lock:
+            procs, self._procs = self._procs, []
+        for proc in procs:
+            with contextlib.suppress(OSError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
     # -- what the channels do -------------------------------------------------------------------
 
     def _exec(self, channel: paramiko.Channel, command: str) -> None:
@@ -117,6 +140,9 @@ class SshServer:
         transport = channel.get_transport()
         if isinstance(transport, _Transport):
             transport.wait_replied(channel, self._stop)
+        if self.run == "sh":
+            self._exec_sh(channel, self.shell_as if command == "sh" and self.shell_as is not None else command)
+            return
         while self.stall and not self._stop.is_set() and not channel.closed:
             self._stop.wait(TICK)
         if self._stop.is_set() or channel.closed:
@@ -124,6 +150,48 @@ class SshServer:
         with contextlib.suppress(OSError, EOFError):
             channel.sendall(self.replies.get(command, "").encode())
             channel.send_exit_status(0)
+            channel.close()
+
+    def _exec_sh(self, channel: paramiko.Channel, command: str) -> None:
+        """`command` run by /bin/sh, as sshd runs an exec request (no pty: stdout and stderr apart)."""
+        proc = subprocess.Popen(["/bin/sh", "-c", command], cwd=self.directory, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        with self._lock:
+            self._procs.append(proc)
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        pumps = [threading.Thread(target=_pump_out, args=(stream, send), daemon=True, name="test-sshd")
+                 for stream, send in ((proc.stdout, channel.sendall), (proc.stderr, channel.sendall_stderr))]
+        for th in pumps:
+            th.start()
+        channel.settimeout(TICK)
+        stdin: IO[bytes] | None = proc.stdin
+        with contextlib.suppress(OSError, EOFError, ValueError):
+            while proc.poll() is None and not channel.closed and not self._stop.is_set():
+                if stdin is None:
+                    self._stop.wait(TICK)
+                    continue
+                try:
+                    data = channel.recv(65536)
+                except TimeoutError:
+                    continue
+                if not data:  # the client sent EOF
+                    stdin.close()
+                    stdin = None
+                    continue
+                stdin.write(data)
+                stdin.flush()
+        if proc.poll() is None:  # the channel went (the client cut it, or the server stops)
+            with contextlib.suppress(OSError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        for th in pumps:
+            th.join(timeout=5.0)
+        status = proc.wait(timeout=5.0)
+        with self._lock:
+            self._procs = [p for p in self._procs if p is not proc]
+        with contextlib.suppress(OSError, EOFError, ValueError):
+            if proc.stdin is not None and not proc.stdin.closed:
+                proc.stdin.close()
+            channel.send_exit_status(status if status >= 0 else 128 - status)
             channel.close()
 
     def _shell(self, channel: paramiko.Channel) -> None:
@@ -152,6 +220,13 @@ class SshServer:
                     else:
                         line += ch
                         channel.sendall(ch.encode())  # a terminal echoes what is typed
+
+
+def _pump_out(stream: IO[bytes], send: Callable[[bytes], object]) -> None:
+    """Carry one of a command's output streams to the channel until the command closes it."""
+    with contextlib.suppress(OSError, EOFError, ValueError), stream:
+        while data := os.read(stream.fileno(), 65536):
+            send(data)
 
 
 class _Transport(paramiko.Transport):
@@ -201,6 +276,7 @@ class _Interface(paramiko.ServerInterface):
         return paramiko.OPEN_SUCCEEDED if kind == "session" else paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
 
     def check_channel_exec_request(self, channel: paramiko.Channel, command: bytes) -> bool:
+        self.server.execs.append(command.decode())
         self.server._spawn(self.server._exec, channel, command.decode())
         return True
 

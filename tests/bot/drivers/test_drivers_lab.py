@@ -12,11 +12,12 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 import pytest
-from support.labtools import client_answer, comm, namespace_pids, ssh_session_pids
+from support.labtools import client_answer, comm, namespace_pids, parent, ssh_session_pids
 
 from bot.drivers import DeviceSpec, RouteMove, make_router_driver
 from bot.drivers.errors import CommandRejected, CommandTimeout, ConnectError, HostKeyError
 from bot.drivers.host import HostVerifier
+from bot.drivers.ssh import ExecSession
 from lab import Lab, sshd
 
 pytestmark = pytest.mark.lab
@@ -128,6 +129,28 @@ def test_host_verifier_sees_vips_and_a_missing_one(lab: Lab) -> None:
         v.bind_vip(VIP_A, 1)  # binding twice is idempotent
         assert v.check_vips([VIP_A]).ok
         v.close()
+
+
+def test_a_hosts_reads_run_in_one_shell_with_the_answers_exec_channels_give(lab: Lab) -> None:
+    by_exec, by_shell = ExecSession(spec(lab, "web2")), ExecSession(spec(lab, "web2"), shell=True)
+    try:
+        for command in ("ip -j -4 addr show dev lo", f"ip -j route get {VIP_A} && ip -j route get {VIP_B}",
+                        "sysctl net.ipv4.conf.all.arp_ignore net.ipv4.conf.all.arp_announce",
+                        "ip route get 198.51.100.999", "printf 'no newline'", "true"):
+            a, b = by_exec.run(command), by_shell.run(command)
+            assert (b.exit_status, b.stdout, b.stderr) == (a.exit_status, a.stdout, a.stderr), command
+        # One shell on web2 (a child of its sshd session) answered every command.
+        pid = int(by_shell.run("echo $$").stdout)
+        assert int(by_shell.run("echo $$").stdout) == pid
+        assert comm(pid) == "sh" and comm(parent(pid)) == "sshd"
+        # The host's shell killed between two reads: the next read is answered all the same.
+        os.kill(pid, signal.SIGKILL)
+        again = by_shell.run(f"ip -j route get {VIP_A}")
+        assert again.exit_status == 0 and f'"dst":"{VIP_A}"' in again.stdout
+        assert int(by_shell.run("echo $$").stdout) != pid
+    finally:
+        by_exec.close()
+        by_shell.close()
 
 
 def test_wrong_host_key_is_refused_and_changes_nothing(lab: Lab, tmp_path: Path) -> None:

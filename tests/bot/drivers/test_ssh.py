@@ -337,3 +337,219 @@ def test_a_socket_closed_by_lasthop_is_not_taken_for_the_device_going_away() -> 
     there.close()  # the device's end goes
     assert watched.recv(10) == b"" and watched.peer_closed
     watched.close()
+
+
+# -- commands in one shell per connection (ExecSession(shell=True)) against a real /bin/sh -------------
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Iterator[SshServer]:
+    """A Linux host: every exec command is run by a real /bin/sh on this machine, in tmp_path."""
+    with SshServer(tmp_path, run="sh", hostname="web1") as server:
+        yield server
+
+
+SAME_AS_EXEC = [
+    "printf 'a line\\n'",
+    "printf 'no newline at the end'",
+    "true",  # no output at all
+    "false",  # a failing command
+    "echo out; echo err >&2; exit 7",
+    "printf 'x\\n\\n\\n'; printf '\\n' >&2",  # empty lines at the end are the command's own
+    "printf '\\n%s %d\\n' 0123456789abcdef0123456789abcdef 0",  # looks like a marker: not this command's
+    "echo \"it's\" 'quoted'; exit 300",  # quotes; an exit status beyond 255 as sh gives it
+    "cd / && exit 0",  # ends its own subshell only
+    "head -c 200000 /dev/zero | tr '\\0' a",  # more than one packet and window
+]
+
+
+@pytest.mark.timeout(60)
+def test_the_shell_gives_what_an_exec_channel_gives(host: SshServer) -> None:
+    exec_session, shell_session = ExecSession(host.spec()), ExecSession(host.spec(), shell=True)
+    try:
+        for command in SAME_AS_EXEC:
+            by_exec, by_shell = exec_session.run(command), shell_session.run(command)
+            assert (by_shell.command, by_shell.exit_status, by_shell.stdout, by_shell.stderr) == \
+                   (by_exec.command, by_exec.exit_status, by_exec.stdout, by_exec.stderr), command
+        assert shell_session.run("printf 'no newline'").stdout == "no newline"
+        assert shell_session.run("false").exit_status == 1
+        assert shell_session.run("echo out; echo err >&2; exit 7").stderr == "err\n"
+    finally:
+        exec_session.close()
+        shell_session.close()
+    # Every command of the shell session went through the one shell it started.
+    assert host.execs.count("sh") == 1
+    assert len(host.execs) == len(SAME_AS_EXEC) + 1
+
+
+@pytest.mark.timeout(30)
+def test_a_command_never_reads_the_next_one_from_the_shells_stdin(host: SshServer) -> None:
+    session = ExecSession(host.spec(), shell=True)
+    try:
+        assert session.run("cat").stdout == ""  # stdin is /dev/null, not the rest of the session
+        assert session.run("echo next").stdout == "next\n"
+    finally:
+        session.close()
+
+
+@pytest.mark.timeout(30)
+def test_a_shell_command_that_times_out_cuts_the_connection_and_the_next_call_logs_in_again(host: SshServer) -> None:
+    session = ExecSession(host.spec(command_timeout=1.0), shell=True)
+    try:
+        assert session.run("echo up").stdout == "up\n"
+        with pytest.raises(CommandTimeout, match=r"^web1: 'sleep' gave no answer within 1s$"):
+            session.run("sleep 3; echo late")
+        # The late reply would have come on the cut connection: the next command gets its own.
+        assert session.run("echo next").stdout == "next\n"
+        assert host.logins == 2
+        with pytest.raises(CommandTimeout, match=r"^web1: 'sleep' gave no answer within 0.5s$"):
+            session.run("sleep 3", timeout=0.5)  # the call's own limit, when it gives one
+        assert session.run("echo next").stdout == "next\n"
+        assert host.logins == 3
+    finally:
+        session.close()
+
+
+@pytest.mark.timeout(30)
+def test_a_silent_shell_leaves_the_command_within_its_one_limit_over_exec(host: SshServer) -> None:
+    host.shell_as = "sleep 30"  # the shell never answers: the command is run over exec in the time left
+    session = ExecSession(host.spec(command_timeout=2.0), shell=True)
+    try:
+        with pytest.raises(CommandTimeout, match=r"^web1: 'sleep' gave no answer within 2s$"):
+            session.run("sleep 5")
+        assert host.execs == ["sh", "sleep 5"]
+        assert session.run("echo next").stdout == "next\n"  # a new login, which tries its shell again
+        assert host.logins == 2 and host.execs.count("sh") == 2
+    finally:
+        session.close()
+
+
+@pytest.mark.timeout(30)
+def test_a_link_that_goes_silent_under_the_shell_times_out_then_logs_in_again(host: SshServer) -> None:
+    with TcpProxy(("127.0.0.1", host.port)) as proxy:
+        spec = replace(host.spec(command_timeout=1.0), port=proxy.address[1])
+        host.known_hosts.write_text(host.known_hosts.read_text().replace(f":{host.port} ", f":{spec.port} "))
+        session = ExecSession(spec, shell=True)
+        try:
+            assert session.run("echo up").stdout == "up\n"
+            proxy.stall()
+            with pytest.raises(CommandTimeout, match="no answer within 1s"):
+                session.run("echo up")
+            proxy.resume()
+            assert session.run("echo up").stdout == "up\n"
+            assert proxy.connections == 2
+        finally:
+            session.close()
+
+
+def wait_for(path: Path) -> None:
+    """Until the command running on the host wrote `path` (bounded)."""
+    for _ in range(200):
+        if path.exists():
+            return
+        threading.Event().wait(0.05)
+    raise AssertionError(f"{path.name} never appeared")
+
+
+def run_in_thread(session: ExecSession, command: str, *, retry: bool = True) -> tuple[threading.Thread, list[object]]:
+    done: list[object] = []
+
+    def run() -> None:
+        try:
+            done.append(session.run(command, retry=retry).stdout)
+        except BaseException as e:
+            done.append(e)
+
+    t = threading.Thread(target=run)
+    t.start()
+    return t, done
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("how", ["shell dies", "connection dropped"])
+def test_a_shell_lost_mid_command_is_a_lost_session_and_a_read_is_run_again_on_a_fresh_one(
+        host: SshServer, tmp_path: Path, how: str) -> None:
+    session = ExecSession(host.spec(command_timeout=10.0), shell=True)
+    try:
+        assert session.run("echo up").stdout == "up\n"
+        t, done = run_in_thread(session, "echo ran >> runs; [ -e again ] || { touch again; sleep 10; }; echo done")
+        wait_for(tmp_path / "again")
+        host.kill_commands() if how == "shell dies" else host.drop_all()
+        t.join(20)
+        assert done == ["done\n"]
+        assert (tmp_path / "runs").read_text() == "ran\nran\n"
+        assert host.logins == 2
+        assert session.run("echo up").stdout == "up\n"  # and the fresh one goes on
+    finally:
+        session.close()
+
+
+@pytest.mark.timeout(30)
+def test_a_command_that_must_not_run_twice_is_not_run_again_when_its_shell_dies(host: SshServer,
+                                                                              tmp_path: Path) -> None:
+    session = ExecSession(host.spec(command_timeout=10.0), shell=True)
+    try:
+        assert session.run("echo up").stdout == "up\n"
+        t, done = run_in_thread(session, "echo ran >> runs; sleep 10", retry=False)
+        wait_for(tmp_path / "runs")
+        host.kill_commands()
+        t.join(20)
+        assert len(done) == 1 and isinstance(done[0], ConnectError)
+        assert str(done[0]) == "web1: SSH session lost during 'echo'"
+        assert (tmp_path / "runs").read_text() == "ran\n"
+        assert host.logins == 1
+    finally:
+        session.close()
+
+
+@pytest.mark.timeout(30)
+def test_a_shell_lost_on_a_fresh_connection_is_a_real_failure(host: SshServer, tmp_path: Path) -> None:
+    session = ExecSession(host.spec(command_timeout=10.0), shell=True)
+    try:
+        t, done = run_in_thread(session, "echo ran >> runs; sleep 10")
+        wait_for(tmp_path / "runs")
+        host.kill_commands()
+        t.join(20)
+        assert len(done) == 1 and isinstance(done[0], ConnectError)
+        assert (tmp_path / "runs").read_text() == "ran\n"
+    finally:
+        session.close()
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(("shell_as", "what"), [
+    ("cat", "answers with something else (the script echoed back)"),
+    ("echo 'This account only runs ip.' >&2; exit 1", "a ForceCommand: says no and ends"),
+    ("sleep 30", "never answers"),
+    # A shell without printf, reading its commands line by line.
+    ("printf() { echo 'sh: 1: printf: not found' >&2; return 127; }; while read -r l; do eval \"$l\"; done",
+     "a shell without printf"),
+])
+def test_a_host_whose_shell_does_not_answer_the_protocol_is_asked_over_exec(
+        host: SshServer, shell_as: str, what: str) -> None:
+    host.shell_as = shell_as
+    session = ExecSession(host.spec(command_timeout=2.0), shell=True)
+    try:
+        for _ in range(3):
+            res = session.run("echo out; echo err >&2; exit 7")
+            assert (res.exit_status, res.stdout, res.stderr) == (7, "out\n", "err\n"), what
+        assert host.execs.count("sh") == 1  # tried once for the connection's life
+        assert host.execs.count("echo out; echo err >&2; exit 7") == 3
+        assert host.logins == 1
+        session.close()
+        assert session.run("true").exit_status == 0  # a new connection tries its shell again
+        assert host.execs.count("sh") == 2
+    finally:
+        session.close()
+
+
+@pytest.mark.timeout(30)
+def test_a_host_without_a_shell_answering_is_asked_over_exec(sshd: SshServer) -> None:
+    """The table-driven server's exec of `sh` answers nothing and ends, like a host with no shell."""
+    session = ExecSession(sshd.spec(), shell=True)
+    try:
+        assert session.run("show version").stdout == "FRRouting 8.4"
+        assert session.run("show version").stdout == "FRRouting 8.4"
+        assert sshd.execs == ["sh", "show version", "show version"]
+    finally:
+        session.close()
