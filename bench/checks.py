@@ -16,6 +16,7 @@ what is measured here) and a step is measured after one interval of warm-up.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import statistics
@@ -154,10 +155,12 @@ def lasthop_engine(endpoints: list[Endpoint], interval: float, timeout: float, s
     for i, e in enumerate(endpoints):
         scheduler.add(CheckJob(e.key, interval, interval, timeout), first_delay=interval * i / len(endpoints))
     scheduler.start()
+    gc.freeze()  # as Daemon.start, once its state is built
     try:
         _sleep_until(stop_at)
     finally:
         scheduler.stop(timeout=10.0)
+        gc.unfreeze()  # as Daemon.stop
 
 
 @dataclass

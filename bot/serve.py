@@ -14,6 +14,7 @@ Threads and who owns what:
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 import queue
 import threading
@@ -203,6 +204,10 @@ class Daemon:
         for job, first_delay in self._jobs():
             self.scheduler.add(job, first_delay=first_delay)
         self.scheduler.start()
+        # What start-up built (inventory, machines, metrics, modules) lives as long as the process:
+        # kept out of the collector's view, a full collection scans only what came after, instead
+        # of stalling the check loop for 50-120 ms at 10,000 targets (bench checks: lateness p99).
+        gc.freeze()
         for target, name in ((self._mover, "lasthop-mover"), (self._housekeeping, "lasthop-housekeeping")):
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
@@ -237,6 +242,7 @@ class Daemon:
         """Stop checking, then let a move in progress finish: nothing is left half done."""
         self._stop.set()
         self.scheduler.stop()
+        gc.unfreeze()  # collectable again: a process (a test) may go on and start another daemon
         self._moves.put(None)
         for t in self._threads:
             t.join(timeout)
