@@ -1,9 +1,9 @@
 """Benchmark 5, health-check scale: N HTTP endpoints on loopback, each checked at a fixed interval.
 
-The checker is lasthop's own code path, as `lasthop serve` runs it: `CheckScheduler` (APScheduler,
-a pool of `workers` threads, one writer thread), `run_check` (a new TCP connection and a GET per
-check, http.client), a `HealthMachine` per target fed on the writer thread, which re-arms the
-target with `set_next`, and the Prometheus metrics the daemon keeps. The endpoints are served by
+The checker is lasthop's own code path, as `lasthop serve` runs it: `LoopScheduler` (one asyncio
+loop that schedules and runs each check as a probe, a new TCP connection and a GET on a
+non-blocking socket; one writer thread), a `HealthMachine` per target fed on the writer thread,
+which re-arms the target with `set_next`, and the Prometheus metrics the daemon keeps. The endpoints are served by
 another process (bench/_httpd.py), so its CPU is not counted as the checker's.
 
 For each N, the offered rate (N / interval) climbs a ladder until a step fails: lateness p99
@@ -16,6 +16,7 @@ what is measured here) and a step is measured after one interval of warm-up.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import statistics
@@ -31,8 +32,9 @@ from typing import Any
 
 from bench.results import Measurement, Target, percentile
 from bot.health.checks import CheckResult, run_check
+from bot.health.loop_scheduler import LoopScheduler, Probe
 from bot.health.machine import HealthMachine, TargetKey
-from bot.health.scheduler import CheckJob, CheckScheduler
+from bot.health.scheduler import CheckJob
 from bot.inventory import CheckSpec
 from bot.metrics import Metrics
 
@@ -52,7 +54,8 @@ class Settings:
                                      metadata={"help": "offered checks per second to step through, per N"})
     window: float = field(default=8.0, metadata={"help": "seconds measured per step, after the warm-up"})
     max_step: float = field(default=20.0, metadata={"help": "bound on one step's seconds, warm-up included"})
-    workers: int = field(default=32, metadata={"help": "check threads (the daemon's default is 32)"})
+    workers: int = field(default=8, metadata={"help": "pool threads for checks that are not probes (as the daemon)"})
+    inflight: int = field(default=512, metadata={"help": "probes in flight at most (as the daemon)"})
     timeout: float = field(default=2.0, metadata={"help": "check timeout, cut to 90%% of a shorter interval"})
     ports: int = field(default=50, metadata={"help": "server ports the endpoints are spread over"})
     lateness_p99: float = field(default=0.1, metadata={"help": "a step passes with lateness p99 under this"})
@@ -68,6 +71,8 @@ class Settings:
             raise ValueError("need 0.5 <= window < max_step <= 120 seconds")
         if not 1 <= self.workers <= 1024 or not 1 <= self.ports <= 1000 or not 1 <= self.repetitions <= 20:
             raise ValueError("workers 1-1024, ports 1-1000 and repetitions 1-20")
+        if not 1 <= self.inflight <= 100_000:
+            raise ValueError("inflight must be 1-100,000")
         if self.timeout <= 0 or self.lateness_p99 <= 0 or not 0 <= self.profile_checks <= 100_000:
             raise ValueError("timeout and lateness_p99 must be positive, profile_checks 0-100,000")
 
@@ -111,7 +116,10 @@ CheckFn = Callable[[IPv4Address, CheckSpec, IPv4Address | None], CheckResult]
 
 def lasthop_engine(endpoints: list[Endpoint], interval: float, timeout: float, stop_at: float, rec: Recorder,
                    settings: Settings, check: CheckFn = run_check) -> None:
-    """What `lasthop serve` does per check, minus incidents: scheduler, run_check, machine, metrics."""
+    """What `lasthop serve` does per check, minus incidents: scheduler, probe, machine, metrics.
+
+    With `check` other than run_check (the CPU breakdown's no-op), checks run in the scheduler's
+    pool through it, as the daemon's do when given a check function."""
     metrics = Metrics()
     specs = {e.key: CheckSpec(kind="http", port=e.port, path=e.path, body="ok", interval=interval, timeout=timeout,
                               fast_interval=interval, fall=2, rise=2) for e in endpoints}
@@ -126,6 +134,11 @@ def lasthop_engine(endpoints: list[Endpoint], interval: float, timeout: float, s
         ran[job.key] = (start, end)
         return result.ok, result.detail
 
+    def checked(job: CheckJob, started: float, ended: float) -> None:
+        # A probe's times, as the daemon's _checked observes them (on the writer, before on_result).
+        metrics.check_seconds.labels("host").observe(ended - started)
+        ran[job.key] = (started, ended)
+
     def on_result(job: CheckJob, ok: bool, detail: str, lateness: float) -> None:
         seen = time.monotonic()
         machine = machines[job.key]
@@ -135,15 +148,19 @@ def lasthop_engine(endpoints: list[Endpoint], interval: float, timeout: float, s
         start, end = ran[job.key]
         rec.record(start, lateness, end - start, seen - end, time.monotonic() - seen, ok, detail)
 
-    scheduler = CheckScheduler(run, on_result, max_workers=settings.workers)
+    probe = (lambda job: Probe((ADDRESS,), specs[job.key])) if check is run_check else None
+    scheduler = LoopScheduler(run, on_result, probe=probe, max_workers=settings.workers,
+                              max_inflight=settings.inflight, on_check=checked)
     scheduler.on_lateness = metrics.lateness.observe
     for i, e in enumerate(endpoints):
         scheduler.add(CheckJob(e.key, interval, interval, timeout), first_delay=interval * i / len(endpoints))
     scheduler.start()
+    gc.freeze()  # as Daemon.start, once its state is built
     try:
         _sleep_until(stop_at)
     finally:
         scheduler.stop(timeout=10.0)
+        gc.unfreeze()  # as Daemon.stop
 
 
 @dataclass
@@ -315,7 +332,8 @@ def run(settings: Settings) -> Measurement:
 
 
 def cpu_breakdown(server: Server, settings: Settings) -> dict[str, Any]:
-    """Where the checker's CPU goes: one run_check alone, then the scheduler with checks that do nothing."""
+    """Where the checker's CPU goes: one run_check alone (the blocking check, for the CLI and the
+    engine's pre-check), then the scheduler with checks that do nothing (run in its pool)."""
     import cProfile
     import pstats
 

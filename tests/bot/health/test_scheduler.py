@@ -1,4 +1,6 @@
-"""The check scheduler with real APScheduler and fake checks.
+"""The check schedulers with fake checks: the same contract for both, so every test runs on each
+(CheckScheduler, with real APScheduler, and LoopScheduler, the daemon's, whose fake checks run in
+its pool since they are not probes; its own probes are tested in test_loop_scheduler.py).
 
 No assertion here is about elapsed time: every test waits (bounded) for a count or an
 event, so a slow machine makes a test slower, never wrong.
@@ -13,8 +15,11 @@ from typing import Any
 
 import pytest
 
+from bot.health.loop_scheduler import LoopScheduler
 from bot.health.machine import TargetKey
 from bot.health.scheduler import DETAIL_MAX, CheckJob, CheckScheduler
+
+Scheduler = CheckScheduler | LoopScheduler
 
 WAIT = 5.0  # the bound on every wait; reached only when something is broken
 
@@ -60,26 +65,31 @@ def counting_run(counts: dict[TargetKey, int]) -> Callable[[CheckJob], tuple[boo
     return run
 
 
+@pytest.fixture(params=[CheckScheduler, LoopScheduler])
+def kind(request: pytest.FixtureRequest) -> type[Scheduler]:
+    return request.param  # type: ignore[no-any-return]
+
+
 @pytest.fixture
-def schedulers() -> Iterator[list[CheckScheduler]]:
+def schedulers() -> Iterator[list[Scheduler]]:
     """Every scheduler a test makes is stopped at its end, even when the test fails."""
-    made: list[CheckScheduler] = []
+    made: list[Scheduler] = []
     yield made
     for s in made:
         s.stop(timeout=1.0)
 
 
 @pytest.fixture
-def make(schedulers: list[CheckScheduler]) -> Callable[..., CheckScheduler]:
-    def factory(run: Callable[[CheckJob], tuple[bool, str]], rec: Recorder, **kw: Any) -> CheckScheduler:
-        s = CheckScheduler(run, rec.on_result, **kw)
+def make(schedulers: list[Scheduler], kind: type[Scheduler]) -> Callable[..., Scheduler]:
+    def factory(run: Callable[[CheckJob], tuple[bool, str]], rec: Recorder, **kw: Any) -> Scheduler:
+        s = kind(run, rec.on_result, **kw)
         schedulers.append(s)
         return s
 
     return factory
 
 
-def test_results_arrive_in_order_per_key_on_one_thread(make: Callable[..., CheckScheduler]) -> None:
+def test_results_arrive_in_order_per_key_on_one_thread(make: Callable[..., Scheduler]) -> None:
     rec = Recorder()
     s = make(counting_run({}), rec, max_workers=4)
     hosts = ["web1", "web2", "web3"]
@@ -95,7 +105,7 @@ def test_results_arrive_in_order_per_key_on_one_thread(make: Callable[..., Check
     assert threading.get_ident() not in rec.threads
 
 
-def test_a_black_holed_check_does_not_hold_up_the_others(make: Callable[..., CheckScheduler]) -> None:
+def test_a_black_holed_check_does_not_hold_up_the_others(make: Callable[..., Scheduler]) -> None:
     release = threading.Event()
     rec = Recorder()
     counts: dict[TargetKey, int] = {}
@@ -121,7 +131,7 @@ def test_a_black_holed_check_does_not_hold_up_the_others(make: Callable[..., Che
     assert rec.results[("www-a", "dead")][0][:2] == (False, "timed out")
 
 
-def test_set_next_from_on_result_takes_effect_for_the_next_run(make: Callable[..., CheckScheduler]) -> None:
+def test_set_next_from_on_result_takes_effect_for_the_next_run(make: Callable[..., Scheduler]) -> None:
     rec = Recorder()
     s = make(counting_run({}), rec)
     slow = job("web1", interval=60.0, fast=0.05, timeout=1.0)
@@ -136,7 +146,7 @@ def test_set_next_from_on_result_takes_effect_for_the_next_run(make: Callable[..
     rec.wait(lambda: len(rec.results[slow.key]) >= 4, "4 results at the fast interval")
 
 
-def test_set_next_moves_a_waiting_check(make: Callable[..., CheckScheduler]) -> None:
+def test_set_next_moves_a_waiting_check(make: Callable[..., Scheduler]) -> None:
     rec = Recorder()
     s = make(counting_run({}), rec)
     waiting = job("web1", interval=60.0, fast=1.0, timeout=1.0)
@@ -146,7 +156,7 @@ def test_set_next_moves_a_waiting_check(make: Callable[..., CheckScheduler]) -> 
     rec.wait(lambda: len(rec.results[waiting.key]) == 1, "the moved check")
 
 
-def test_set_next_before_start_sets_the_first_delay(make: Callable[..., CheckScheduler]) -> None:
+def test_set_next_before_start_sets_the_first_delay(make: Callable[..., Scheduler]) -> None:
     rec = Recorder()
     s = make(counting_run({}), rec)
     waiting = job("web1", interval=60.0, fast=1.0, timeout=1.0)
@@ -156,14 +166,14 @@ def test_set_next_before_start_sets_the_first_delay(make: Callable[..., CheckSch
     rec.wait(lambda: len(rec.results[waiting.key]) == 1, "the first check")
 
 
-def test_set_next_ignores_an_unknown_key_and_rejects_a_negative_delay(make: Callable[..., CheckScheduler]) -> None:
+def test_set_next_ignores_an_unknown_key_and_rejects_a_negative_delay(make: Callable[..., Scheduler]) -> None:
     s = make(counting_run({}), Recorder())
     s.set_next(("www-a", "nobody"), 1.0)
     with pytest.raises(ValueError, match="negative"):
         s.set_next(("www-a", "nobody"), -1.0)
 
 
-def test_remove_from_on_result_stops_the_key_at_once(make: Callable[..., CheckScheduler]) -> None:
+def test_remove_from_on_result_stops_the_key_at_once(make: Callable[..., Scheduler]) -> None:
     rec = Recorder()
     s = make(counting_run({}), rec)
 
@@ -182,7 +192,7 @@ def test_remove_from_on_result_stops_the_key_at_once(make: Callable[..., CheckSc
     assert rec.count("web1") == 3
 
 
-def test_remove_from_another_thread(make: Callable[..., CheckScheduler]) -> None:
+def test_remove_from_another_thread(make: Callable[..., Scheduler]) -> None:
     rec = Recorder()
     s = make(counting_run({}), rec)
     s.add(job("web1"))
@@ -198,7 +208,7 @@ def test_remove_from_another_thread(make: Callable[..., CheckScheduler]) -> None
     s.remove(("www-a", "web1"))  # removing twice is harmless
 
 
-def test_a_removed_key_can_be_added_again(make: Callable[..., CheckScheduler]) -> None:
+def test_a_removed_key_can_be_added_again(make: Callable[..., Scheduler]) -> None:
     rec = Recorder()
     s = make(counting_run({}), rec)
     s.add(job("web1"))
@@ -210,7 +220,7 @@ def test_a_removed_key_can_be_added_again(make: Callable[..., CheckScheduler]) -
     rec.wait(lambda: len(rec.results[("www-a", "web1")]) >= n + 2, "web1 to run again")
 
 
-def test_stop_returns_and_nothing_arrives_after_it(make: Callable[..., CheckScheduler]) -> None:
+def test_stop_returns_and_nothing_arrives_after_it(make: Callable[..., Scheduler]) -> None:
     rec = Recorder()
     calls: dict[TargetKey, int] = {}
     s = make(counting_run(calls), rec)
@@ -228,7 +238,7 @@ def test_stop_returns_and_nothing_arrives_after_it(make: Callable[..., CheckSche
     s.stop()  # a second stop is harmless
 
 
-def test_stop_waits_for_a_running_check_and_delivers_its_result(make: Callable[..., CheckScheduler]) -> None:
+def test_stop_waits_for_a_running_check_and_delivers_its_result(make: Callable[..., Scheduler]) -> None:
     started, release = threading.Event(), threading.Event()
     rec = Recorder()
 
@@ -252,7 +262,7 @@ def test_stop_waits_for_a_running_check_and_delivers_its_result(make: Callable[.
     assert rec.results[("www-a", "web1")] and rec.results[("www-a", "web1")][0][:2] == (True, "finished")
 
 
-def test_stop_gives_up_on_a_stuck_check_and_drops_its_late_result(make: Callable[..., CheckScheduler]) -> None:
+def test_stop_gives_up_on_a_stuck_check_and_drops_its_late_result(make: Callable[..., Scheduler]) -> None:
     started, release, returned = threading.Event(), threading.Event(), threading.Event()
     rec = Recorder()
 
@@ -274,7 +284,7 @@ def test_stop_gives_up_on_a_stuck_check_and_drops_its_late_result(make: Callable
 
 
 def test_an_exception_in_a_check_is_a_failed_result_and_the_key_goes_on(
-    make: Callable[..., CheckScheduler],
+    make: Callable[..., Scheduler],
 ) -> None:
     rec = Recorder()
     calls: list[int] = []
@@ -296,7 +306,7 @@ def test_an_exception_in_a_check_is_a_failed_result_and_the_key_goes_on(
     assert (ok2, detail2) == (True, "fine")
 
 
-def test_an_exception_in_on_result_does_not_stop_checking(make: Callable[..., CheckScheduler]) -> None:
+def test_an_exception_in_on_result_does_not_stop_checking(make: Callable[..., Scheduler]) -> None:
     rec = Recorder()
 
     def explode(j: CheckJob, n: int) -> None:
@@ -309,7 +319,7 @@ def test_an_exception_in_on_result_does_not_stop_checking(make: Callable[..., Ch
     rec.wait(lambda: len(rec.results[("www-a", "web1")]) >= 3, "results despite the failing consumer")
 
 
-def test_lateness_is_measured_and_reported(make: Callable[..., CheckScheduler]) -> None:
+def test_lateness_is_measured_and_reported(make: Callable[..., Scheduler]) -> None:
     rec = Recorder()
     seen: list[tuple[float, int]] = []
     s = make(counting_run({}), rec, on_lateness=lambda v: seen.append((v, threading.get_ident())))
@@ -330,7 +340,7 @@ def test_lateness_is_measured_and_reported(make: Callable[..., CheckScheduler]) 
     assert all(late >= 0.0 for v in rec.results.values() for _, _, late in v)
 
 
-def test_lateness_callback_can_be_set_after_construction(make: Callable[..., CheckScheduler]) -> None:
+def test_lateness_callback_can_be_set_after_construction(make: Callable[..., Scheduler]) -> None:
     rec = Recorder()
     seen: list[float] = []
     s = make(counting_run({}), rec)
@@ -342,7 +352,7 @@ def test_lateness_callback_can_be_set_after_construction(make: Callable[..., Che
     assert len(seen) == rec.count("web1")
 
 
-def test_lateness_uses_the_given_clock(make: Callable[..., CheckScheduler]) -> None:
+def test_lateness_uses_the_given_clock(make: Callable[..., Scheduler]) -> None:
     """Lateness is read from the injected clock, not the wall clock APScheduler uses."""
     rec = Recorder()
     now = [0.0]
@@ -363,7 +373,7 @@ def test_lateness_uses_the_given_clock(make: Callable[..., CheckScheduler]) -> N
     assert first == 5.0
 
 
-def test_call_soon_runs_on_the_writer_thread(make: Callable[..., CheckScheduler]) -> None:
+def test_call_soon_runs_on_the_writer_thread(make: Callable[..., Scheduler]) -> None:
     rec = Recorder()
     s = make(counting_run({}), rec)
     ran: list[int] = []
@@ -398,13 +408,13 @@ def test_call_soon_runs_on_the_writer_thread(make: Callable[..., CheckScheduler]
         (job("web1", fast=0.0), "must be positive"),
     ],
 )
-def test_add_rejects_bad_timing(make: Callable[..., CheckScheduler], bad: CheckJob, message: str) -> None:
+def test_add_rejects_bad_timing(make: Callable[..., Scheduler], bad: CheckJob, message: str) -> None:
     s = make(counting_run({}), Recorder())
     with pytest.raises(ValueError, match=message):
         s.add(bad)
 
 
-def test_add_rejects_a_key_twice_and_a_negative_first_delay(make: Callable[..., CheckScheduler]) -> None:
+def test_add_rejects_a_key_twice_and_a_negative_first_delay(make: Callable[..., Scheduler]) -> None:
     s = make(counting_run({}), Recorder())
     s.add(job("web1"))
     with pytest.raises(ValueError, match="already scheduled"):
@@ -413,7 +423,7 @@ def test_add_rejects_a_key_twice_and_a_negative_first_delay(make: Callable[..., 
         s.add(job("web2"), first_delay=-1.0)
 
 
-def test_lifecycle_errors(make: Callable[..., CheckScheduler]) -> None:
+def test_lifecycle_errors(make: Callable[..., Scheduler]) -> None:
     s = make(counting_run({}), Recorder())
     s.start()
     with pytest.raises(RuntimeError, match="starts once"):
@@ -424,7 +434,7 @@ def test_lifecycle_errors(make: Callable[..., CheckScheduler]) -> None:
     s.stop()
 
 
-def test_stop_without_start() -> None:
-    s = CheckScheduler(counting_run({}), Recorder().on_result)
+def test_stop_without_start(kind: type[Scheduler]) -> None:
+    s = kind(counting_run({}), Recorder().on_result)
     s.add(job("web1"))
     s.stop()
