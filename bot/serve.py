@@ -260,7 +260,9 @@ class Daemon:
         return Probe(addresses, svc.check, self.inv.probe.source)
 
     def _checked(self, job: CheckJob, started: float, ended: float) -> None:
-        # A probe's duration, as _run measures the checks it runs.
+        # A probe's duration, as _run measures the checks it runs; called on the writer thread just
+        # before the probe's result, which reads it for the next delay.
+        self._took[job.key] = ended - started
         self.metrics.check_seconds.labels("vip" if job.key[1] == VIP else "host").observe(ended - started)
 
     def _run(self, job: CheckJob) -> tuple[bool, str]:
