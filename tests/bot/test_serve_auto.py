@@ -439,3 +439,17 @@ def test_a_timed_out_check_in_doubt_is_checked_again_at_once_a_refused_one_after
     assert d.scheduler.delays[("www-a", "web2")] > 0.15  # RISING: in doubt, a quick check waits
     up = [k for k, m in d.daemon.machines.items() if k[1] == "web3" and m.state is Health.UP]
     assert up and all(d.scheduler.delays[k] == 1.0 for k in up)  # UP: the normal interval
+
+
+def test_a_probe_timed_on_the_loop_counts_like_a_check_run_in_the_pool(daemons: Daemons, tmp_path: Path) -> None:
+    # run_check's own checks run on the scheduler's loop and report their duration through on_check
+    # (Daemon._checked) just before their result: a time-out there is re-checked at once too.
+    d = daemons(serve_inventory(tmp_path, check="{interval: 1s, timeout: 150ms, fast_interval: 200ms}"))
+    job = next(j for j in d.scheduler.jobs if j.key == ("www-a", "web1"))
+    d.daemon._checked(job, 100.0, 100.15)
+    d.daemon._on_result(job, False, "no answer within 0.15s", 0.0)
+    assert d.daemon.machines[job.key].state is Health.FALLING
+    assert d.scheduler.delays[job.key] == pytest.approx(0.05)  # 200 ms from the start of a 150 ms check
+    d.daemon._checked(job, 101.0, 101.001)
+    d.daemon._on_result(job, False, "connection refused", 0.0)
+    assert 0.19 < d.scheduler.delays[job.key] <= 0.2
