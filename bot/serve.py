@@ -41,6 +41,7 @@ from bot.health.state import Health
 from bot.incidents import IncidentTracker, IncidentUpdate
 from bot.inventory import CheckSpec, Inventory
 from bot.metrics import Metrics
+from bot.periodic import Periodic
 from bot.situation import Situation
 from bot.state import StateStore
 from bot.views import Phrasing
@@ -146,12 +147,12 @@ class Daemon:
         self._failback_tried: dict[str, object] = {}  # queued, with the situation it was decided in
         self._failback_blocked: dict[str, object] = {}
         self._failback_said: dict[str, str] = {}
-        self._last_reconcile = clock()
         self._reconcile_said: set[str] = set()  # change ids already told: a change left open is said once
         self._stop = threading.Event()
         self._started_at = clock()
         self._ready = False
         self._threads: list[threading.Thread] = []
+        self.periodic = Periodic()  # the slow timed jobs (APScheduler), started with the checks
         self.healthy_since: dict[str, float] = {}
         # Called once (on the writer thread) when every target has a known state: a front end
         # can say "ready" then, since a failure seen before that finds the other hosts unknown.
@@ -209,10 +210,12 @@ class Daemon:
         # kept out of the collector's view, a full collection scans only what came after, instead
         # of stalling the check loop for 50-120 ms at 10,000 targets (bench checks: lateness p99).
         gc.freeze()
-        for target, name in ((self._mover, "lasthop-mover"), (self._housekeeping, "lasthop-housekeeping")):
-            t = threading.Thread(target=target, name=name, daemon=True)
-            t.start()
-            self._threads.append(t)
+        t = threading.Thread(target=self._mover, name="lasthop-mover", daemon=True)
+        t.start()
+        self._threads.append(t)
+        self.periodic.every("maintenance", self.settings.maintenance_poll, self._maintenance_pass)
+        self.periodic.every("reconcile", self.settings.reconcile_interval, self.reconcile)
+        self.periodic.start()
 
     def _prepare(self) -> None:
         """What start() does before any thread runs: settle the past, then read where routes point now.
@@ -244,6 +247,7 @@ class Daemon:
         self._stop.set()
         self.scheduler.stop()
         gc.unfreeze()  # collectable again: a process (a test) may go on and start another daemon
+        self.periodic.stop(timeout)  # a reconcile pass talking to a router ends first
         self._moves.put(None)
         for t in self._threads:
             t.join(timeout)
@@ -552,25 +556,25 @@ class Daemon:
         return False
 
     # -- housekeeping ------------------------------------------------------------------------------------
-    def _housekeeping(self) -> None:
+    def _maintenance_pass(self) -> None:
         """Timed work that no check result triggers: maintenance windows, flapping settling, fail-back.
 
-        The database is read here; the state changes run on the writer thread like every other one.
+        A periodic job (APScheduler): the database is read here; the state changes run on the
+        writer thread like every other one.
         """
-        while not self._stop.wait(self.settings.maintenance_poll):
-            try:
-                hosts = set(self.store.maintenance())
-            except Exception:  # the database may be briefly away; try again next round
-                log.exception("reading maintenance windows failed")
-                continue
-            self.scheduler.call_soon(functools.partial(self._tick, hosts))
-            if self.clock() - self._last_reconcile >= self.settings.reconcile_interval:
-                self.reconcile()  # here, not on the writer thread: it may talk to routers
+        try:
+            hosts = set(self.store.maintenance())
+        except Exception:  # the database may be briefly away; the next pass tries again
+            log.exception("reading maintenance windows failed")
+            return
+        self.scheduler.call_soon(functools.partial(self._tick, hosts))
 
     def reconcile(self) -> None:
         """Settle what a dead process (or a router cut off mid-change) left half done, and say how,
-        in the thread of each incident it touches: once per change, whatever the number of passes."""
-        self._last_reconcile = self.clock()
+        in the thread of each incident it touches: once per change, whatever the number of passes.
+
+        At start, then a periodic job every `reconcile_interval`, never on the writer thread: it
+        may talk to routers."""
         try:
             settlements = self.engine.reconcile()
         except Exception:  # the database or a router may be away; the next pass tries again

@@ -6,17 +6,19 @@ lands inside a make-before-break move sees both next hops and would call the rou
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 import pytest
+from support.daemon import Checks
 from support.fakes import inventory_from_text
 from support.lan import THREE_HOSTS
 from support.memory import Rig, memory_rig
 
 from bot.chat import Recorder
-from bot.serve import BUSY, Daemon
+from bot.serve import BUSY, Daemon, ServeSettings
 
 HOME = {"www-a": "web1", "www-b": "web2", "www-d": "web1"}
 PREFIX = IPv4Network("198.51.100.32/27")
@@ -96,3 +98,26 @@ def test_a_move_elsewhere_does_not_hide_drift_here(rig: Rig) -> None:
 def test_the_router_matching_what_lasthop_expects_is_a_pass(rig: Rig) -> None:
     ok, detail = daemon_over(rig)._run_drift("r1")
     assert ok and detail == "r1 matches what lasthop expects"
+
+
+def test_the_slow_timed_work_runs_as_periodic_jobs_and_stops_with_the_daemon(rig: Rig) -> None:
+    """Maintenance windows and reconcile passes are APScheduler jobs (bot.periodic) of the running
+    daemon, beside its check loop; stop() ends them with the checks."""
+    reconciled = threading.Semaphore(0)
+    daemon = Daemon(rig.inv, rig.store, Recorder(), check=Checks(), devices=rig.engine.devices,
+                    settings=ServeSettings(maintenance_poll=0.05, reconcile_interval=0.05))
+    real = daemon.engine.reconcile
+
+    def counted() -> list[object]:
+        reconciled.release()
+        return list(real())
+
+    daemon.engine.reconcile = counted  # type: ignore[method-assign]
+    daemon.start()
+    try:
+        assert daemon.periodic.names() == ["maintenance", "reconcile"]
+        # Once at start (before any thread), then again and again as a periodic job.
+        assert all(reconciled.acquire(timeout=10) for _ in range(3))
+    finally:
+        daemon.stop()
+    assert daemon.periodic.stop(0.0) is True  # nothing left running
