@@ -12,6 +12,15 @@ each with its own deadline, so it is bounded by (lines + 2) x `command_timeout`:
 a per-exchange bound keeps the limit's meaning (how long a device may take to
 answer one line) whatever the size of the change, and a change's size is known
 from its plan.
+
+A configuration block is one exchange per line and nothing else: each line is
+written, and its reply read up to the next prompt, whose form says the mode the
+device is in (`r1(config)#` or `r1#`, the base prompt netmiko found at login).
+netmiko's `config_mode`/`exit_config_mode` would add two prompt checks around
+each of enter and leave (`check_config_mode`, a round trip each). A line is
+written only once the reply to the one before it was read and judged: vtysh
+applies each line as it reads it, a refused line does not stop the ones after
+it, so lines written ahead of a refusal would take effect.
 """
 
 from __future__ import annotations
@@ -32,6 +41,10 @@ T = TypeVar("T")
 
 # Both IOS and vtysh start an error reply with '%' ("% Invalid input", "%No matching route").
 ERROR_PATTERN = r"^\s*%.*$"
+# What ends a line typed at the CLI (netmiko's RETURN for IOS and vtysh), and what leaves
+# configuration mode from any depth in both.
+RETURN = "\n"
+LEAVE = "end"
 
 
 def prompt_pattern(conn: Any) -> str | None:
@@ -45,6 +58,19 @@ def prompt_pattern(conn: Any) -> str | None:
     if not isinstance(base, str) or not base.strip():
         return None
     return re.escape(base.strip()) + r"[^\r\n]*[#>]\s*$"
+
+
+def config_mode(conn: Any, reply: str) -> bool:
+    """Whether `reply` ends at a configuration-mode prompt (`r1(config)#`, `r1(config-if)#`).
+
+    Judged on the prompt itself, the reply's last line, so nothing the device printed before
+    it can count.
+    """
+    base = getattr(conn, "base_prompt", None)
+    if not isinstance(base, str) or not base.strip():
+        return False
+    last = reply.rstrip().rsplit("\n", 1)[-1]
+    return re.search(re.escape(base.strip()) + r"\(config[^\r\n]*\)#$", last) is not None
 
 
 def refusals(reply: str, warnings: str | None = None) -> list[str]:
@@ -116,63 +142,86 @@ class CliSession:
             raise CommandRejected(self.spec.name, command, out)
         return out
 
+    def _config_line(self, conn: Any, line: str, transcript: Transcript) -> str:
+        """Write one configuration line and read its reply up to the prompt that ends it.
+
+        The reply must start with the line's echo: a prompt left over from an earlier reply
+        cannot then be taken for this line's end. Recorded in the transcript before it is judged.
+        """
+        prompt = prompt_pattern(conn)
+        if prompt is None:
+            raise DriverError(self.spec.name, f"{line}: no prompt known to tell where its reply ends")
+        seconds = self.spec.command_timeout
+        start = time.monotonic()
+        try:
+            with self._exchange(conn, line, seconds):
+                conn.write_channel(line + RETURN)
+                reply: str = conn.read_until_pattern(re.escape(line) + r"[\s\S]*" + prompt, read_timeout=seconds)
+        except DriverError as e:
+            # The line was written and may have been taken: the transcript must show it was sent.
+            transcript.add(line, f"({e.message})", time.monotonic() - start)
+            raise
+        transcript.add(line, reply, time.monotonic() - start)
+        return reply
+
     def configure(
         self,
         lines: Sequence[str],
         transcript: Transcript,
         *,
         enter: str = "configure terminal",
+        leave: str = LEAVE,
     ) -> None:
-        """Send config lines one at a time; the first '%' reply stops the rest.
+        """`enter`, each line, `leave`, one exchange each; the first refused line stops the rest.
 
-        Not retried: after a failure the device state is unknown until read again.
+        Not retried: after a failure the device state is unknown until read again. A refusal
+        leaves configuration mode (or drops the session); any other failure drops the session,
+        since a fresh login starts outside configuration mode.
         """
         with self.lock:
             conn = self._connected()
-            start = time.monotonic()
+            entered = False
             try:
-                with self._exchange(conn, enter):
-                    reply = conn.config_mode(config_command=enter)
-            except DriverError as e:
-                # netmiko says only "Failed to enter configuration mode" and keeps the reply.
-                transcript.add(enter, e.message, time.monotonic() - start)
-                self.close()
-                if "configuration mode" in e.message:
-                    reason = "the device did not enter configuration mode"
-                    raise CommandRejected(self.spec.name, enter, reason) from None
-                raise
-            transcript.add(enter, reply, time.monotonic() - start)
-            if re.search(self.refused, reply, flags=re.M):
-                self._leave_config(conn, transcript)
-                raise CommandRejected(self.spec.name, enter, reply)
-            try:
+                reply = self._config_line(conn, enter, transcript)
+                entered = config_mode(conn, reply)
+                if not entered:
+                    # vtysh and IOS answer a refused `configure ...` at the exec prompt.
+                    refused = "\n".join(refusals(reply)) or "the device did not enter configuration mode"
+                    raise CommandRejected(self.spec.name, enter, refused)
+                if re.search(self.refused, reply, flags=re.M):
+                    raise CommandRejected(self.spec.name, enter, reply)
                 for line in lines:
-                    start = time.monotonic()
-                    with self._exchange(conn, line):
-                        reply = conn.send_config_set(
-                            [line],
-                            enter_config_mode=False,
-                            exit_config_mode=False,
-                            read_timeout=self.spec.command_timeout,
-                        )
-                    transcript.add(line, reply, time.monotonic() - start)
+                    reply = self._config_line(conn, line, transcript)
                     if re.search(self.refused, reply, flags=re.M):
+                        entered = config_mode(conn, reply)
                         raise CommandRejected(self.spec.name, line, reply)
-            except DriverError:
-                self._leave_config(conn, transcript)
+                    if not config_mode(conn, reply):
+                        # Out of configuration mode, the next lines would be taken as exec commands.
+                        entered = False
+                        raise CommandRejected(self.spec.name, line, f"the device left configuration mode: {reply}")
+                reply = self._config_line(conn, leave, transcript)
+                if config_mode(conn, reply):
+                    raise DriverError(self.spec.name, f"{leave}: the device stayed in configuration mode")
+            except CommandRejected:
+                if entered:
+                    self._leave_config(conn, transcript)
                 raise
-            self._leave_config(conn, transcript)
+            except DriverError:
+                self.close()
+                raise
 
     def _leave_config(self, conn: Any, transcript: Transcript) -> None:
-        start = time.monotonic()
+        """Leave configuration mode after a refusal; a session that stays in it is dropped.
+
+        The refusal is what the caller is told, so a failure here only drops the session.
+        """
         try:
-            with self._exchange(conn, "end"):
-                reply = conn.exit_config_mode()
+            if not config_mode(conn, self._config_line(conn, LEAVE, transcript)):
+                return
         except DriverError:
-            # A session stuck in config mode must not be reused for the next change.
-            self.close()
-            raise
-        transcript.add("end", reply, time.monotonic() - start)
+            pass
+        # A session stuck in config mode must not be reused for the next change.
+        self.close()
 
     def exec_line(
         self, command: str, transcript: Transcript, expect: str | None = None, warnings: str | None = None

@@ -2,13 +2,16 @@
 
 It logs in one user by password (or refuses, or drops the connection mid-login), runs exec
 commands from a table of replies, and offers a Cisco-like interactive shell that echoes what
-is typed and answers with the prompt, as netmiko expects of a router. `stall` makes exec
-commands and the shell stop answering while the connection stays up: a device that hangs.
+is typed and answers with the prompt, as netmiko expects of a router: `edge1#`, or
+`edge1(config)#` between a line of `enters` and one of `leaves`. `stall` makes exec commands
+and the shell stop answering while the connection stays up: a device that hangs; a line of
+`stall_on` typed at the shell turns it on before that line is answered.
 
     with SshServer(tmp_path) as server:
         spec = server.spec()             # a DeviceSpec with the right port and known_hosts
         server.auth = "close"            # "accept", "reject", or "close" (cut during login)
         server.stall = True
+        server.typed                     # every line typed at the shell, in order
 
 Every thread it starts ends when `stop()` is called (each wait wakes every `TICK` seconds).
 """
@@ -31,6 +34,7 @@ TICK = 0.1
 USER = "netops"
 PASSWORD = "lab-secret-1"
 PROMPT = "edge1#"
+CONFIG_PROMPT = "edge1(config)#"
 
 
 @dataclass
@@ -40,6 +44,9 @@ class SshServer:
     stall: bool = False
     replies: dict[str, str] = field(default_factory=dict)  # exec command or shell line -> its output
     hostname: str = "edge1"
+    enters: set[str] = field(default_factory=lambda: {"configure terminal"})  # shell lines into config mode
+    leaves: set[str] = field(default_factory=lambda: {"end"})  # shell lines back to exec mode
+    stall_on: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.key = paramiko.ECDSAKey.generate()
@@ -53,6 +60,7 @@ class SshServer:
         self.known_hosts = self.directory / "known_hosts"
         self.known_hosts.write_text(f"[127.0.0.1]:{self.port} {self.key.get_name()} {self.key.get_base64()}\n")
         self.logins = 0  # successful logins, to see a reconnect
+        self.typed: list[str] = []
 
     def spec(self, *, connect_timeout: float = 2.0, command_timeout: float = 1.0,
              password: str = PASSWORD) -> DeviceSpec:
@@ -129,8 +137,9 @@ class SshServer:
     def _shell(self, channel: paramiko.Channel) -> None:
         channel.settimeout(TICK)
         line = ""
+        prompt = PROMPT
         with contextlib.suppress(OSError, EOFError):
-            channel.sendall(f"\r\n{PROMPT}".encode())
+            channel.sendall(f"\r\n{prompt}".encode())
             while not self._stop.is_set() and not channel.closed:
                 if self.stall:
                     self._stop.wait(TICK)
@@ -145,10 +154,18 @@ class SshServer:
                     continue  # stalled while this was on its way: a hung device never answers it
                 for ch in data:
                     if ch in "\r\n":
-                        reply = self.replies.get(line.strip(), "")
-                        out = f"\r\n{reply}\r\n{PROMPT}" if reply else f"\r\n{PROMPT}"
+                        typed, line = line.strip(), ""
+                        self.typed.append(typed)
+                        if typed in self.stall_on:
+                            self.stall = True
+                            break  # a hung device answers neither this line nor anything after it
+                        if typed in self.enters:
+                            prompt = CONFIG_PROMPT
+                        elif typed in self.leaves:
+                            prompt = PROMPT
+                        reply = self.replies.get(typed, "")
+                        out = f"\r\n{reply}\r\n{prompt}" if reply else f"\r\n{prompt}"
                         channel.sendall(out.encode())
-                        line = ""
                     else:
                         line += ch
                         channel.sendall(ch.encode())  # a terminal echoes what is typed

@@ -32,7 +32,8 @@ class RecordingSession:
         self.install = install
         self.events: list[str] = []
 
-    def configure(self, lines: Sequence[str], transcript: Transcript, *, enter: str = "configure terminal") -> None:
+    def configure(self, lines: Sequence[str], transcript: Transcript, *, enter: str = "configure terminal",
+                  leave: str = "end") -> None:
         self.events.append(enter)
         transcript.add(enter, "", 0.0)
         for line in lines:
@@ -47,8 +48,8 @@ class RecordingSession:
             else:
                 net, nh = IPv4Network(f"{words[2]}/{words[3]}"), IPv4Address(words[4])
             (self.routes.discard if remove else self.routes.add)((net, nh))
-        self.events.append("end")
-        transcript.add("end", "", 0.0)
+        self.events.append(leave)
+        transcript.add(leave, "", 0.0)
 
     def show(self, command: str, transcript: Transcript | None = None) -> str:
         # The only reads that go through the session here: FRR's checks before it saves.

@@ -8,6 +8,7 @@ vtysh refuses those without a `%`: `staticd is not running`, and the line is dro
 
 from __future__ import annotations
 
+import re
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
@@ -31,23 +32,28 @@ def capture(name: str) -> str:
 
 
 class ConfigReplay:
-    """A netmiko connection in configuration mode: fixed replies to entering and to each line."""
+    """A netmiko connection at vtysh's CLI: fixed replies to entering and to each line, read as
+    CliSession reads them (up to the pattern it waits for; a reply without it would be a time-out)."""
+
+    base_prompt = "ld-r1"
 
     def __init__(self, *, enter: str = f" configure terminal{PROMPT_OK}", line: str = "") -> None:
         self.enter, self.line = enter, line
         self.sent: list[str] = []
 
-    def config_mode(self, config_command: str, **_: Any) -> str:
-        self.sent.append(config_command)
-        return self.enter
+    def write_channel(self, data: str) -> None:
+        self.sent.append(data.rstrip("\n"))
 
-    def send_config_set(self, lines: list[str], **_: Any) -> str:
-        self.sent += lines
-        return self.line or f" {lines[0]}{PROMPT_OK}"
-
-    def exit_config_mode(self, **_: Any) -> str:
-        self.sent.append("end")
-        return " end\nld-r1# "
+    def read_until_pattern(self, pattern: str, **_: Any) -> str:
+        last = self.sent[-1]
+        if last.startswith("configure"):
+            reply = self.enter
+        elif last == "end":
+            reply = " end\nld-r1# "
+        else:
+            reply = self.line or f" {last}{PROMPT_OK}"
+        assert re.search(pattern, reply), (pattern, reply)  # netmiko would wait for it until the time-out
+        return reply
 
     def send_command(self, command: str, **_: Any) -> str:
         self.sent.append(command)
@@ -104,7 +110,7 @@ def test_a_line_that_vtysh_takes_is_not_a_refusal() -> None:
 
 def test_ios_keeps_to_its_own_refusals() -> None:
     # Words that are vtysh's alone mean nothing special on IOS: only `%` refuses there.
-    conn = ConfigReplay(line=" ip route 198.51.100.32 255.255.255.224 198.51.100.3\nntp is not running\nr1(config)# ")
+    conn = ConfigReplay(line=f" ip route 198.51.100.32 255.255.255.224 198.51.100.3\nntp is not running{PROMPT_OK}")
     d = driver_with(CiscoIosDriver, conn)
     d.cli.configure(["ip route 198.51.100.32 255.255.255.224 198.51.100.3"], Transcript("r1"))
     assert conn.sent[-1] == "end"
