@@ -29,6 +29,9 @@ COMMIT_TIMEOUT = 120.0
 
 
 class BlockSession(CliSession):
+    # Reads through netmiko's send_command: the quick exchange is proven on IOS and vtysh only.
+    quick_commands = False
+
     def __init__(self, spec: DeviceSpec, device_type: str, *, error: re.Pattern[str],
                  expect: Callable[[str], str | None], abandon: Sequence[str]) -> None:
         super().__init__(spec, device_type)

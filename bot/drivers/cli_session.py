@@ -20,7 +20,9 @@ netmiko's `config_mode`/`exit_config_mode` would add two prompt checks around
 each of enter and leave (`check_config_mode`, a round trip each). A line is
 written only once the reply to the one before it was read and judged: vtysh
 applies each line as it reads it, a refused line does not stop the ones after
-it, so lines written ahead of a refusal would take effect.
+it, so lines written ahead of a refusal would take effect. Exec commands (reads, the
+save) are one such exchange too, their output stripped as netmiko's send_command strips it;
+send_command itself polls 25 ms after the echo, three times what vtysh takes to answer.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from bot.drivers.base import DeviceSpec, Transcript
 from bot.drivers.deadline import cut_transport, deadline
@@ -73,6 +75,19 @@ def config_mode(conn: Any, reply: str) -> bool:
     return re.search(re.escape(base.strip()) + r"\(config[^\r\n]*\)#$", last) is not None
 
 
+def command_output(reply: str, command: str, base_prompt: str) -> str:
+    """A command's output from its whole reply (echo, output, prompt), as send_command gives it.
+
+    Whatever came before the echo is an earlier reply's leftover; send_command drops it too, and
+    the echo's line and the prompt's line. (The reply was read up to the echo, so it is there.)
+    """
+    out = reply[max(0, reply.find(command)):]
+    lines = out.split(RETURN)[1:] if out.startswith(command) else out.split(RETURN)
+    if lines and base_prompt in lines[-1]:
+        lines = lines[:-1]
+    return RETURN.join(lines)
+
+
 def refusals(reply: str, warnings: str | None = None) -> list[str]:
     """The `%` lines of `reply` that refuse the command: all but those matching `warnings`."""
     lines = re.findall(ERROR_PATTERN, reply, flags=re.M)
@@ -82,6 +97,9 @@ def refusals(reply: str, warnings: str | None = None) -> list[str]:
 class CliSession:
     """`refused`: a regex for the reply lines that refuse a configuration line (one per line, re.M);
     a dialect whose CLI also refuses in other words than `%` adds them."""
+
+    # Exec commands in one write and one read (`_command`) rather than through send_command.
+    quick_commands: ClassVar[bool] = True
 
     def __init__(self, spec: DeviceSpec, device_type: str = "cisco_ios", *, refused: str = ERROR_PATTERN) -> None:
         self.spec = spec
@@ -121,6 +139,18 @@ class CliSession:
             out: str = conn.send_command(command, read_timeout=seconds, **kwargs)
         return out
 
+    def _command(self, conn: Any, command: str) -> str:
+        """An exec-mode command's output in one exchange, echo and prompt taken off as
+        send_command takes them off (its parsers' input is the same).
+
+        send_command stays where the quick exchange is not proven (`quick_commands` off: Junos
+        and EOS) and where no prompt is known to end the reply.
+        """
+        prompt = prompt_pattern(conn)
+        if prompt is None or not self.quick_commands:
+            return self._send_command(conn, command)
+        return command_output(self._write_read(conn, command, prompt), command, conn.base_prompt)
+
     def _with_retry(self, what: str, call: Callable[[Any], T]) -> T:
         with self.lock:
             fresh = self._conn is None or not netmiko_alive(self._conn)
@@ -135,12 +165,24 @@ class CliSession:
     def show(self, command: str, transcript: Transcript | None = None) -> str:
         """Run a read-only command; retried once on a fresh session if the old one died."""
         start = time.monotonic()
-        out = self._with_retry(command, lambda c: self._send_command(c, command))
+        out = self._with_retry(command, lambda c: self._command(c, command))
         if transcript is not None:
             transcript.add(command, out, time.monotonic() - start)
         if re.search(ERROR_PATTERN, out, flags=re.M):
             raise CommandRejected(self.spec.name, command, out)
         return out
+
+    def _write_read(self, conn: Any, line: str, prompt: str, limit: float | None = None) -> str:
+        """One exchange: write `line`, read up to its echo and then the prompt, within the deadline.
+
+        netmiko's read_until_pattern polls every 10 ms; send_command adds a 25 ms poll after the
+        echo, so it costs at least 35 ms where the device answers in a few.
+        """
+        seconds = self.spec.command_timeout if limit is None else limit
+        with self._exchange(conn, line, seconds):
+            conn.write_channel(line + RETURN)
+            reply: str = conn.read_until_pattern(re.escape(line) + r"[\s\S]*" + prompt, read_timeout=seconds)
+        return reply
 
     def _config_line(self, conn: Any, line: str, transcript: Transcript) -> str:
         """Write one configuration line and read its reply up to the prompt that ends it.
@@ -151,12 +193,9 @@ class CliSession:
         prompt = prompt_pattern(conn)
         if prompt is None:
             raise DriverError(self.spec.name, f"{line}: no prompt known to tell where its reply ends")
-        seconds = self.spec.command_timeout
         start = time.monotonic()
         try:
-            with self._exchange(conn, line, seconds):
-                conn.write_channel(line + RETURN)
-                reply: str = conn.read_until_pattern(re.escape(line) + r"[\s\S]*" + prompt, read_timeout=seconds)
+            reply = self._write_read(conn, line, prompt)
         except DriverError as e:
             # The line was written and may have been taken: the transcript must show it was sent.
             transcript.add(line, f"({e.message})", time.monotonic() - start)
@@ -234,7 +273,7 @@ class CliSession:
             conn = self._connected()
             start = time.monotonic()
             # Waits for the prompt, not for output to go quiet: a save takes as long as it takes.
-            out = self._send_command(conn, command)
+            out = self._command(conn, command)
             transcript.add(command, out, time.monotonic() - start)
             errors = refusals(out, warnings)
             if errors:

@@ -1,4 +1,5 @@
-"""A configuration block over a real SSH shell: one exchange per line, judged by its prompt.
+"""A configuration block over a real SSH shell: one exchange per line, judged by its prompt;
+and an exec command's output read in one exchange, as netmiko's send_command would give it.
 
 `CliSession.configure` writes `configure terminal`, each line and `end`, and reads each reply up
 to the prompt that ends it (`edge1(config)#` or `edge1#`), through real netmiko and paramiko
@@ -15,7 +16,7 @@ import pytest
 from support.ssh_server import CONFIG_PROMPT, PROMPT, SshServer
 
 from bot.drivers.base import Transcript
-from bot.drivers.cli_session import ERROR_PATTERN, CliSession
+from bot.drivers.cli_session import ERROR_PATTERN, CliSession, command_output
 from bot.drivers.errors import CommandRejected, CommandTimeout, DriverError
 from bot.drivers.frr import NOT_RUNNING
 
@@ -147,3 +148,23 @@ def test_a_device_that_hangs_mid_block_times_out_on_that_line_and_the_session_is
     sshd.stall, sshd.stall_on = False, set()
     assert cli.show("show version") == "FRRouting 8.4"
     assert sshd.logins == 2  # a late reply on the old session can never be read as the next one's
+
+
+@pytest.mark.timeout(30)
+def test_a_show_is_one_exchange_its_output_without_echo_or_prompt(sshd: SshServer, cli: CliSession) -> None:
+    sshd.replies["show ip route 198.51.100.32/27 json"] = '{\r\n  "198.51.100.32/27":[\r\n  ]\r\n}'
+    assert cli.show("show ip route 198.51.100.32/27 json") == '{\n  "198.51.100.32/27":[\n  ]\n}'
+    sshd.replies["show ip route 198.51.100.99 json"] = "% Unknown command: show ip route 198.51.100.99 json"
+    with pytest.raises(CommandRejected):
+        cli.show("show ip route 198.51.100.99 json")
+    assert typed(sshd) == ["show ip route 198.51.100.32/27 json", "show ip route 198.51.100.99 json"]
+
+
+@pytest.mark.parametrize(("reply", "output"), [
+    ("show daemons\n zebra staticd\nld-r1# ", " zebra staticd"),
+    ("show daemons\nld-r1# ", ""),
+    # A leftover before the echo (a late line of an earlier reply) is not this command's output.
+    (" end\nld-r1# show daemons\n zebra staticd\nld-r1# ", " zebra staticd"),
+])
+def test_command_output_is_what_send_command_returns(reply: str, output: str) -> None:
+    assert command_output(reply, "show daemons", "ld-r1") == output
