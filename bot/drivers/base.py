@@ -238,6 +238,10 @@ class RouterDriver(ABC):
     def fib_next_hops(self, prefix: IPv4Network) -> set[IPv4Address]:
         """The next hops the forwarding table uses for exactly `prefix` (empty: none)."""
 
+    def fib_next_hops_many(self, prefixes: Sequence[IPv4Network]) -> dict[IPv4Network, set[IPv4Address]]:
+        """`fib_next_hops` of each prefix; a kind that can read several in one exchange overrides this."""
+        return {p: self.fib_next_hops(p) for p in prefixes}
+
     def routes_for(self, prefix: IPv4Network) -> list[StaticRoute]:
         return [r for r in self.get_static_routes() if r.prefix == prefix]
 
@@ -404,8 +408,8 @@ class RouterDriver(ABC):
              fault_points: bool = False) -> None:
         for step in steps:
             if isinstance(step, WaitFib):
-                for prefix, want in step.hops:
-                    self.wait_for_fib(prefix, set(want), exact=step.exact, timeout=confirm_timeout)
+                self.wait_for_fibs({prefix: set(want) for prefix, want in step.hops}, exact=step.exact,
+                                   timeout=confirm_timeout)
                 if fault_points and not step.exact:
                     faults.hit("after_add")  # make-before-break: both next hops are live here
                 continue
@@ -457,6 +461,48 @@ class RouterDriver(ABC):
             if clock() >= deadline:
                 raise VerifyTimeout(self.name, reading.timeout_message.format(
                     prefix=prefix, have=", ".join(sorted(map(str, seen))) or "no route",
+                    timeout=timeout, want=", ".join(sorted(map(str, want)))))
+            sleep(interval)
+
+    def wait_for_fibs(
+        self,
+        wants: Mapping[IPv4Network, IPv4Address | set[IPv4Address]],
+        *,
+        timeout: float = 10.0,
+        exact: bool = True,
+    ) -> None:
+        """`wait_for_fib` for each prefix in turn. A kind that reads many prefixes in one exchange
+        overrides this with `_wait_together`."""
+        for prefix, want in wants.items():
+            self.wait_for_fib(prefix, want, timeout=timeout, exact=exact)
+
+    def _wait_together(
+        self,
+        wants: Mapping[IPv4Network, IPv4Address | set[IPv4Address]],
+        *,
+        timeout: float = 10.0,
+        interval: float = 0.1,
+        exact: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        """Poll the FIB until every prefix uses what it should, each poll one `fib_next_hops_many` of
+        the prefixes still waited for: `wait_for_fib`'s test for each, under one deadline for all.
+
+        Only for a kind whose reading is the FIB's (`_fib_reading` not overridden).
+        """
+        pending = {p: ({w} if isinstance(w, IPv4Address) else set(w)) for p, w in wants.items()}
+        deadline = clock() + timeout
+        while pending:
+            seen = self.fib_next_hops_many(list(pending))
+            pending = {p: want for p, want in pending.items()
+                       if not ((seen[p] == want) if exact else want <= seen[p])}
+            if not pending:
+                return
+            if clock() >= deadline:
+                prefix, want = next(iter(pending.items()))
+                raise VerifyTimeout(self.name, FibReading(seen[prefix]).timeout_message.format(
+                    prefix=prefix, have=", ".join(sorted(map(str, seen[prefix]))) or "no route",
                     timeout=timeout, want=", ".join(sorted(map(str, want)))))
             sleep(interval)
 

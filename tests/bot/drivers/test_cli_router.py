@@ -79,6 +79,7 @@ def driver_with(cls: type[CliRouterDriver], session: RecordingSession, **kw: int
     d.get_static_routes = routes  # type: ignore[method-assign]
     d.configured = lambda: set(session.routes)  # type: ignore[method-assign]
     d.fib_next_hops = fib  # type: ignore[method-assign]
+    d.fib_next_hops_many = lambda prefixes: {p: fib(p) for p in prefixes}  # type: ignore[method-assign]
     d.cli = session  # type: ignore[assignment]
     return d
 

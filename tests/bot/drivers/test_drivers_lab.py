@@ -15,9 +15,10 @@ import pytest
 from support.labtools import client_answer, comm, namespace_pids, ssh_session_pids
 
 from bot.drivers import DeviceSpec, RouteMove, make_router_driver
+from bot.drivers.base import Transcript
 from bot.drivers.errors import CommandRejected, CommandTimeout, ConnectError, HostKeyError
 from bot.drivers.host import HostVerifier
-from lab import Lab, sshd
+from lab import Lab, netns, sshd
 
 pytestmark = pytest.mark.lab
 
@@ -84,6 +85,29 @@ def test_frr_moves_two_prefixes_in_one_session_and_saves(lab: Lab, lab_home: Non
         d.move([RouteMove(A, WEB3, WEB1), RouteMove(B, WEB3, WEB2)])
         d.save_config()
         assert "ip route 198.51.100.32/27 198.51.100.2" in conf.read_text()
+
+
+def test_frr_reads_many_prefixes_in_one_exchange_with_each_prefixs_own_answer(lab: Lab, lab_home: None) -> None:
+    """The covering read against one read per prefix, on r1 as FRR has it: a kernel route beating a
+    static, a more specific route inside another, a static whose next hop does not resolve (zebra
+    never sees it), the lab's own statics, a connected route and prefixes with no route at all."""
+    kernel, inner, unresolved = (IPv4Network(p) for p in ("198.51.100.160/27", "198.51.100.168/29",
+                                                          "198.51.100.224/27"))
+    lines = [f"ip route {kernel} {WEB1}", f"ip route {inner} {WEB3}", f"ip route {unresolved} 198.51.100.250"]
+    r1 = lab.plan.device("r1").namespace
+    with make_router_driver("frr", spec(lab, "r1")) as d:
+        cli = d.cli  # type: ignore[attr-defined]
+        cli.configure(lines, Transcript("r1"))
+        try:
+            netns.apply(r1, [f"route add {kernel} via {WEB2}"])
+            prefixes = [A, B, D, kernel, inner, unresolved, IPv4Network("198.51.100.0/27"),
+                        IPv4Network("198.51.100.128/26"), IPv4Network("198.51.100.200/32")]
+            one = {p: d.fib_next_hops(p) for p in prefixes}
+            assert one[kernel] == {WEB2} and one[inner] == {WEB3} and one[unresolved] == set()
+            assert d.fib_next_hops_many(prefixes) == one
+        finally:
+            netns.apply(r1, [f"route del {kernel}"])
+            cli.configure(["no " + line for line in lines], Transcript("r1"))
 
 
 def test_linux_router_moves_with_an_atomic_replace(lab: Lab, lab_home: None) -> None:
