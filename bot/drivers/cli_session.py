@@ -21,14 +21,17 @@ each of enter and leave (`check_config_mode`, a round trip each). A line is
 written only once the reply to the one before it was read and judged: vtysh
 applies each line as it reads it, a refused line does not stop the ones after
 it, so lines written ahead of a refusal would take effect. Exec commands (reads, the
-save) are one such exchange too, their output stripped as netmiko's send_command strips it;
-send_command itself polls 25 ms after the echo, three times what vtysh takes to answer.
+save) are one such exchange too, their output stripped as netmiko's send_command strips it.
+Each read waits on the channel and returns as soon as the prompt is in: netmiko's reads poll
+(10 ms between reads in read_until_pattern, 25 ms after the echo in send_command), where
+vtysh answers a line in about a millisecond.
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
+import select
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -60,6 +63,19 @@ def prompt_pattern(conn: Any) -> str | None:
     if not isinstance(base, str) or not base.strip():
         return None
     return re.escape(base.strip()) + r"[^\r\n]*[#>]\s*$"
+
+
+def wait_readable(conn: Any, seconds: float) -> None:
+    """Wait up to `seconds` for the connection's channel to have data (or to close).
+
+    A paramiko channel can be selected on (its fileno is a pipe set while data is buffered, and
+    on close); without one (a test fake) this is a short sleep.
+    """
+    chan = getattr(conn, "remote_conn", None)
+    if chan is not None and hasattr(chan, "fileno"):
+        select.select([chan], [], [], seconds)
+    else:
+        time.sleep(min(seconds, 0.01))
 
 
 def config_mode(conn: Any, reply: str) -> bool:
@@ -175,14 +191,24 @@ class CliSession:
     def _write_read(self, conn: Any, line: str, prompt: str, limit: float | None = None) -> str:
         """One exchange: write `line`, read up to its echo and then the prompt, within the deadline.
 
-        netmiko's read_until_pattern polls every 10 ms; send_command adds a 25 ms poll after the
-        echo, so it costs at least 35 ms where the device answers in a few.
+        Between reads it waits on the channel itself (`wait_readable`), so a reply is read as
+        soon as it arrives: netmiko's read_until_pattern sleeps 10 ms between reads, and
+        send_command 25 ms after the echo, where vtysh answers a line in about 1 ms.
         """
         seconds = self.spec.command_timeout if limit is None else limit
+        end = re.compile(re.escape(line) + r"[\s\S]*" + prompt)
         with self._exchange(conn, line, seconds):
+            until = time.monotonic() + seconds
             conn.write_channel(line + RETURN)
-            reply: str = conn.read_until_pattern(re.escape(line) + r"[\s\S]*" + prompt, read_timeout=seconds)
-        return reply
+            reply = ""
+            while True:
+                reply += str(conn.read_channel())
+                if end.search(reply):
+                    return reply
+                left = until - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no prompt after {line!r}")  # the deadline's cut may not have come yet
+                wait_readable(conn, left)
 
     def _config_line(self, conn: Any, line: str, transcript: Transcript) -> str:
         """Write one configuration line and read its reply up to the prompt that ends it.
