@@ -147,6 +147,10 @@ class WaitFib:
 Step = ConfigBlock | ExecLine | WaitFib
 
 
+# The first pause of `_wait_together`, which doubles up to its interval.
+FIRST_PAUSE = 0.005
+
+
 class FibReading(NamedTuple):
     """One poll of `wait_for_fib`: the next hops it compares with what it expects, and what a
     timeout says of them (a `str.format` template over prefix, have, timeout and want)."""
@@ -489,10 +493,14 @@ class RouterDriver(ABC):
         """Poll the FIB until every prefix uses what it should, each poll one `fib_next_hops_many` of
         the prefixes still waited for: `wait_for_fib`'s test for each, under one deadline for all.
 
-        Only for a kind whose reading is the FIB's (`_fib_reading` not overridden).
+        The pauses between polls start at `FIRST_PAUSE` and double up to `interval`: for a kind
+        whose read takes a millisecond, the FIB is often a few milliseconds behind the line that
+        changed it, and a first pause of `interval` would be most of the wait. The last poll is
+        at the deadline. Only for a kind whose reading is the FIB's (`_fib_reading` not overridden).
         """
         pending = {p: ({w} if isinstance(w, IPv4Address) else set(w)) for p, w in wants.items()}
         deadline = clock() + timeout
+        pause = min(FIRST_PAUSE, interval)
         while pending:
             seen = self.fib_next_hops_many(list(pending))
             pending = {p: want for p, want in pending.items()
@@ -504,7 +512,8 @@ class RouterDriver(ABC):
                 raise VerifyTimeout(self.name, FibReading(seen[prefix]).timeout_message.format(
                     prefix=prefix, have=", ".join(sorted(map(str, seen[prefix]))) or "no route",
                     timeout=timeout, want=", ".join(sorted(map(str, want)))))
-            sleep(interval)
+            sleep(min(pause, max(0.0, deadline - clock())))
+            pause = min(pause * 2, interval)
 
     def _fib_reading(self, prefix: IPv4Network, exact: bool) -> FibReading:
         """What one poll of `wait_for_fib` reads: what forwards. A kind whose make-before-break

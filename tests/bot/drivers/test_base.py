@@ -228,3 +228,18 @@ def test_a_kind_that_reads_one_prefix_at_a_time_waits_for_each_in_turn() -> None
     d = ResolvedDriver([{WEB1}], resolved={WEB1, WEB2})
     d.wait_for_fibs({P: WEB2, Q: WEB2}, exact=False, timeout=0)
     assert (d.reads, d.polls) == (2, 0)
+
+
+def test_waiting_together_polls_soon_then_backs_off_to_the_interval_and_last_at_the_deadline() -> None:
+    clock, pauses = FakeClock(), []
+
+    def sleep(seconds: float) -> None:
+        pauses.append(round(seconds, 6))
+        clock.sleep(seconds)
+
+    d = TableScriptDriver({P: [set()]})
+    with pytest.raises(VerifyTimeout):
+        d._wait_together({P: WEB2}, timeout=0.5, interval=0.1, clock=clock, sleep=sleep)
+    assert pauses[:6] == [0.005, 0.01, 0.02, 0.04, 0.08, 0.1]
+    assert max(pauses) == 0.1 and clock.now == pytest.approx(0.5)
+    assert d.reads[P] == len(pauses) + 1  # a read before each pause, and one at the deadline
