@@ -147,6 +147,10 @@ class WaitFib:
 Step = ConfigBlock | ExecLine | WaitFib
 
 
+# The first pause of `_wait_together`, which doubles up to its interval.
+FIRST_PAUSE = 0.005
+
+
 class FibReading(NamedTuple):
     """One poll of `wait_for_fib`: the next hops it compares with what it expects, and what a
     timeout says of them (a `str.format` template over prefix, have, timeout and want)."""
@@ -237,6 +241,10 @@ class RouterDriver(ABC):
     @abstractmethod
     def fib_next_hops(self, prefix: IPv4Network) -> set[IPv4Address]:
         """The next hops the forwarding table uses for exactly `prefix` (empty: none)."""
+
+    def fib_next_hops_many(self, prefixes: Sequence[IPv4Network]) -> dict[IPv4Network, set[IPv4Address]]:
+        """`fib_next_hops` of each prefix; a kind that can read several in one exchange overrides this."""
+        return {p: self.fib_next_hops(p) for p in prefixes}
 
     def routes_for(self, prefix: IPv4Network) -> list[StaticRoute]:
         return [r for r in self.get_static_routes() if r.prefix == prefix]
@@ -404,8 +412,8 @@ class RouterDriver(ABC):
              fault_points: bool = False) -> None:
         for step in steps:
             if isinstance(step, WaitFib):
-                for prefix, want in step.hops:
-                    self.wait_for_fib(prefix, set(want), exact=step.exact, timeout=confirm_timeout)
+                self.wait_for_fibs({prefix: set(want) for prefix, want in step.hops}, exact=step.exact,
+                                   timeout=confirm_timeout)
                 if fault_points and not step.exact:
                     faults.hit("after_add")  # make-before-break: both next hops are live here
                 continue
@@ -459,6 +467,53 @@ class RouterDriver(ABC):
                     prefix=prefix, have=", ".join(sorted(map(str, seen))) or "no route",
                     timeout=timeout, want=", ".join(sorted(map(str, want)))))
             sleep(interval)
+
+    def wait_for_fibs(
+        self,
+        wants: Mapping[IPv4Network, IPv4Address | set[IPv4Address]],
+        *,
+        timeout: float = 10.0,
+        exact: bool = True,
+    ) -> None:
+        """`wait_for_fib` for each prefix in turn. A kind that reads many prefixes in one exchange
+        overrides this with `_wait_together`."""
+        for prefix, want in wants.items():
+            self.wait_for_fib(prefix, want, timeout=timeout, exact=exact)
+
+    def _wait_together(
+        self,
+        wants: Mapping[IPv4Network, IPv4Address | set[IPv4Address]],
+        *,
+        timeout: float = 10.0,
+        interval: float = 0.1,
+        exact: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        """Poll the FIB until every prefix uses what it should, each poll one `fib_next_hops_many` of
+        the prefixes still waited for: `wait_for_fib`'s test for each, under one deadline for all.
+
+        The pauses between polls start at `FIRST_PAUSE` and double up to `interval`: for a kind
+        whose read takes a millisecond, the FIB is often a few milliseconds behind the line that
+        changed it, and a first pause of `interval` would be most of the wait. The last poll is
+        at the deadline. Only for a kind whose reading is the FIB's (`_fib_reading` not overridden).
+        """
+        pending = {p: ({w} if isinstance(w, IPv4Address) else set(w)) for p, w in wants.items()}
+        deadline = clock() + timeout
+        pause = min(FIRST_PAUSE, interval)
+        while pending:
+            seen = self.fib_next_hops_many(list(pending))
+            pending = {p: want for p, want in pending.items()
+                       if not ((seen[p] == want) if exact else want <= seen[p])}
+            if not pending:
+                return
+            if clock() >= deadline:
+                prefix, want = next(iter(pending.items()))
+                raise VerifyTimeout(self.name, FibReading(seen[prefix]).timeout_message.format(
+                    prefix=prefix, have=", ".join(sorted(map(str, seen[prefix]))) or "no route",
+                    timeout=timeout, want=", ".join(sorted(map(str, want)))))
+            sleep(min(pause, max(0.0, deadline - clock())))
+            pause = min(pause * 2, interval)
 
     def _fib_reading(self, prefix: IPv4Network, exact: bool) -> FibReading:
         """What one poll of `wait_for_fib` reads: what forwards. A kind whose make-before-break

@@ -1,12 +1,12 @@
 """A netmiko session that sends a `ConfigBlock` line by line, exactly as `lines_of` shows it.
 
-`CliSession.configure` leaves configuration mode with netmiko's `exit_config_mode`, which
-sends whatever netmiko thinks exits (or nothing, if it believes it already left) and records
-`end`. That is right for IOS and vtysh; Junos leaves with `exit configuration-mode` and an
-EOS session is left by its own `commit`. Here every line of the block, `enter` and `leave`
-included, goes out through `send_command` as written, so the transcript holds byte for byte
-the lines a plan showed. Only on a refusal is anything else sent: the dialect's `abandon`
-lines, which throw the half-made candidate away instead of leaving it for the next user.
+`CliSession.configure` judges each reply by the prompt it ends at (`r1(config)#` or `r1#`),
+which is right for IOS and vtysh; Junos's prompts are not of that form (`[edit]` over
+`user@r1#`) and it leaves with `exit configuration-mode`, and an EOS session is left by its
+own `commit`. Here every line of the block, `enter` and `leave` included, goes out through
+`send_command` as written, so the transcript holds byte for byte the lines a plan showed.
+Only on a refusal is anything else sent: the dialect's `abandon` lines, which throw the
+half-made candidate away instead of leaving it for the next user.
 
 `BlockSessionDriver` is the driver side that Junos and EOS share: one such session, set up
 from the kind's refusal pattern, expected replies and abandon lines, and every step sent
@@ -29,6 +29,9 @@ COMMIT_TIMEOUT = 120.0
 
 
 class BlockSession(CliSession):
+    # Reads through netmiko's send_command: the quick exchange is proven on IOS and vtysh only.
+    quick_commands = False
+
     def __init__(self, spec: DeviceSpec, device_type: str, *, error: re.Pattern[str],
                  expect: Callable[[str], str | None], abandon: Sequence[str]) -> None:
         super().__init__(spec, device_type)

@@ -60,7 +60,7 @@ class CliRouterDriver(RouterDriver):
 
     def _send(self, step: ConfigBlock | ExecLine, transcript: Transcript) -> None:
         if isinstance(step, ConfigBlock):
-            self.cli.configure(step.lines, transcript, enter=step.enter)
+            self.cli.configure(step.lines, transcript, enter=step.enter, leave=step.leave)
         else:
             self.cli.exec_line(step.command, transcript, expect=step.expect, warnings=step.warnings)
 

@@ -7,6 +7,7 @@ behind zebra's back is imported as a kernel route that beats the static one.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from ipaddress import IPv4Address, IPv4Network
 from typing import Literal
 
@@ -35,6 +36,35 @@ NOT_RUNNING = r"^\s*\S+ is not running\s*$"
 # what the daemons it reaches tell it, so with staticd down it writes (and says it saved) a file
 # without a single static route, which FRR's next start would load.
 ROUTE_DAEMONS = ("zebra", "staticd")
+
+
+# Prefixes inside one /24 (or a longer covering prefix) are read together, with `show ip route
+# COVER longer-prefixes json`: its entries for each prefix are those `show ip route P json` gives
+# (zebra prints both with the same per-route code), every protocol's, installed or not. A cover
+# no shorter than /24 keeps the reply small on a router with a full table; a prefix shorter than
+# that is read on its own.
+GROUP_COVER = 24
+
+
+def covers(prefixes: Sequence[IPv4Network]) -> list[tuple[IPv4Network | None, list[IPv4Network]]]:
+    """The prefixes grouped by the covering prefix to read them with (None: read each alone)."""
+    groups: dict[IPv4Network, list[IPv4Network]] = {}
+    alone: list[IPv4Network] = []
+    for p in dict.fromkeys(prefixes):
+        if p.prefixlen < GROUP_COVER:
+            alone.append(p)
+        else:
+            groups.setdefault(p.supernet(new_prefix=GROUP_COVER), []).append(p)
+    out: list[tuple[IPv4Network | None, list[IPv4Network]]] = [(None, [p]) for p in alone]
+    for members in groups.values():
+        if len(members) == 1:
+            out.append((None, members))
+            continue
+        cover = members[0]
+        while not all(m.subnet_of(cover) for m in members):
+            cover = cover.supernet()
+        out.append((cover, members))
+    return out
 
 
 def route_line(prefix: IPv4Network, next_hop: IPv4Address) -> str:
@@ -82,3 +112,19 @@ class FrrDriver(CliRouterDriver):
     def fib_next_hops(self, prefix: IPv4Network) -> set[IPv4Address]:
         out = self.cli.show(f"show ip route {prefix.with_prefixlen} json")
         return fib_next_hops_json(self.name, out, prefix)
+
+    def fib_next_hops_many(self, prefixes: Sequence[IPv4Network]) -> dict[IPv4Network, set[IPv4Address]]:
+        """One read per covering prefix (`covers`) rather than one per prefix."""
+        hops: dict[IPv4Network, set[IPv4Address]] = {}
+        for cover, members in covers(prefixes):
+            if cover is None:
+                hops.update((p, self.fib_next_hops(p)) for p in members)
+                continue
+            out = self.cli.show(f"show ip route {cover.with_prefixlen} longer-prefixes json")
+            hops.update((p, fib_next_hops_json(self.name, out, p)) for p in members)
+        return {p: hops[p] for p in prefixes}
+
+    def wait_for_fibs(self, wants: Mapping[IPv4Network, IPv4Address | set[IPv4Address]], *,
+                      timeout: float = 10.0, exact: bool = True) -> None:
+        # What FRR's wait reads is the FIB itself, so the prefixes can be polled together.
+        self._wait_together(wants, timeout=timeout, exact=exact)

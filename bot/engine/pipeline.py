@@ -67,7 +67,7 @@ class Engine:
             if not prefixes:
                 continue
             driver = self.devices.router(name)
-            table[name] = {p: frozenset(driver.fib_next_hops(p)) for p in prefixes}
+            table[name] = {p: frozenset(h) for p, h in driver.fib_next_hops_many(prefixes).items()}
         return table
 
     def expected(self) -> Expected:
@@ -308,8 +308,9 @@ class Engine:
             raise Refusal(problem)
 
     def _router_unchanged(self, driver: RouterDriver, change: RouterChange) -> None:
+        live = driver.fib_next_hops_many([m.prefix for m in change.moves])
         for m in change.moves:
-            now = driver.fib_next_hops(m.prefix)
+            now = live[m.prefix]
             start = {m.from_hop} if m.from_hop else set()
             if now != start:
                 have = ", ".join(map(str, sorted(now))) or "no route"
@@ -357,8 +358,7 @@ class Engine:
 
     def _verify(self, driver: RouterDriver, change: RouterChange) -> None:
         timeout = self.inv.policy.verify_timeout
-        for m in change.moves:
-            driver.wait_for_fib(m.prefix, m.to_hop, timeout=timeout)
+        driver.wait_for_fibs({m.prefix: m.to_hop for m in change.moves}, timeout=timeout)
         if self.probe_vips:
             for m in change.moves:
                 svc = self.inv.services[m.service]

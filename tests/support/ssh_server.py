@@ -2,8 +2,10 @@
 
 It logs in one user by password (or refuses, or drops the connection mid-login), runs exec
 commands from a table of replies, and offers a Cisco-like interactive shell that echoes what
-is typed and answers with the prompt, as netmiko expects of a router. `stall` makes exec
-commands and the shell stop answering while the connection stays up: a device that hangs.
+is typed and answers with the prompt, as netmiko expects of a router: `edge1#`, or
+`edge1(config)#` between a line of `enters` and one of `leaves`. `stall` makes exec commands
+and the shell stop answering while the connection stays up: a device that hangs; a line of
+`stall_on` typed at the shell turns it on before that line is answered.
 
 With `run="sh"` it is a Linux host instead: every exec command is run by a real `/bin/sh -c` on
 this machine (in `directory`), its stdin, stdout, stderr and exit status carried over the
@@ -15,6 +17,7 @@ channel as sshd carries them, so an exec of `sh` is a real shell reading command
         spec = server.spec()             # a DeviceSpec with the right port and known_hosts
         server.auth = "close"            # "accept", "reject", or "close" (cut during login)
         server.stall = True
+        server.typed                     # every line typed at the shell, in order
 
 Every thread it starts ends when `stop()` is called (each wait wakes every `TICK` seconds).
 """
@@ -41,6 +44,7 @@ TICK = 0.1
 USER = "netops"
 PASSWORD = "lab-secret-1"
 PROMPT = "edge1#"
+CONFIG_PROMPT = "edge1(config)#"
 
 
 @dataclass
@@ -52,6 +56,9 @@ class SshServer:
     hostname: str = "edge1"
     run: Literal["table", "sh"] = "table"  # "sh": exec commands are run by a real /bin/sh
     shell_as: str | None = None  # with run="sh": what an exec of `sh` runs instead
+    enters: set[str] = field(default_factory=lambda: {"configure terminal"})  # shell lines into config mode
+    leaves: set[str] = field(default_factory=lambda: {"end"})  # shell lines back to exec mode
+    stall_on: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.key = paramiko.ECDSAKey.generate()
@@ -67,6 +74,7 @@ class SshServer:
         self.logins = 0  # successful logins, to see a reconnect
         self.execs: list[str] = []  # every exec request, in order
         self._procs: list[subprocess.Popen[bytes]] = []
+        self.typed: list[str] = []
 
     def spec(self, *, connect_timeout: float = 2.0, command_timeout: float = 1.0,
              password: str = PASSWORD) -> DeviceSpec:
@@ -197,8 +205,9 @@ class SshServer:
     def _shell(self, channel: paramiko.Channel) -> None:
         channel.settimeout(TICK)
         line = ""
+        prompt = PROMPT
         with contextlib.suppress(OSError, EOFError):
-            channel.sendall(f"\r\n{PROMPT}".encode())
+            channel.sendall(f"\r\n{prompt}".encode())
             while not self._stop.is_set() and not channel.closed:
                 if self.stall:
                     self._stop.wait(TICK)
@@ -213,10 +222,18 @@ class SshServer:
                     continue  # stalled while this was on its way: a hung device never answers it
                 for ch in data:
                     if ch in "\r\n":
-                        reply = self.replies.get(line.strip(), "")
-                        out = f"\r\n{reply}\r\n{PROMPT}" if reply else f"\r\n{PROMPT}"
+                        typed, line = line.strip(), ""
+                        self.typed.append(typed)
+                        if typed in self.stall_on:
+                            self.stall = True
+                            break  # a hung device answers neither this line nor anything after it
+                        if typed in self.enters:
+                            prompt = CONFIG_PROMPT
+                        elif typed in self.leaves:
+                            prompt = PROMPT
+                        reply = self.replies.get(typed, "")
+                        out = f"\r\n{reply}\r\n{prompt}" if reply else f"\r\n{prompt}"
                         channel.sendall(out.encode())
-                        line = ""
                     else:
                         line += ch
                         channel.sendall(ch.encode())  # a terminal echoes what is typed

@@ -175,3 +175,71 @@ def test_lines_of_is_every_sent_line_in_order_and_never_a_wait() -> None:
 def test_device_spec_repr_hides_the_password() -> None:
     spec = DeviceSpec("r9", "198.18.7.19", "ops", Path("kh"), password="s3cret-Pa55")
     assert "s3cret-Pa55" not in repr(spec)
+
+
+Q = IPv4Network("198.51.100.64/27")
+
+
+class TableScriptDriver(ScriptedDriver):
+    """A FIB script per prefix, each advanced when that prefix is read; every many-prefix read logged."""
+
+    def __init__(self, scripts: dict[IPv4Network, list[set[IPv4Address]]]) -> None:
+        super().__init__([set()])
+        self.scripts = scripts
+        self.reads: dict[IPv4Network, int] = dict.fromkeys(scripts, 0)
+        self.many: list[list[IPv4Network]] = []
+
+    def fib_next_hops_many(self, prefixes: Sequence[IPv4Network]) -> dict[IPv4Network, set[IPv4Address]]:
+        self.many.append(list(prefixes))
+        out = {}
+        for p in prefixes:
+            script = self.scripts[p]
+            out[p] = script[min(self.reads[p], len(script) - 1)]
+            self.reads[p] += 1
+        return out
+
+
+def test_waiting_together_reads_all_pending_prefixes_at_once_until_each_is_as_wanted() -> None:
+    clock = FakeClock()
+    d = TableScriptDriver({P: [{WEB1}, {WEB2}], Q: [{WEB1}, {WEB1}, {WEB2}]})
+    d._wait_together({P: WEB2, Q: {WEB2}}, timeout=5, clock=clock, sleep=clock.sleep)
+    assert d.many == [[P, Q], [P, Q], [Q]]  # one read per poll; a prefix once seen is not read again
+
+
+def test_waiting_together_is_one_deadline_for_all_and_names_the_prefix_still_wrong() -> None:
+    clock = FakeClock()
+    d = TableScriptDriver({P: [{WEB2}], Q: [set()]})
+    with pytest.raises(VerifyTimeout, match=r"^r1: 198\.51\.100\.64/27 still points at no route after 2s "
+                                            r"\(expected 192\.0\.2\.3\)$"):
+        d._wait_together({P: WEB2, Q: WEB2}, timeout=2, interval=0.5, clock=clock, sleep=clock.sleep)
+    assert clock.now == 2.0  # not 2 s per prefix
+
+
+def test_waiting_together_keeps_exact_and_subset_apart() -> None:
+    clock = FakeClock()
+    d = TableScriptDriver({P: [{WEB1, WEB2}]})
+    d._wait_together({P: WEB2}, exact=False, clock=clock, sleep=clock.sleep)  # make-before-break: both live
+    with pytest.raises(VerifyTimeout, match=r"still points at 192\.0\.2\.2, 192\.0\.2\.3"):
+        d._wait_together({P: WEB2}, timeout=1, clock=clock, sleep=clock.sleep)
+
+
+def test_a_kind_that_reads_one_prefix_at_a_time_waits_for_each_in_turn() -> None:
+    # The base wait_for_fibs: wait_for_fib per prefix, so a kind's own reading hook still applies.
+    d = ResolvedDriver([{WEB1}], resolved={WEB1, WEB2})
+    d.wait_for_fibs({P: WEB2, Q: WEB2}, exact=False, timeout=0)
+    assert (d.reads, d.polls) == (2, 0)
+
+
+def test_waiting_together_polls_soon_then_backs_off_to_the_interval_and_last_at_the_deadline() -> None:
+    clock, pauses = FakeClock(), []
+
+    def sleep(seconds: float) -> None:
+        pauses.append(round(seconds, 6))
+        clock.sleep(seconds)
+
+    d = TableScriptDriver({P: [set()]})
+    with pytest.raises(VerifyTimeout):
+        d._wait_together({P: WEB2}, timeout=0.5, interval=0.1, clock=clock, sleep=sleep)
+    assert pauses[:6] == [0.005, 0.01, 0.02, 0.04, 0.08, 0.1]
+    assert max(pauses) == 0.1 and clock.now == pytest.approx(0.5)
+    assert d.reads[P] == len(pauses) + 1  # a read before each pause, and one at the deadline

@@ -32,7 +32,8 @@ class RecordingSession:
         self.install = install
         self.events: list[str] = []
 
-    def configure(self, lines: Sequence[str], transcript: Transcript, *, enter: str = "configure terminal") -> None:
+    def configure(self, lines: Sequence[str], transcript: Transcript, *, enter: str = "configure terminal",
+                  leave: str = "end") -> None:
         self.events.append(enter)
         transcript.add(enter, "", 0.0)
         for line in lines:
@@ -47,8 +48,8 @@ class RecordingSession:
             else:
                 net, nh = IPv4Network(f"{words[2]}/{words[3]}"), IPv4Address(words[4])
             (self.routes.discard if remove else self.routes.add)((net, nh))
-        self.events.append("end")
-        transcript.add("end", "", 0.0)
+        self.events.append(leave)
+        transcript.add(leave, "", 0.0)
 
     def show(self, command: str, transcript: Transcript | None = None) -> str:
         # The only reads that go through the session here: FRR's checks before it saves.
@@ -78,6 +79,7 @@ def driver_with(cls: type[CliRouterDriver], session: RecordingSession, **kw: int
     d.get_static_routes = routes  # type: ignore[method-assign]
     d.configured = lambda: set(session.routes)  # type: ignore[method-assign]
     d.fib_next_hops = fib  # type: ignore[method-assign]
+    d.fib_next_hops_many = lambda prefixes: {p: fib(p) for p in prefixes}  # type: ignore[method-assign]
     d.cli = session  # type: ignore[assignment]
     return d
 

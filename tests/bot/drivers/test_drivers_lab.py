@@ -15,10 +15,11 @@ import pytest
 from support.labtools import client_answer, comm, namespace_pids, parent, ssh_session_pids
 
 from bot.drivers import DeviceSpec, RouteMove, make_router_driver
+from bot.drivers.base import Transcript
 from bot.drivers.errors import CommandRejected, CommandTimeout, ConnectError, HostKeyError
 from bot.drivers.host import HostVerifier
 from bot.drivers.ssh import ExecSession
-from lab import Lab, sshd
+from lab import Lab, netns, sshd
 
 pytestmark = pytest.mark.lab
 
@@ -71,7 +72,9 @@ def test_frr_moves_two_prefixes_in_one_session_and_saves(lab: Lab, lab_home: Non
     conf = Path("/etc/frr") / lab.plan.frr_pathspace / "frr.conf"
     with make_router_driver("frr", spec(lab, "r1")) as d:
         d.move([RouteMove(A, WEB1, WEB3), RouteMove(B, WEB2, WEB3)])
-        assert d.fib_next_hops(A) == {WEB3} and d.fib_next_hops(B) == {WEB3}
+        # The old next hops leave the FIB when zebra gets to it: a move's own end waits only for the
+        # new ones (make before break); the engine's verify then waits for exactly the new.
+        assert d.wait_for_fib(A, WEB3) == {WEB3} and d.wait_for_fib(B, WEB3) == {WEB3}
         assert client_answer(lab, VIP_A, "web3") == "web3"
         assert client_answer(lab, VIP_B, "web3") == "web3"
         saved_by = d.save_config()
@@ -85,6 +88,29 @@ def test_frr_moves_two_prefixes_in_one_session_and_saves(lab: Lab, lab_home: Non
         d.move([RouteMove(A, WEB3, WEB1), RouteMove(B, WEB3, WEB2)])
         d.save_config()
         assert "ip route 198.51.100.32/27 198.51.100.2" in conf.read_text()
+
+
+def test_frr_reads_many_prefixes_in_one_exchange_with_each_prefixs_own_answer(lab: Lab, lab_home: None) -> None:
+    """The covering read against one read per prefix, on r1 as FRR has it: a kernel route beating a
+    static, a more specific route inside another, a static whose next hop does not resolve (zebra
+    never sees it), the lab's own statics, a connected route and prefixes with no route at all."""
+    kernel, inner, unresolved = (IPv4Network(p) for p in ("198.51.100.160/27", "198.51.100.168/29",
+                                                          "198.51.100.224/27"))
+    lines = [f"ip route {kernel} {WEB1}", f"ip route {inner} {WEB3}", f"ip route {unresolved} 198.51.100.250"]
+    r1 = lab.plan.device("r1").namespace
+    with make_router_driver("frr", spec(lab, "r1")) as d:
+        cli = d.cli  # type: ignore[attr-defined]
+        cli.configure(lines, Transcript("r1"))
+        try:
+            netns.apply(r1, [f"route add {kernel} via {WEB2}"])
+            prefixes = [A, B, D, kernel, inner, unresolved, IPv4Network("198.51.100.0/27"),
+                        IPv4Network("198.51.100.128/26"), IPv4Network("198.51.100.200/32")]
+            one = {p: d.fib_next_hops(p) for p in prefixes}
+            assert one[kernel] == {WEB2} and one[inner] == {WEB3} and one[unresolved] == set()
+            assert d.fib_next_hops_many(prefixes) == one
+        finally:
+            netns.apply(r1, [f"route del {kernel}"])
+            cli.configure(["no " + line for line in lines], Transcript("r1"))
 
 
 def test_linux_router_moves_with_an_atomic_replace(lab: Lab, lab_home: None) -> None:
@@ -106,7 +132,7 @@ def test_repeating_a_move_is_harmless(lab: Lab, lab_home: None) -> None:
         d.move([RouteMove(A, WEB1, WEB2)])
         again = d.move([RouteMove(A, WEB1, WEB2)])  # a retry after a lost reply
         assert not any(e.command.startswith(("ip route", "no ip route")) for e in again.exchanges)
-        assert d.fib_next_hops(A) == {WEB2}
+        assert d.wait_for_fib(A, WEB2) == {WEB2}  # the old hop's removal reaches the FIB when zebra gets to it
 
 
 def test_host_verifier_sees_vips_and_a_missing_one(lab: Lab) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -31,27 +30,31 @@ def capture(name: str) -> str:
 
 
 class ConfigReplay:
-    """A netmiko connection in configuration mode: fixed replies to entering and to each line."""
+    """A netmiko connection at vtysh's CLI: fixed replies to entering and to each line, each
+    whole at the first read after its line was written."""
+
+    base_prompt = "ld-r1"
 
     def __init__(self, *, enter: str = f" configure terminal{PROMPT_OK}", line: str = "") -> None:
         self.enter, self.line = enter, line
         self.sent: list[str] = []
+        self.unread = ""
 
-    def config_mode(self, config_command: str, **_: Any) -> str:
-        self.sent.append(config_command)
-        return self.enter
+    def write_channel(self, data: str) -> None:
+        last = data.rstrip("\n")
+        self.sent.append(last)
+        if last.startswith("configure"):
+            self.unread = self.enter
+        elif last == "end":
+            self.unread = " end\nld-r1# "
+        elif last.startswith("show running-config"):
+            self.unread = f"{last}\nip route 198.51.100.32/27 198.51.100.2\nld-r1# "  # the old route only
+        else:
+            self.unread = self.line or f" {last}{PROMPT_OK}"
 
-    def send_config_set(self, lines: list[str], **_: Any) -> str:
-        self.sent += lines
-        return self.line or f" {lines[0]}{PROMPT_OK}"
-
-    def exit_config_mode(self, **_: Any) -> str:
-        self.sent.append("end")
-        return " end\nld-r1# "
-
-    def send_command(self, command: str, **_: Any) -> str:
-        self.sent.append(command)
-        return "ip route 198.51.100.32/27 198.51.100.2"  # the running config: the old route only
+    def read_channel(self) -> str:
+        out, self.unread = self.unread, ""
+        return out
 
     def disconnect(self) -> None:
         pass
@@ -104,7 +107,7 @@ def test_a_line_that_vtysh_takes_is_not_a_refusal() -> None:
 
 def test_ios_keeps_to_its_own_refusals() -> None:
     # Words that are vtysh's alone mean nothing special on IOS: only `%` refuses there.
-    conn = ConfigReplay(line=" ip route 198.51.100.32 255.255.255.224 198.51.100.3\nntp is not running\nr1(config)# ")
+    conn = ConfigReplay(line=f" ip route 198.51.100.32 255.255.255.224 198.51.100.3\nntp is not running{PROMPT_OK}")
     d = driver_with(CiscoIosDriver, conn)
     d.cli.configure(["ip route 198.51.100.32 255.255.255.224 198.51.100.3"], Transcript("r1"))
     assert conn.sent[-1] == "end"

@@ -31,6 +31,9 @@ class TableRouter:
     def fib_next_hops(self, prefix: IPv4Network) -> set[IPv4Address]:
         return set(TABLE.get(prefix, set()))
 
+    def fib_next_hops_many(self, prefixes: list[IPv4Network]) -> dict[IPv4Network, set[IPv4Address]]:
+        return {p: self.fib_next_hops(p) for p in prefixes}
+
 
 class DictHealth:
     """A health source without flapping(): the CLI's kind."""
