@@ -433,7 +433,7 @@ def _serve(engine: object, store: object, args: argparse.Namespace) -> int:
 
     assert isinstance(engine, Engine) and isinstance(store, StateStore)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # APScheduler logs several INFO lines per check run; lasthop logs the transitions that matter.
+    # APScheduler logs INFO lines for every run of the periodic jobs; lasthop logs what matters.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     logging.getLogger("paramiko").setLevel(logging.WARNING)  # one INFO line per SSH login
     inv = engine.inv

@@ -1,6 +1,6 @@
 """Runs health checks on one asyncio loop and hands every result to one consumer thread.
 
-The same contract as CheckScheduler (bot/health/scheduler.py), which it replaces in the daemon:
+The contract of bot/health/scheduler.py (it replaced the APScheduler-based CheckScheduler there):
 
 * at most one check per target is in flight, so results per target arrive in order;
 * the consumer decides the next delay from the very result it just saw (`set_next` inside

@@ -1,6 +1,6 @@
-"""The check schedulers with fake checks: the same contract for both, so every test runs on each
-(CheckScheduler, with real APScheduler, and LoopScheduler, the daemon's, whose fake checks run in
-its pool since they are not probes; its own probes are tested in test_loop_scheduler.py).
+"""The check scheduler's contract (bot/health/scheduler.py) with fake checks: LoopScheduler, whose
+fake checks run in its pool since they are not probes; its own probes are tested in
+test_loop_scheduler.py. (These tests once ran on APScheduler's CheckScheduler too, now removed.)
 
 No assertion here is about elapsed time: every test waits (bounded) for a count or an
 event, so a slow machine makes a test slower, never wrong.
@@ -17,9 +17,9 @@ import pytest
 
 from bot.health.loop_scheduler import LoopScheduler
 from bot.health.machine import TargetKey
-from bot.health.scheduler import DETAIL_MAX, CheckJob, CheckScheduler
+from bot.health.scheduler import DETAIL_MAX, CheckJob
 
-Scheduler = CheckScheduler | LoopScheduler
+Scheduler = LoopScheduler
 
 WAIT = 5.0  # the bound on every wait; reached only when something is broken
 
@@ -65,7 +65,7 @@ def counting_run(counts: dict[TargetKey, int]) -> Callable[[CheckJob], tuple[boo
     return run
 
 
-@pytest.fixture(params=[CheckScheduler, LoopScheduler])
+@pytest.fixture(params=[LoopScheduler])
 def kind(request: pytest.FixtureRequest) -> type[Scheduler]:
     return request.param  # type: ignore[no-any-return]
 
