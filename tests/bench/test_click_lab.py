@@ -9,14 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support.labtools import client_answer
+from support.labtools import assert_www_a_home
 
 from bench import click, load
 from bench import results as rs
 from bench.cli import run_one
-from bot.engine.pipeline import Engine
 from bot.inventory import Inventory
-from bot.state import StateStore
 from lab import Lab
 
 pytestmark = pytest.mark.lab
@@ -40,14 +38,7 @@ def test_tiny_run_clicks_moves_and_writes_a_well_formed_record(lab: Lab, lab_inv
             assert set(click.PRECHECK) <= set(row)
     assert [t.name for t in result.targets] == ["warm median, click to verified"]
     # Left as found: the lab fixture's lab is still up, www-a is home and web1 answers for it.
-    svc = lab_inv.services["www-a"]
-    engine = Engine(lab_inv, StateStore(lab_inv.state_url))
-    try:
-        assert engine.devices.router("r1").fib_next_hops(svc.prefix) == {lab_inv.hosts["web1"].address}
-    finally:
-        engine.close()
-        engine.store.close()
-    assert client_answer(lab, svc.vips[0], "web1") == "web1"
+    assert_www_a_home(lab, lab_inv)
 
 
 def test_settings_refuse_what_cannot_run() -> None:

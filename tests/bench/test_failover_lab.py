@@ -11,14 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support.labtools import client_answer, comm, namespace_pids
+from support.labtools import assert_www_a_home, comm, namespace_pids
 
 from bench import failover, load
 from bench import results as rs
 from bench.cli import run_one
-from bot.engine.pipeline import Engine
 from bot.inventory import Inventory
-from bot.state import StateStore
 from lab import Lab
 
 pytestmark = pytest.mark.lab
@@ -47,11 +45,4 @@ def test_tiny_run_breaks_once_times_both_tools_and_leaves_the_lab_as_it_was(
     assert failover.k_leftovers(lab.plan) == []
     for host in lab.plan.hosts:
         assert "keepalived" not in [comm(p) for p in namespace_pids(lab, host.name)]
-    svc = lab_inv.services["www-a"]
-    engine = Engine(lab_inv, StateStore(lab_inv.state_url))
-    try:
-        assert engine.devices.router("r1").fib_next_hops(svc.prefix) == {lab_inv.hosts["web1"].address}
-    finally:
-        engine.close()
-        engine.store.close()
-    assert client_answer(lab, svc.vips[0], "web1") == "web1"
+    assert_www_a_home(lab, lab_inv)

@@ -98,3 +98,18 @@ def inventory_copy(lab: Lab, lab_inv: Inventory, tmp_path: Path, *, known_hosts:
     config = tmp_path / "lasthop.yaml"
     config.write_text(text)
     return config
+
+
+def assert_www_a_home(lab: Lab, inv: Inventory) -> None:
+    """www-a is routed to web1 alone in r1's FIB, read by lasthop's own driver, and the client gets web1."""
+    from bot.engine.pipeline import Engine
+    from bot.state import StateStore
+
+    svc = inv.services["www-a"]
+    engine = Engine(inv, StateStore(inv.state_url))
+    try:
+        assert engine.devices.router("r1").fib_next_hops(svc.prefix) == {inv.hosts["web1"].address}
+    finally:
+        engine.close()
+        engine.store.close()
+    assert client_answer(lab, svc.vips[0], "web1") == "web1"

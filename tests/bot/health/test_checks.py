@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import http.server
 import socket
-import ssl
-import subprocess
 import threading
 from collections.abc import Iterator
 from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
+from support.http_servers import http_server, https_server
 
 from bot.health.checks import http_check, run_check, tcp_check
 from bot.inventory import CheckSpec
@@ -33,34 +32,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def serve(server: http.server.HTTPServer) -> Iterator[int]:
-    t = threading.Thread(target=server.serve_forever, daemon=True)
-    t.start()
-    try:
-        yield server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 @pytest.fixture
 def port() -> Iterator[int]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    yield from serve(server)
+    yield from http_server(Handler)
 
 
 @pytest.fixture
 def tls_port(tmp_path: Path) -> Iterator[int]:
-    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=web1",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True, timeout=60)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(cert, key)
-    server.socket = ctx.wrap_socket(server.socket, server_side=True)
-    yield from serve(server)
+    yield from https_server(Handler, tmp_path)
 
 
 def spec(**kw: object) -> CheckSpec:
