@@ -12,7 +12,7 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 import pytest
-from support.labtools import client_answer, comm, namespace_pids, parent, ssh_session_pids
+from support.labtools import client_answer, comm, namespace_pids, parent, ssh_session_pids, wait_for
 
 from bot.drivers import DeviceSpec, RouteMove, make_router_driver
 from bot.drivers.base import Transcript
@@ -102,7 +102,12 @@ def test_frr_reads_many_prefixes_in_one_exchange_with_each_prefixs_own_answer(la
         cli = d.cli  # type: ignore[attr-defined]
         cli.configure(lines, Transcript("r1"))
         try:
+            # zebra installs the statics and learns of the kernel route when it gets to them: wait for
+            # each (bounded), so the reads compared below see one settled table.
+            wait_for(lambda: d.fib_next_hops(kernel) == {WEB1} and d.fib_next_hops(inner) == {WEB3}, 10,
+                     "zebra to install the statics")
             netns.apply(r1, [f"route add {kernel} via {WEB2}"])
+            wait_for(lambda: d.fib_next_hops(kernel) == {WEB2}, 10, "the kernel route to win in zebra")
             prefixes = [A, B, D, kernel, inner, unresolved, IPv4Network("198.51.100.0/27"),
                         IPv4Network("198.51.100.128/26"), IPv4Network("198.51.100.200/32")]
             one = {p: d.fib_next_hops(p) for p in prefixes}
