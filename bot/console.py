@@ -52,6 +52,7 @@ HELP = """console commands:
   auto, auto on|off [SERVICE]         automatic failover now; switch it for every service or one
                                       (also /lasthop auto …; console only, audited)
   wait "TEXT" [TIMEOUT]               (scripts) until TEXT has been shown, 30s by default
+  wait button "LABEL" [TIMEOUT]       (scripts) until a button so labelled can be pressed
   sleep DURATION                      (scripts) pause, e.g. sleep 2s
   help, quit"""
 
@@ -170,6 +171,16 @@ class ConsoleOut:
                 if left <= 0:
                     raise ConsoleError(f"waited {timeout:g}s and did not see {terminal(pattern, 80)}")
                 self._shown.wait(min(left, 0.5))
+
+    def wait_button(self, label: str, timeout: float) -> None:
+        """Until a button whose label starts with `label` can be pressed."""
+        deadline = time.monotonic() + timeout
+        while self.by_label(label) is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ConsoleError(f"waited {timeout:g}s and saw no button {terminal(label, 80)}")
+            with self._shown:
+                self._shown.wait(min(left, 0.1))
 
     def _render(self, message: Message, ref: MessageRef) -> str:
         def number(b: Button) -> int:
@@ -363,6 +374,12 @@ class Console:
             words = shlex.split(rest)
         except ValueError:
             words = []
+        if words and words[0] == "button" and len(words) in (2, 3):
+            # A button is the parent message's, updated in place: it may come before or after any
+            # thread line, so it is waited for by itself, not after the cursor.
+            timeout = self._duration(words[2], 'wait button "LABEL" 30s') if len(words) == 3 else 30.0
+            self.out.wait_button(words[1], timeout)
+            return
         if not words or len(words) > 2:
             raise ConsoleError('wait "TEXT" [TIMEOUT], e.g. wait "is down" 30s')
         timeout = self._duration(words[1], "wait \"TEXT\" 30s") if len(words) == 2 else 30.0

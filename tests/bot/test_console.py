@@ -84,3 +84,18 @@ def test_bad_input_says_what_is_wrong_and_changes_nothing(console: Console, daem
     assert says in said(console, line)
     assert daemon.auto.auto_on() == ["www-a"]
     assert daemon.store.history() == []
+
+
+def test_a_script_can_wait_for_a_button_that_a_later_update_brings() -> None:
+    import threading
+
+    from bot.chat import Button, Buttons, Message, Text
+    from bot.console import ConsoleError
+
+    out = ConsoleOut(io.StringIO())
+    with pytest.raises(ConsoleError, match=r"waited 0\.05s and saw no button 'Fail over all'"):
+        out.wait_button("Fail over all", 0.05)
+    later = Message("down", (Text("web1 is down"), Buttons((Button("Fail over all", "failover_all", "x"),))))
+    threading.Timer(0.1, lambda: out.post("alerts", later)).start()
+    out.wait_button("fail over all", 10)  # returns once the post shows it, whatever came before
+    assert out.by_label("Fail over all") is not None

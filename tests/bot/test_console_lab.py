@@ -28,6 +28,8 @@ SCRIPT = """
 # one has (the thread's line lists them sorted), or the press may come first and move www-a
 # only, leaving the incident open for www-d
 wait "web1 is down for www-a, www-b, www-c and www-d" 40s
+# the parent's update that carries the button may come just before or just after that line
+wait button "Fail over all" 20s
 press Fail over all
 wait "Done" 40s
 wait "MITIGATED" 20s
