@@ -91,7 +91,7 @@ def test_the_cover_is_the_smallest_that_holds_them_and_the_answer_keeps_the_aske
 
 
 def test_a_prefix_alone_in_its_24_or_shorter_than_24_is_read_on_its_own() -> None:
-    wide, lone = net("10.0.0.0/16"), net("203.0.113.0/28")
+    wide, lone = net("198.18.0.0/16"), net("203.0.113.0/28")
     a, b = net("198.51.100.32/27"), net("198.51.100.64/27")
     assert covers([wide, a, lone, b, a]) == [(None, [wide]), (net("198.51.100.0/25"), [a, b]), (None, [lone])]
     assert covers([]) == []
