@@ -35,6 +35,7 @@ from typing import Any
 
 import yaml
 
+from bench._lab import lab_up, vtysh
 from bench.results import Measurement, Result, Target
 from bot.config import ConfigError, load_inventory
 from bot.drivers.errors import DriverError
@@ -46,7 +47,6 @@ from bot.state import StateStore
 from lab import Lab, frr, netns
 from lab.errors import LabError
 from lab.plan import LabPlan
-from lab.proc import in_namespace
 from lab.proc import run as lab_run
 
 SUMMARY = "drain: N services moved off one lab host in one session on FRR r1; total < 1 s at 30, cost per prefix"
@@ -102,17 +102,6 @@ def bench_services(n: int) -> list[BenchService]:
 
 
 # -- the lab: what the run adds, and taking it away again ------------------------------------------
-
-def vtysh(plan: LabPlan, commands: Sequence[str], *, timeout: float = 30.0) -> str:
-    argv = [frr.VTYSH, "-N", plan.frr_pathspace]
-    for c in commands:
-        argv += ["-c", c]
-    out = lab_run(in_namespace(plan.frr_pathspace, argv), timeout=timeout).stdout
-    refused = [ln.strip() for ln in out.splitlines() if ln.strip().startswith("%")]
-    if refused:
-        raise LabError(f"vtysh on {plan.frr_pathspace} refused: {'; '.join(refused)}")
-    return out
-
 
 def configured(plan: LabPlan) -> dict[IPv4Network, set[IPv4Address]]:
     """r1's configured static routes inside BLOCK: prefix -> next hops."""
@@ -326,14 +315,8 @@ def _require_done(outcome: Outcome, n: int) -> None:
 
 
 def run(settings: Settings) -> Measurement:
-    lab = Lab(settings.lab_prefix, settings.lab_slot, report=lambda _m: None)
-    existed = any(ns in netns.existing_namespaces() for ns in lab.plan.namespaces)
-    try:
-        lab.up()  # builds the lab, or repairs it; a lab that was not there is taken down again at the end
+    with lab_up(settings.lab_prefix, settings.lab_slot) as lab:
         return _measure(lab, settings)
-    finally:
-        if not existed:
-            lab.down()
 
 
 def _measure(lab: Lab, settings: Settings) -> Measurement:

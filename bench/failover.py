@@ -40,8 +40,8 @@ from typing import Any
 import yaml
 
 from bench import _keepalived as ka
+from bench._lab import lab_up, vtysh
 from bench.click import HOME, SERVICE, Traced, move_home
-from bench.drain import vtysh
 from bench.results import Measurement, Result, Target
 from bot.config import ConfigError, load_inventory
 from bot.health.state import Health
@@ -439,14 +439,8 @@ def restore(lab: Lab, daemon: Daemon) -> None:
 
 def run(settings: Settings) -> Measurement:
     ka.ensure_installed(lambda m: print(m, file=sys.stderr))
-    lab = Lab(settings.lab_prefix, settings.lab_slot, report=lambda _m: None)
-    existed = any(ns in netns.existing_namespaces() for ns in lab.plan.namespaces)
-    try:
-        lab.up()
+    with lab_up(settings.lab_prefix, settings.lab_slot) as lab:
         return _measure(lab, settings)
-    finally:
-        if not existed:
-            lab.down()
 
 
 def _measure(lab: Lab, settings: Settings) -> Measurement:
