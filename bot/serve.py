@@ -148,7 +148,6 @@ class Daemon:
         self._failback_blocked: dict[str, object] = {}
         self._failback_said: dict[str, str] = {}
         self._reconcile_said: set[str] = set()  # change ids already told: a change left open is said once
-        self._stop = threading.Event()
         self._started_at = clock()
         self._ready = False
         self._threads: list[threading.Thread] = []
@@ -244,7 +243,6 @@ class Daemon:
 
     def stop(self, timeout: float = 60.0) -> None:
         """Stop checking, then let a move in progress finish: nothing is left half done."""
-        self._stop.set()
         self.scheduler.stop()
         gc.unfreeze()  # collectable again: a process (a test) may go on and start another daemon
         self.periodic.stop(timeout)  # a reconcile pass talking to a router ends first
