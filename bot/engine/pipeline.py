@@ -30,7 +30,7 @@ from bot.health.checks import CheckResult, run_check
 from bot.health.live import HealthSource, LiveHealth
 from bot.inventory import CheckSpec, Inventory
 from bot.state import StateStore
-from bot.state.errors import DuplicateRequest, LockHeld, LockLost
+from bot.state.errors import DuplicateRequest, Fenced, LockHeld, LockLost
 
 log = logging.getLogger("lasthop.engine")
 # A backstop only: every read of a target (health check, SSH) has its own, shorter deadline.
@@ -57,6 +57,10 @@ class Engine:
         self.instance = f"{os.uname().nodename}:{os.getpid()}"
         # Called with every executed move's outcome and its kind (manual, approved, automatic): metrics.
         self.observers: list[Callable[[Outcome, str], None]] = []
+        # Set by a serve instance that shares the store: an automatic move changes a router only while
+        # this instance leads. Returns the leader's term (the store checks it as the change starts),
+        # or raises Fenced. People's moves need no leader: any instance runs them, under the router lock.
+        self.auto_fence: Callable[[], int] | None = None
 
     # -- reading the world ------------------------------------------------------
     def read_live(self, routers: list[str] | None = None) -> LiveTable:
@@ -220,7 +224,15 @@ class Engine:
         except DuplicateRequest as e:
             driver.discard()
             return self._already(change, e)
-        change.applying()
+        try:
+            change.applying(term=self.auto_fence() if self.auto_fence and req.source == "auto" else None)
+        except Fenced as e:
+            # A leader that lost leadership between its decision and the router: the next leader decides.
+            driver.discard()
+            change.never_applied(str(e))
+            change.lines.append(f"not changed: {e}")
+            self._audit(req, "move", "refused", str(e), plan, change_id=change.change_id)
+            return "refused"
         try:
             faults.hit("before_apply")
             with change.timed("apply_ms"):

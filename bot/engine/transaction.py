@@ -122,9 +122,14 @@ class RouterChange:
         )
         return self.change
 
-    def applying(self) -> None:
-        """The first moment the router may differ from before."""
-        self._set("applying")
+    def applying(self, *, term: int | None = None) -> None:
+        """The first moment the router may differ from before; with `term`, only while that leader leads
+        (the store's fencing check, in the same transaction), else Fenced."""
+        self._set("applying", term=term)
+
+    def never_applied(self, error: str) -> None:
+        """Ended before the router was touched (a leader fenced off at the last moment)."""
+        self._set("failed", error=error)
 
     def verifying(self) -> None:
         """The router took the commit; lasthop now checks the FIB."""
@@ -155,10 +160,11 @@ class RouterChange:
             return False
         return True
 
-    def _set(self, status: str, *, error: str = "", result: dict[str, object] | None = None) -> None:
+    def _set(self, status: str, *, error: str = "", result: dict[str, object] | None = None,
+             term: int | None = None) -> None:
         if self.change is None:
             raise RuntimeError(f"{self.router}: no change record to move to {status}; begin() first")
-        self.change = self.store.set_change_status(self.change.id, status, error=error, result=result)
+        self.change = self.store.set_change_status(self.change.id, status, error=error, result=result, term=term)
 
     def _stop_clock(self) -> int:
         self.timings["total_ms"] = int((self.clock() - self.started) * 1000)

@@ -72,6 +72,19 @@ class LockLost(StateError):
         return (type(self), (self.router, self.holder, self.current))
 
 
+class Fenced(StateError):
+    """A leader's change was refused by the store: that leader no longer leads (the fencing check)."""
+
+    def __init__(self, term: int, current: int | None = None) -> None:
+        now = f"term {current} leads now" if current is not None and current != term else "it lost its session"
+        super().__init__(f"this instance no longer leads (its term {term} ended: {now}); nothing was changed")
+        self.term = term
+        self.current = current
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.term, self.current))
+
+
 class ApprovalClosed(StateError):
     """The approval can no longer be decided; `.record` shows how it ended."""
 

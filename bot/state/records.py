@@ -87,6 +87,24 @@ class LockInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class LeaderRecord:
+    """Which `serve` instance leads (runs checks, incidents, automatic moves) and since when."""
+
+    instance: str
+    node: str
+    pid: int
+    term: int  # the fencing token: one more with each new leader
+    since: datetime
+    until: datetime | None  # when it stood down; None while it leads
+    reason: str  # why it stood down
+    alive: bool  # its session (PostgreSQL) or process (SQLite) still holds leadership
+
+    @property
+    def leading(self) -> bool:
+        return self.until is None and self.alive
+
+
+@dataclass(frozen=True, slots=True)
 class RouterActivity:
     """A reading of what lasthop is doing to a router: compare two to see whether a change ran between."""
 

@@ -29,7 +29,8 @@ from sqlalchemy.types import TypeDecorator
 
 # 2: incident events carry structured data (kind, member, data) beside their rendered text.
 # 3: router locks name their holder's process and session, so a lock dies with its holder.
-SCHEMA_VERSION = 3
+# 4: leadership (who runs the checks), health as the leader sees it, and shared settings (new tables).
+SCHEMA_VERSION = 4
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -209,6 +210,45 @@ incident_events = Table(
     Column("text", Text, nullable=False),
 )
 
+# Which `lasthop serve` instance leads: one row (id 1). `term` is the fencing token: it grows by one
+# with every new leader, and a leader's automatic change starts only while the row still has its term
+# (StateStore.set_change_status). On PostgreSQL `backend_pid` is the leader's own session, which holds
+# the leadership advisory lock for as long as it leads (bot/state/leadership.py).
+leadership = Table(
+    "leadership",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("term", BigInteger, nullable=False),
+    Column("instance", Text, nullable=False),
+    Column("node", Text, nullable=False, default=""),
+    Column("pid", Integer, nullable=False, default=0),
+    Column("backend_pid", Integer, nullable=True),
+    Column("since", UTCDateTime, nullable=False),
+    Column("until", UTCDateTime, nullable=True),  # set when it stood down, cleanly or on losing its session
+    Column("reason", Text, nullable=False, default=""),
+)
+
+# Health as the leader's checks see it, for the other instances' status replies and risk rules.
+health = Table(
+    "health",
+    metadata,
+    Column("service", Text, primary_key=True),
+    Column("host", Text, primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("term", BigInteger, nullable=False),  # the leader that saw it: another term's view is stale
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Run-time settings every instance must agree on (automatic failover on or off), as JSON values.
+settings = Table(
+    "settings",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("value", Json, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("updated_by", Text, nullable=False, default=""),
+)
+
 # Statements that bring a database of the version in the key up to the next one.
 MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -224,6 +264,7 @@ MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE router_locks ADD COLUMN pid_ns TEXT NOT NULL DEFAULT ''",
         "ALTER TABLE router_locks ADD COLUMN session_key BIGINT",
     ],
+    3: [],  # new tables only: create_all makes them
 }
 
 

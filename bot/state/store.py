@@ -35,6 +35,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
 )
 from sqlalchemy import delete as sa_delete
 from sqlalchemy import update as sa_update
@@ -48,18 +49,38 @@ from bot.state.errors import (
     ApprovalClosed,
     BadTransition,
     DuplicateRequest,
+    Fenced,
     LockHeld,
     LockLost,
     NotFound,
     StateError,
 )
-from bot.state.liveness import Liveness, ProcessIdentity, ProcessLiveness, SessionLiveness
+from bot.state.leadership import (
+    IDLE_SESSION_TIMEOUT_MS,
+    LEADER_KEY,
+    SEAT_KEEPALIVE,
+    SEAT_STATEMENT_TIMEOUT_MS,
+    FileSeat,
+    PgSeat,
+    Seat,
+    SoloSeat,
+)
+from bot.state.liveness import (
+    LEADER_NAMESPACE,
+    Liveness,
+    ProcessIdentity,
+    ProcessLiveness,
+    SessionLiveness,
+    current_process,
+    is_gone,
+)
 from bot.state.records import (
     ApprovalRecord,
     AuditRecord,
     ChangeRecord,
     IncidentEvent,
     IncidentRecord,
+    LeaderRecord,
     LockInfo,
     MaintenanceRecord,
     RouterActivity,
@@ -219,11 +240,16 @@ class StateStore:
         return _change_record(row)
 
     def set_change_status(
-        self, change_id: str, status: str, *, error: str = "", result: dict[str, Any] | None = None
+        self, change_id: str, status: str, *, error: str = "", result: dict[str, Any] | None = None,
+        term: int | None = None,
     ) -> ChangeRecord:
         """Move a change to `status`, if its current one leads there (bot/state/transitions.py), else
         BadTransition. `error` and `result` replace the stored ones only when given, so a later
-        status keeps the error that explains it."""
+        status keeps the error that explains it.
+
+        `term` fences a leader's change: the status is taken only while that term still leads (and,
+        on PostgreSQL, while its session still holds the leadership lock), else Fenced and nothing
+        is written."""
         if status not in CHANGE_STATUSES:
             raise ValueError(f"unknown change status {status!r}; expected one of {sorted(CHANGE_STATUSES)}")
         values: dict[str, Any] = {"status": status, "updated_at": self._now()}
@@ -233,6 +259,8 @@ class StateStore:
             values["result"] = _redact_json(result)
         c = t.changes.c
         with self._tx() as conn:
+            if term is not None:
+                self._fence(conn, term)
             # One conditional UPDATE: of two processes settling the same change, exactly one moves it.
             updated = conn.execute(sa_update(t.changes).where(c.id == change_id, c.status.in_(allowed_from(status)))
                                    .values(values))
@@ -647,6 +675,127 @@ class StateStore:
 
     # ------------------------------------------------------------ internals
 
+    # ----------------------------------------------------------- leadership
+
+    @property
+    def shared(self) -> bool:
+        """Whether several `serve` instances may share this store (PostgreSQL), so that one leads."""
+        return not self._sqlite
+
+    def seat(self) -> Seat:
+        """A new hold on leadership for this process (bot/state/leadership.py); the caller owns it."""
+        if not self._sqlite:
+            return PgSeat(_build_seat_engine(self._url))
+        database = self._url.database or ""
+        if self._serial is not None or not database:
+            return SoloSeat()
+        return FileSeat(str(Path(database).resolve()))
+
+    def take_leadership(self, instance: str, seat: Seat) -> int:
+        """Record that `instance`, holding `seat`, leads now; its term (the fencing token), one more
+        than any before. Called only with the seat held, so two never race for the same term."""
+        me = current_process()
+        values = {"instance": instance, "node": me.node, "pid": me.pid, "backend_pid": seat.backend_pid,
+                  "since": self._now(), "until": None, "reason": ""}
+        lead = t.leadership
+        with self._tx() as conn:
+            insert = self._insert(lead).values(id=LEADER_KEY, term=1, **values)
+            term = conn.execute(insert.on_conflict_do_update(
+                index_elements=[lead.c.id], set_={"term": lead.c.term + 1, **values},
+            ).returning(lead.c.term)).scalar_one()
+        return int(term)
+
+    def stand_down(self, term: int, reason: str) -> None:
+        """Say that `term` no longer leads (a clean stop, or a lost session); nothing if another leads."""
+        lead = t.leadership.c
+        with self._tx() as conn:
+            conn.execute(sa_update(t.leadership).where(lead.id == LEADER_KEY, lead.term == term, lead.until.is_(None))
+                         .values(until=self._now(), reason=redact(reason)[:200]))
+
+    def leader(self) -> LeaderRecord | None:
+        """Who leads, as the store records it, and whether that leader is alive now."""
+        with self._tx(write=False) as conn:
+            row = conn.execute(select(t.leadership).where(t.leadership.c.id == LEADER_KEY)).mappings().first()
+            if row is None:
+                return None
+            alive = row["until"] is None and self._leader_alive(conn, row)
+        return LeaderRecord(instance=row["instance"], node=row["node"], pid=int(row["pid"]), term=int(row["term"]),
+                            since=row["since"], until=row["until"], reason=row["reason"], alive=alive)
+
+    def _leader_alive(self, conn: Connection, row: RowMapping) -> bool:
+        if self._sqlite:
+            me = current_process()
+            return not is_gone(ProcessIdentity(row["node"], int(row["pid"]), 0, me.boot_id, me.pid_ns), me)
+        return self._lock_on_backend(conn, row["backend_pid"])
+
+    @staticmethod
+    def _lock_on_backend(conn: Connection, backend_pid: int | None) -> bool:
+        if backend_pid is None:
+            return False
+        held = conn.execute(text(
+            "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = :ns AND objid = :key "
+            "AND objsubid = 2 AND granted AND pid = :pid"),
+            {"ns": LEADER_NAMESPACE, "key": LEADER_KEY, "pid": int(backend_pid)}).first()
+        return held is not None
+
+    def _fence(self, conn: Connection, term: int) -> None:
+        lead = t.leadership.c
+        query = select(lead.term, lead.backend_pid, lead.until).where(lead.id == LEADER_KEY)
+        if not self._sqlite:
+            # Holds off a new leader's term bump until this transaction ends: the check stays true to commit.
+            query = query.with_for_update(read=True)
+        row = conn.execute(query).first()
+        if row is None or int(row[0]) != term or row[2] is not None:
+            raise Fenced(term, int(row[0]) if row is not None else None)
+        if not self._sqlite and not self._lock_on_backend(conn, row[1]):
+            raise Fenced(term, None)
+
+    def fence(self, term: int) -> None:
+        """Fenced unless `term` still leads (the store's own check, as set_change_status(term=) makes)."""
+        with self._tx(write=False) as conn:
+            self._fence(conn, term)
+
+    def publish_health(self, term: int, states: Mapping[tuple[str, str], str]) -> None:
+        """The leader's view of (service, host) health, for the other instances; one transaction."""
+        if not states:
+            return
+        now = self._now()
+        rows = [{"service": s, "host": h, "state": st, "term": term, "updated_at": now}
+                for (s, h), st in states.items()]
+        h = t.health
+        with self._tx() as conn:
+            insert = self._insert(h)
+            conn.execute(insert.on_conflict_do_update(
+                index_elements=[h.c.service, h.c.host],
+                set_={"state": insert.excluded.state, "term": insert.excluded.term,
+                      "updated_at": insert.excluded.updated_at}), rows)
+
+    def published_health(self, term: int) -> dict[tuple[str, str], str]:
+        """What leader `term` published; other terms' rows are stale and left out."""
+        h = t.health.c
+        with self._tx(write=False) as conn:
+            rows = conn.execute(select(h.service, h.host, h.state).where(h.term == term)).all()
+        return {(str(s), str(host)): str(st) for s, host, st in rows}
+
+    def setting(self, key: str) -> Any:
+        """A shared run-time setting's value, or None when never set."""
+        with self._tx(write=False) as conn:
+            return conn.execute(select(t.settings.c.value).where(t.settings.c.key == key)).scalar()
+
+    def set_setting(self, key: str, value: Any, *, by: str = "") -> None:
+        s = t.settings
+        with self._tx() as conn:
+            insert = self._insert(s).values(key=key, value=value, updated_at=self._now(), updated_by=by)
+            conn.execute(insert.on_conflict_do_update(
+                index_elements=[s.c.key],
+                set_={"value": insert.excluded.value, "updated_at": insert.excluded.updated_at,
+                      "updated_by": insert.excluded.updated_by}))
+
+    def last_change_at(self) -> datetime | None:
+        """When any change last moved: another instance's move shows here."""
+        with self._tx(write=False) as conn:
+            return conn.execute(select(func.max(t.changes.c.updated_at))).scalar()
+
     def now(self) -> datetime:
         """The store's clock: what its records are stamped with."""
         return self._now()
@@ -802,6 +951,24 @@ def _build_session_engine(url: URL) -> Engine:
             "options": f"-c statement_timeout={STATEMENT_TIMEOUT}",
             "application_name": "lasthop router lock",
             **SESSION_KEEPALIVE,
+        },
+    )
+
+
+def _build_seat_engine(url: URL) -> Engine:
+    """The leadership session's connections: one session each, as `_build_session_engine`, and quick to
+    notice a lost server (TCP) and to be ended by the server when it goes quiet (idle_session_timeout,
+    PostgreSQL 14 and newer)."""
+    return create_engine(
+        url,
+        poolclass=NullPool,
+        isolation_level="AUTOCOMMIT",
+        connect_args={
+            "connect_timeout": CONNECT_TIMEOUT_S,
+            "options": (f"-c statement_timeout={SEAT_STATEMENT_TIMEOUT_MS} "
+                        f"-c idle_session_timeout={IDLE_SESSION_TIMEOUT_MS}"),
+            "application_name": "lasthop leader",
+            **SEAT_KEEPALIVE,
         },
     )
 

@@ -117,8 +117,9 @@ def test_a_version_2_database_is_migrated_and_keeps_its_locks_changes_and_audit(
         raw = create_engine(url)
         try:
             with raw.connect() as conn:
-                assert conn.execute(text("SELECT version FROM schema_version")).scalar_one() == SCHEMA_VERSION == 3
+                assert conn.execute(text("SELECT version FROM schema_version")).scalar_one() == SCHEMA_VERSION == 4
             assert {c["name"] for c in inspect(raw).get_columns("router_locks")} >= LOCK_COLUMNS_OF_3
+            assert {"leadership", "health", "settings"} <= set(inspect(raw).get_table_names())
             change = store.get_change(CHANGE_ID)
             assert change is not None and (change.status, change.router, change.requested_by) == (
                 "applying", "r1", "alice")
@@ -177,7 +178,7 @@ def test_a_version_no_migration_starts_from_is_refused_and_left_as_it_was(
 ) -> None:
     with raw.begin() as conn:
         conn.execute(text("UPDATE schema_version SET version = 0"))
-    with pytest.raises(StateError, match="schema version 0, which this lasthop \\(3\\) has no migration from"):
+    with pytest.raises(StateError, match="schema version 0, which this lasthop \\(4\\) has no migration from"):
         open_store()
     with raw.connect() as conn:
         assert conn.execute(text("SELECT version FROM schema_version")).scalar_one() == 0

@@ -1,0 +1,237 @@
+"""Leader election among `lasthop serve` instances, on the store's seat (bot/state/leadership.py).
+
+One thread per instance runs the election:
+
+- a follower tries the seat every `poll` seconds; when it wins, the store gives it a new term
+  (the fencing token) and `on_promote(term)` runs on the role thread;
+- a leader sends a heartbeat every `heartbeat` seconds. Its lease runs `lease` seconds from when
+  the last good heartbeat was *sent*: the server saw the session active no earlier than that, so
+  the session cannot be ended for idleness (IDLE_SESSION_TIMEOUT_MS, longer than the lease) before
+  the lease is over. A heartbeat that fails, or has not come back when the lease ends, demotes:
+  `leading()` turns false at once (every automatic action checks it) and `on_demote(reason)` runs.
+
+Promotion and demotion run in order on one role thread, so a slow promotion (reconcile talks to
+routers) never delays a heartbeat, and a demotion always follows the promotion it undoes.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.state import StateError
+from bot.state.errors import Fenced
+from bot.state.leadership import IDLE_SESSION_TIMEOUT_MS, PoolerSuspected, Seat, SeatTaken
+from bot.state.store import StateStore
+
+log = logging.getLogger("lasthop.leader")
+
+HEARTBEAT_S = 0.5
+LEASE_S = 2.0
+POLL_S = 0.5
+assert LEASE_S < IDLE_SESSION_TIMEOUT_MS / 1000, "the lease must end before the server can end the session"
+
+
+class NotLeader(Fenced):
+    """This instance does not lead (now): an automatic action must not run."""
+
+    def __init__(self, term: int | None) -> None:
+        super().__init__(term or 0, None)
+
+
+@dataclass(frozen=True)
+class Role:
+    leading: bool
+    term: int | None
+    since: datetime | None  # when this instance became leader (store clock), None as a follower
+
+
+class Election:
+    """Whether this instance leads, kept true by heartbeats. `start()`, then `leading()` at any time."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        instance: str,
+        *,
+        on_promote: Callable[[int], None],
+        on_demote: Callable[[str], None],
+        heartbeat: float = HEARTBEAT_S,
+        lease: float = LEASE_S,
+        poll: float = POLL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not 0 < heartbeat < lease:
+            raise ValueError(f"the heartbeat ({heartbeat} s) must be shorter than the lease ({lease} s)")
+        self.store = store
+        self.instance = instance
+        self._on_promote = on_promote
+        self._on_demote = on_demote
+        self.heartbeat = heartbeat
+        self.lease = lease
+        self.poll = poll
+        self._clock = clock
+        self._guard = threading.Lock()
+        self._term: int | None = None
+        self._since: datetime | None = None
+        self._lease_until = 0.0
+        self._seat: Seat | None = None
+        self._stop = threading.Event()
+        self._roles: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        # One worker: a heartbeat stuck on a dead socket is abandoned with its seat, not waited for.
+        self._beats = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lasthop-beat")
+        self._threads: list[threading.Thread] = []
+        self.last_error = ""  # why the last try or heartbeat failed, for status
+
+    # -- what everyone asks ----------------------------------------------------------------
+    def leading(self) -> bool:
+        with self._guard:
+            return self._term is not None and self._clock() < self._lease_until
+
+    def term(self) -> int | None:
+        """Our term while we lead (the fencing token), else None."""
+        with self._guard:
+            return self._term if self._term is not None and self._clock() < self._lease_until else None
+
+    def fence(self) -> int:
+        """Our term, checked locally (lease) and by the store (the term still leads); NotLeader or Fenced."""
+        term = self.term()
+        if term is None:
+            raise NotLeader(None)
+        self.store.fence(term)
+        if self.term() != term:  # the lease ran out while the store answered
+            raise NotLeader(term)
+        return term
+
+    def role(self) -> Role:
+        with self._guard:
+            leading = self._term is not None and self._clock() < self._lease_until
+            return Role(leading, self._term if leading else None, self._since if leading else None)
+
+    # -- life cycle ----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Take the seat once now (a SQLite seat held by another serve raises SeatTaken), then run."""
+        self._try_lead()
+        for name, target in (("lasthop-election", self._run), ("lasthop-role", self._role_worker)):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stand down (if leading) and stop; the role thread finishes what it was doing first."""
+        self._stop.set()
+        for t in self._threads[:1]:
+            t.join(timeout)
+        if self._term is not None:
+            self._demote("this instance is stopping", clean=True)
+        self._roles.put(None)
+        for t in self._threads[1:]:
+            t.join(timeout)
+        self._beats.shutdown(wait=False, cancel_futures=True)
+
+    # -- the election thread ------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if self._term is None:
+                self._try_lead()
+                self._stop.wait(self.poll if self._term is None else self.heartbeat)
+            else:
+                sent = self._clock()
+                self._beat(sent)
+                self._stop.wait(max(0.0, sent + self.heartbeat - self._clock()))
+
+    def _try_lead(self) -> None:
+        seat = self._seat or self.store.seat()
+        self._seat = seat
+        try:
+            won = seat.acquire()
+            sent = self._clock()
+            if not won:
+                return
+            term = self.store.take_leadership(self.instance, seat)
+        except SeatTaken:
+            raise
+        except PoolerSuspected as e:
+            self._error(str(e), level=logging.ERROR)
+            self._drop_seat()
+            return
+        except StateError as e:
+            self._error(f"cannot stand for leader: {e}")
+            self._drop_seat()
+            return
+        since = self._since_of(term)
+        with self._guard:
+            self._term, self._since, self._lease_until = term, since, sent + self.lease
+        self.last_error = ""
+        log.info("%s leads now (term %d)", self.instance, term)
+        self._roles.put(lambda: self._on_promote(term))
+
+    def _beat(self, sent: float) -> None:
+        seat = self._seat
+        assert seat is not None
+        future: Future[None] = self._beats.submit(seat.beat)
+        try:
+            future.result(timeout=max(0.0, self._lease_until - self._clock()))
+        except FutureTimeout:
+            self._seat = None  # abandoned: its stuck call fails on its own (tcp_user_timeout) and closes it
+            self._demote(f"no heartbeat answer from the database within the {self.lease:g} s lease")
+            return
+        except StateError as e:
+            self._demote(str(e))
+            return
+        except Exception as e:  # anything else a driver raises: the same, we cannot prove we lead
+            self._demote(f"heartbeat failed: {type(e).__name__}")
+            return
+        with self._guard:
+            if self._term is not None:
+                self._lease_until = sent + self.lease
+
+    def _demote(self, reason: str, *, clean: bool = False) -> None:
+        with self._guard:
+            term, self._term, self._since, self._lease_until = self._term, None, None, 0.0
+        if term is None:
+            return
+        log.warning("%s stands down as leader (term %d): %s", self.instance, term, reason)
+        self.last_error = "" if clean else reason
+        self._drop_seat()
+        try:
+            self.store.stand_down(term, reason)
+        except StateError as e:  # cut off from the database: the next leader's term says it anyway
+            log.info("could not record standing down: %s", e)
+        self._roles.put(lambda: self._on_demote(reason))
+
+    def _drop_seat(self) -> None:
+        seat, self._seat = self._seat, None
+        if seat is not None:
+            # In the beat pool: a seat whose connection is stuck must not stick this thread too.
+            self._beats.submit(seat.release)
+
+    def _since_of(self, term: int) -> datetime | None:
+        try:
+            record = self.store.leader()
+        except StateError:
+            return None
+        return record.since if record is not None and record.term == term else None
+
+    def _error(self, text: str, *, level: int = logging.WARNING) -> None:
+        if text != self.last_error:
+            log.log(level, "%s", text)
+        self.last_error = text
+
+    # -- the role thread -----------------------------------------------------------------------
+    def _role_worker(self) -> None:
+        while True:
+            job = self._roles.get()
+            if job is None:
+                return
+            try:
+                job()
+            except Exception:
+                log.exception("changing role failed")
