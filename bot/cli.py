@@ -10,6 +10,8 @@ import getpass
 import importlib.util
 import json
 import os
+import re
+import socket
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -63,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")),
                    help="HTTP port for /healthz and /metrics (default $PORT or 8080; 0 disables)")
     p.add_argument("--bind", default="127.0.0.1", help="HTTP address (default 127.0.0.1)")
+    p.add_argument("--instance", default=os.environ.get("LASTHOP_INSTANCE") or None,
+                   help="this instance's name among several on one PostgreSQL store, shown as the leader "
+                        "(default $LASTHOP_INSTANCE, else HOSTNAME:PID)")
 
     p = sub.add_parser("console", help="the chat workflow in this terminal: alerts, commands, buttons by number")
     p.add_argument("--user", default=None, help="who you are in the console (default: your login name)")
@@ -417,7 +422,7 @@ def _serve(engine: object, store: object, args: argparse.Namespace) -> int:
     from bot.engine.pipeline import Engine
     from bot.notify import LogOut
     from bot.serve import Daemon, probe_source_note
-    from bot.state import StateStore
+    from bot.state import StateError, StateStore
     from bot.views import Phrasing
     from bot.web import Activity, make_server, serve_in_background
     from handlers.app import (
@@ -456,7 +461,12 @@ def _serve(engine: object, store: object, args: argparse.Namespace) -> int:
     print(f"lasthop serve: {len(inv.services)} services, {len(inv.hosts)} hosts; "
           f"{probe_source_note(inv.probe.source)}", flush=True)
     phrasing = Phrasing(inv.slack.commands)
-    daemon = Daemon(inv, store, out, channel=channel, phrasing=phrasing)
+    instance = _instance_name(args.instance)
+    if instance is None:
+        print("lasthop serve: --instance takes 1-64 letters, digits and . _ : - (it names this instance "
+              "in status and logs)", file=sys.stderr)
+        return USAGE
+    daemon = Daemon(inv, store, out, channel=channel, phrasing=phrasing, instance=instance)
     routes = {}
     socket_handler = None
     ctx = None
@@ -492,7 +502,16 @@ def _serve(engine: object, store: object, args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    daemon.start()
+    try:
+        daemon.start()
+    except StateError as e:  # SQLite another serve runs on, a pooler in the way: nothing was started
+        print(f"lasthop serve: {e}", file=sys.stderr)
+        stopping.set()
+        code = FAILED
+    else:
+        code = OK
+        role = "leads" if daemon.leading() else "follows (another instance leads; this one answers chat)"
+        print(f"lasthop serve: instance {instance} {role}", flush=True)
     stopping.wait()
     print("lasthop serve: stopping (a move in progress is finished first)", flush=True)
     if socket_handler is not None:
@@ -506,7 +525,14 @@ def _serve(engine: object, store: object, args: argparse.Namespace) -> int:
         server.shutdown()
         server.server_close()
     print("lasthop serve: stopped", flush=True)
-    return OK
+    return code
+
+
+def _instance_name(given: str | None) -> str | None:
+    """The instance's name: as given when it is a plain name (it reaches logs and chat), else None."""
+    if given is None:
+        return f"{socket.gethostname()}:{os.getpid()}"
+    return given if re.fullmatch(r"[A-Za-z0-9._:-]{1,64}", given) else None
 
 
 def _maintenance(engine: object, args: argparse.Namespace) -> int:

@@ -85,7 +85,8 @@ class Election:
         self._seat: Seat | None = None
         self._stop = threading.Event()
         self._roles: queue.Queue[Callable[[], None] | None] = queue.Queue()
-        # One worker: a heartbeat stuck on a dead socket is abandoned with its seat, not waited for.
+        # A heartbeat stuck on a dead socket is abandoned with its seat, not waited for: a second
+        # worker then serves the next seat's calls.
         self._beats = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lasthop-beat")
         self._threads: list[threading.Thread] = []
         self.last_error = ""  # why the last try or heartbeat failed, for status
@@ -117,8 +118,9 @@ class Election:
 
     # -- life cycle ----------------------------------------------------------------------------
     def start(self) -> None:
-        """Take the seat once now (a SQLite seat held by another serve raises SeatTaken), then run."""
-        self._try_lead()
+        """Try the seat once now, then run. Raises what no retry mends: SeatTaken (a SQLite store that
+        another serve runs on) and PoolerSuspected (a transaction-mode pooler in the way)."""
+        self._try_lead(first=True)
         for name, target in (("lasthop-election", self._run), ("lasthop-role", self._role_worker)):
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
@@ -134,7 +136,7 @@ class Election:
         self._roles.put(None)
         for t in self._threads[1:]:
             t.join(timeout)
-        self._beats.shutdown(wait=False, cancel_futures=True)
+        self._beats.shutdown(wait=False)  # a release still queued runs: the lock ends with its session
 
     # -- the election thread ------------------------------------------------------------------
     def _run(self) -> None:
@@ -147,20 +149,19 @@ class Election:
                 self._beat(sent)
                 self._stop.wait(max(0.0, sent + self.heartbeat - self._clock()))
 
-    def _try_lead(self) -> None:
+    def _try_lead(self, *, first: bool = False) -> None:
         seat = self._seat or self.store.seat()
         self._seat = seat
         try:
-            won = seat.acquire()
             sent = self._clock()
-            if not won:
+            if not seat.acquire():
                 return
             term = self.store.take_leadership(self.instance, seat)
-        except SeatTaken:
-            raise
-        except PoolerSuspected as e:
-            self._error(str(e), level=logging.ERROR)
+        except (SeatTaken, PoolerSuspected) as e:
             self._drop_seat()
+            if first:
+                raise
+            self._error(str(e), level=logging.ERROR)
             return
         except StateError as e:
             self._error(f"cannot stand for leader: {e}")

@@ -9,6 +9,12 @@ Threads and who owns what:
 - one mover thread runs engine moves one at a time, so an automatic move never
   blocks result processing and two automatic moves never race;
 - the engine's per-router database lock still guards against other processes.
+
+Several instances on one PostgreSQL store (issue 13): every instance answers chat, and only the
+leader (bot/leader.py) runs what is above: the checks, incidents, automatic moves and the periodic
+jobs. Each term of leadership builds them afresh (`_lead`), starting from unknown health and from
+what the store and the routers say, and tears them down when it ends (`_unlead`). A follower's
+status and risk rules read the health the leader publishes in the store.
 """
 
 from __future__ import annotations
@@ -40,10 +46,11 @@ from bot.health.scheduler import CheckJob
 from bot.health.state import Health
 from bot.incidents import IncidentTracker, IncidentUpdate
 from bot.inventory import CheckSpec, Inventory
+from bot.leader import HEARTBEAT_S, LEASE_S, POLL_S, Election
 from bot.metrics import Metrics
 from bot.periodic import Periodic
 from bot.situation import Situation
-from bot.state import StateStore
+from bot.state import StateError, StateStore
 from bot.views import Phrasing
 
 log = logging.getLogger("lasthop.serve")
@@ -55,6 +62,8 @@ BUSY = "\x00busy"  # a drift read while lasthop itself was changing the router: 
 
 # One check of one address: `run_check`'s signature, so a test can answer without sockets.
 CheckFn = Callable[[IPv4Address, CheckSpec, IPv4Address | None], CheckResult]
+
+AUTO_SETTING = "auto_failover"  # the shared switch: {"on": [services with automatic failover on]}
 
 
 @dataclass
@@ -68,6 +77,14 @@ class ServeSettings:
     remind_after: float = 900.0
     # How often a change left in flight (a crashed process, a lost router) is settled again.
     reconcile_interval: float = 30.0
+    # Leadership among instances on one store (bot/leader.py); the lease must stay under the
+    # server's idle_session_timeout (bot/state/leadership.py).
+    heartbeat: float = HEARTBEAT_S
+    lease: float = LEASE_S
+    poll: float = POLL_S
+    # How often the leader publishes its health view for the others, and how long a follower
+    # keeps the one it read.
+    publish_interval: float = 1.0
 
 
 @dataclass
@@ -93,7 +110,10 @@ class Daemon:
         clock: Callable[[], float] = time.monotonic,
         check: CheckFn = run_check,
         devices: Devices | None = None,
+        instance: str | None = None,
     ) -> None:
+        """`instance` names this process among others on the store: given, it leads only when
+        elected (serve); None, it leads from start() on, alone (tests, the console)."""
         self.inv = inv
         # Every check the daemon runs, scheduled or the engine's live pre-check, goes through this
         # one function (run_check but in tests), so a test can answer them all without sockets.
@@ -102,14 +122,7 @@ class Daemon:
         self.metrics = metrics or Metrics()
         self.settings = settings or ServeSettings()
         self.clock = clock
-        self.machines: dict[TargetKey, HealthMachine] = {}
-        for svc in inv.services.values():
-            for host in svc.hosts:
-                self.machines[(svc.name, host)] = HealthMachine((svc.name, host), fall=svc.check.fall,
-                                                                rise=svc.check.rise)
-            if inv.probe.source is not None:
-                self.machines[(svc.name, VIP)] = HealthMachine((svc.name, VIP), fall=svc.check.fall,
-                                                               rise=svc.check.rise)
+        self.machines: dict[TargetKey, HealthMachine] = self._fresh_machines()
         self.engine = Engine(inv, store, devices=devices, health=self, probe_source=inv.probe.source,
                              probe_vips=inv.probe.verify_vips)
         self.engine.observers.append(self._on_move)
@@ -119,12 +132,7 @@ class Daemon:
         self.announcer = Announcer(inv, store, out, channel, situation=self.situation,
                                    phrasing=phrasing or Phrasing(inv.slack.commands))
         self.auto = AutoPolicy(inv, clock=clock)
-        # run_check's own checks are run on the scheduler's loop (Probe); a check function given
-        # instead (tests) cannot be, so then every check goes through _run in the pool.
-        self.scheduler = LoopScheduler(self._run, self._on_result,
-                                       probe=self._probe if check is run_check else None)
-        self.scheduler.on_lateness = self.metrics.lateness.observe
-        self.scheduler.on_check = self._checked
+        self.scheduler = self._new_scheduler()
         self._serving: dict[str, str | None] = {}
         self._took: dict[TargetKey, float] = {}  # how long each target's last check ran, seconds
         self._serving_lock = threading.Lock()
@@ -153,13 +161,45 @@ class Daemon:
         self._threads: list[threading.Thread] = []
         self.periodic = Periodic()  # the slow timed jobs (APScheduler), started with the checks
         self.healthy_since: dict[str, float] = {}
+        self.instance = instance or self.engine.instance
+        self.election: Election | None = None
+        if instance is not None:
+            st = self.settings
+            self.election = Election(store, instance, on_promote=self._lead, on_demote=self._unlead,
+                                     heartbeat=st.heartbeat, lease=st.lease, poll=st.poll)
+            self.engine.auto_fence = self.election.fence
+        self._term: int | None = None  # the term this instance leads in (None: alone, or following)
+        self._running = False  # the leader's parts (scheduler, mover, periodic jobs) are running
+        self._role_lock = threading.Lock()
+        self._published: dict[tuple[str, str], str] = {}  # what this leader last published
+        self._leader_view: tuple[float, dict[tuple[str, str], Health]] = (float("-inf"), {})
+        self._last_change_at: object = None
         # Called once (on the writer thread) when every target has a known state: a front end
         # can say "ready" then, since a failure seen before that finds the other hosts unknown.
         self.on_ready: Callable[[], None] | None = None
 
     # -- HealthSource, for the engine --------------------------------------------------------
     def snapshot(self) -> dict[tuple[str, str], Health]:
-        return {k: m.state for k, m in self.machines.items() if k[1] != VIP}
+        if self.leading() or not self.store.shared:
+            return {k: m.state for k, m in self.machines.items() if k[1] != VIP}
+        return self._leaders_health()
+
+    def _leaders_health(self) -> dict[tuple[str, str], Health]:
+        """A follower's view: what the leader published, a moment old at most; unknown when no one leads."""
+        at, view = self._leader_view
+        now = self.clock()
+        if now - at < self.settings.publish_interval:
+            return dict(view)
+        published: dict[tuple[str, str], str] = {}
+        try:
+            record = self.store.leader()
+            if record is not None and record.leading:
+                published = self.store.published_health(record.term)
+        except StateError as e:
+            log.warning("cannot read the leader's health view: %s", e)
+        view = {k: _health(published.get(k)) for k in self.machines if k[1] != VIP}
+        self._leader_view = (now, view)
+        return dict(view)
 
     def check(self, service: str, host: str) -> CheckResult:
         """The engine's live pre-check: run now, whatever the schedule says."""
@@ -177,7 +217,13 @@ class Daemon:
 
     # -- IncidentDesk, for the workflow -------------------------------------------------------
     def acknowledge(self, incident_id: int, by: str) -> tuple[IncidentUpdate | None, str]:
+        self._catch_up()
         return self.incidents.acknowledge(incident_id, by)
+
+    def _catch_up(self) -> None:
+        """A follower's incidents are the leader's: read them again before acting on them."""
+        if not self.leading():
+            self.incidents.rebuild()
 
     def view(self, incident_id: int) -> iv.IncidentView | None:
         return self.incidents.view(incident_id)
@@ -201,20 +247,92 @@ class Daemon:
 
     # -- life cycle -------------------------------------------------------------------------------
     def start(self) -> None:
-        self._prepare()
-        for job, first_delay in self._jobs():
-            self.scheduler.add(job, first_delay=first_delay)
-        self.scheduler.start()
-        # What start-up built (inventory, machines, metrics, modules) lives as long as the process:
-        # kept out of the collector's view, a full collection scans only what came after, instead
-        # of stalling the check loop for 50-120 ms at 10,000 targets (bench checks: lateness p99).
-        gc.freeze()
-        t = threading.Thread(target=self._mover, name="lasthop-mover", daemon=True)
-        t.start()
-        self._threads.append(t)
-        self.periodic.every("maintenance", self.settings.maintenance_poll, self._maintenance_pass)
-        self.periodic.every("reconcile", self.settings.reconcile_interval, self.reconcile)
-        self.periodic.start()
+        """Alone: lead now. Among instances: follow (answer chat) and stand for leader."""
+        if self.election is None:
+            self._lead(None)
+            return
+        self._follow()
+        self.election.start()  # SeatTaken here: a SQLite store another serve already runs on
+
+    def leading(self) -> bool:
+        """Whether this instance runs the checks and automatic moves now (alone: always)."""
+        return self.election is None or self.election.leading()
+
+    def _acting(self) -> bool:
+        """Whether the leader's parts may act: alone always, else only while the lease holds. Read
+        on every result and job, so a leader cut off stops at its lease's end, whatever its threads do."""
+        return self.election is None or self.election.leading()
+
+    def _follow(self) -> None:
+        """What a follower needs to answer chat: the open incidents and their threads, the routes."""
+        self.incidents.rebuild()
+        self.announcer.load()
+        self._refresh_serving()
+        self.metrics.set_leadership(self.instance, False, None, None)
+
+    def _lead(self, term: int | None) -> None:
+        """A term of leadership begins: rebuild health from nothing, settle what the last leader left
+        in flight against the routers, then check, decide and move. On the election's role thread."""
+        with self._role_lock:
+            if self._running:
+                return
+            self._term = term
+            if term is not None:
+                self._new_term()
+            self._load_auto()
+            self._prepare()
+            for job, first_delay in self._jobs():
+                self.scheduler.add(job, first_delay=first_delay)
+            self.scheduler.start()
+            # What start-up built (inventory, machines, metrics, modules) lives as long as the process:
+            # kept out of the collector's view, a full collection scans only what came after, instead
+            # of stalling the check loop for 50-120 ms at 10,000 targets (bench checks: lateness p99).
+            gc.freeze()
+            t = threading.Thread(target=self._mover, name="lasthop-mover", daemon=True)
+            t.start()
+            self._threads.append(t)
+            self.periodic.every("maintenance", self.settings.maintenance_poll, self._maintenance_pass)
+            self.periodic.every("reconcile", self.settings.reconcile_interval, self.reconcile)
+            if term is not None and self.store.shared:
+                self.periodic.every("publish", self.settings.publish_interval, self._publish, first_delay=0.0)
+            self.periodic.start()
+            self._running = True
+            role = self.election.role() if self.election is not None else None
+            self.metrics.set_leadership(self.instance, True, term, role.since if role else None)
+            if term is not None:
+                log.info("%s leads (term %d): checks running", self.instance, term)
+
+    def _new_term(self) -> None:
+        """Everything a term of leadership builds, new: what an earlier term saw is not evidence now."""
+        self.machines = self._fresh_machines()
+        self.scheduler = self._new_scheduler()
+        self.periodic = Periodic()
+        self._moves = queue.Queue()
+        self._threads = []
+        self._pending, self._confirming, self._took = set(), {}, {}
+        self._alarms, self._flap_held, self._reminded = {}, set(), {}
+        self._failback_tried, self._failback_blocked, self._failback_said = {}, {}, {}
+        self.healthy_since = {}
+        self._published = {}
+        self._ready = False
+        self._started_at = self.clock()
+
+    def _unlead(self, reason: str, timeout: float = 60.0) -> None:
+        """The term ended (lost, or stopping): stop checking and deciding; a move running is fenced
+        off by the store before it can touch a router, or finishes what it started."""
+        with self._role_lock:
+            if not self._running:
+                return
+            self._running = False
+            self.scheduler.stop()
+            self.periodic.stop(timeout)  # a reconcile pass talking to a router ends first
+            self._moves.put(None)
+            for t in self._threads:
+                t.join(timeout)
+            self.metrics.set_leadership(self.instance, False, None, None)
+            if self._term is not None:
+                log.info("%s no longer leads (term %d): %s", self.instance, self._term, reason)
+            self._term = None
 
     def _prepare(self) -> None:
         """What start() does before any thread runs: settle the past, then read where routes point now.
@@ -243,13 +361,52 @@ class Daemon:
 
     def stop(self, timeout: float = 60.0) -> None:
         """Stop checking, then let a move in progress finish: nothing is left half done."""
-        self.scheduler.stop()
+        if self.election is not None:
+            self.election.stop(timeout)  # stands down: _unlead has run when this returns
+        self._unlead("stopping", timeout)
         gc.unfreeze()  # collectable again: a process (a test) may go on and start another daemon
-        self.periodic.stop(timeout)  # a reconcile pass talking to a router ends first
-        self._moves.put(None)
-        for t in self._threads:
-            t.join(timeout)
         self.engine.close()
+
+    def _fresh_machines(self) -> dict[TargetKey, HealthMachine]:
+        machines: dict[TargetKey, HealthMachine] = {}
+        for svc in self.inv.services.values():
+            keys = [(svc.name, host) for host in svc.hosts]
+            if self.inv.probe.source is not None:
+                keys.append((svc.name, VIP))
+            for key in keys:
+                machines[key] = HealthMachine(key, fall=svc.check.fall, rise=svc.check.rise)
+        return machines
+
+    def _new_scheduler(self) -> LoopScheduler:
+        # run_check's own checks are run on the scheduler's loop (Probe); a check function given
+        # instead (tests) cannot be, so then every check goes through _run in the pool.
+        scheduler = LoopScheduler(self._run, self._on_result, probe=self._probe if self._check is run_check else None)
+        scheduler.on_lateness = self.metrics.lateness.observe
+        scheduler.on_check = self._checked
+        return scheduler
+
+    def _publish(self) -> None:
+        """The leader's health view into the store, for the others' status and risk rules: changes only."""
+        term = self._term
+        if term is None or not self._acting():
+            return
+        now = {k: m.state.value for k, m in self.machines.items() if k[1] != VIP}
+        changed = {k: v for k, v in now.items() if self._published.get(k) != v}
+        if changed:
+            self.store.publish_health(term, changed)
+            self._published.update(changed)
+
+    def _load_auto(self) -> None:
+        """Automatic failover on or off as the store has it: a switch flipped on any instance holds."""
+        if not self.store.shared:
+            return
+        try:
+            value = self.store.setting(AUTO_SETTING)
+        except StateError as e:
+            log.warning("cannot read the automatic failover switch: %s", e)
+            return
+        if isinstance(value, dict) and isinstance(value.get("on"), list):
+            self.auto.set_on([str(name) for name in value["on"]])
 
     # -- checks (the scheduler's loop, or its pool: I/O only) ------------------------------------------
     def _probe(self, job: CheckJob) -> Probe | None:
@@ -330,6 +487,8 @@ class Daemon:
 
     # -- results (the single writer thread) -------------------------------------------------------------
     def _on_result(self, job: CheckJob, ok: bool, detail: str, lateness: float) -> None:
+        if not self._acting():
+            return  # the term ended a moment ago: this scheduler stops soon, and its results are not news
         a, b = job.key
         if a in (LOOPBACK, DRIFT):
             if detail != BUSY:
@@ -391,6 +550,7 @@ class Daemon:
 
     # -- automatic moves --------------------------------------------------------------------------------
     def auto_on(self) -> list[str]:
+        self._load_auto()
         return self.auto.auto_on()
 
     def set_auto(self, on: bool, service: str | None, *, by: str, source: str) -> list[str]:
@@ -398,13 +558,17 @@ class Daemon:
 
         Raises KeyError for a service not in the inventory, having changed nothing.
         """
+        if self.store.shared:
+            self._load_auto()  # flip the switch as every instance sees it, not as this one last did
         now_on = self.auto.set_auto(on, service)
+        if self.store.shared:
+            self.store.set_setting(AUTO_SETTING, {"on": now_on}, by=by)
         target = service or "all services"
         state = "on" if on else "off"
         self.store.audit(actor=by, source=source, action="auto-failover", target=target, result=state,
                          detail=f"automatic failover now on for: {', '.join(now_on) or 'nothing'}")
         log.info("automatic failover %s for %s by %s (now on for: %s)", state, target, by, ", ".join(now_on) or "-")
-        if on:
+        if on and self.leading():
             # A service whose host is already down would otherwise wait for its next transition.
             names = list(self.inv.services) if service is None else [service]
             self.scheduler.call_soon(functools.partial(self._consider_now, names))
@@ -501,6 +665,16 @@ class Daemon:
         """One queued automatic move, on the mover thread (or a test's, one at a time like it)."""
         changed = True  # a move that crashed may have changed something: it keeps its count
         try:
+            if not self._acting():
+                changed = False
+                log.info("automatic move of %s dropped: this instance no longer leads", req.target)
+                return
+            self._load_auto()
+            if not self.auto.is_on(req.target):
+                changed = False
+                self._say(req.target, iv.NOTE, f"automatic move of {req.target} not made: "
+                                               "automatic failover was turned off meanwhile")
+                return
             changed = self._move(req)
         except Exception:  # one bad move must not stop the next
             log.exception("automatic move of %s failed", req.target)
@@ -529,6 +703,7 @@ class Daemon:
             with self._serving_lock:
                 for m in outcome.plan.moves:
                     self._serving[m.service] = m.to_host
+        self._catch_up()
         for update in self.incidents.record_move(outcome, kind):
             self.announcer.incident(update)
         self.announcer.refresh_open()
@@ -560,11 +735,20 @@ class Daemon:
         A periodic job (APScheduler): the database is read here; the state changes run on the
         writer thread like every other one.
         """
+        if not self._acting():
+            return
         try:
             hosts = set(self.store.maintenance())
+            moved = self.store.last_change_at() if self.store.shared else None
         except Exception:  # the database may be briefly away; the next pass tries again
             log.exception("reading maintenance windows failed")
             return
+        self._load_auto()
+        if moved != self._last_change_at:
+            # Another instance moved something (a click it answered): where routes point now.
+            if self._last_change_at is not None:
+                self._refresh_serving()
+            self._last_change_at = moved
         self.scheduler.call_soon(functools.partial(self._tick, hosts))
 
     def reconcile(self) -> None:
@@ -573,6 +757,8 @@ class Daemon:
 
         At start, then a periodic job every `reconcile_interval`, never on the writer thread: it
         may talk to routers."""
+        if not self._acting():
+            return
         try:
             settlements = self.engine.reconcile()
         except Exception:  # the database or a router may be away; the next pass tries again
@@ -676,6 +862,13 @@ class Daemon:
                 hops = live.get(svc.router, {}).get(svc.prefix, frozenset())
                 if len(hops) == 1:
                     self._baseline[svc.prefix] = next(iter(hops))
+
+
+def _health(value: str | None) -> Health:
+    try:
+        return Health(value) if value else Health.INIT
+    except ValueError:  # a state a newer lasthop wrote: unknown here
+        return Health.INIT
 
 
 def probe_source_note(source: IPv4Address | None) -> str:

@@ -86,6 +86,11 @@ class AutoPolicy:
             self._on = self._on | names if on else self._on - names
         return self.auto_on()
 
+    def set_on(self, names: list[str]) -> None:
+        """Exactly these services on (the shared switch as the store has it); unknown names are ignored."""
+        with self._switch:
+            self._on = {name for name in names if name in self._inv.services}
+
     def is_on(self, service: str) -> bool:
         with self._switch:
             return service in self._on

@@ -99,6 +99,8 @@ CONNECT_TIMEOUT_S = 5
 # vanished one is noticed (about 60 s here) rather than kept for the OS default of two hours.
 SESSION_KEEPALIVE = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
 STATEMENT_TIMEOUT = "10s"
+POOL_KEEPALIVE = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3,
+                  "tcp_user_timeout": 10_000}
 BUSY_TIMEOUT_MS = 5000
 # Any fixed number: the key of the advisory lock that serialises schema creation on PostgreSQL.
 _PG_SCHEMA_LOCK = 0x1A57_4009
@@ -920,6 +922,9 @@ def _build_engine(url: URL) -> tuple[Engine, bool]:
             connect_args={
                 "connect_timeout": CONNECT_TIMEOUT_S,
                 "options": f"-c statement_timeout={STATEMENT_TIMEOUT}",
+                # statement_timeout is the server's: a server cut off mid-statement never sends its
+                # error, so the client bounds unacknowledged bytes and silent peers itself.
+                **POOL_KEEPALIVE,
             },
         )
         return engine, False
