@@ -199,7 +199,8 @@ class Election:
             term, self._term, self._since, self._lease_until = self._term, None, None, 0.0
         if term is None:
             return
-        log.warning("%s stands down as leader (term %d): %s", self.instance, term, reason)
+        log.log(logging.INFO if clean else logging.WARNING, "%s stands down as leader (term %d): %s",
+                self.instance, term, reason)
         self.last_error = "" if clean else reason
         self._drop_seat()
         try:
