@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 HEALTH_VALUE = {"up": 1.0, "falling": 0.5, "rising": 0.5, "init": -1.0, "down": 0.0, "disabled": -2.0}
@@ -31,6 +33,27 @@ class Metrics:
         )
         self.drift = Gauge("lasthop_drift", "1 if the router differs from what lasthop expects", ["service"],
                            registry=r)
+
+        # Labelled by instance so that the series of several instances, scraped together, stay apart.
+        self.leader = Gauge("lasthop_leader", "1 while this instance leads (runs checks and moves), else 0",
+                            ["instance"], registry=r)
+        self.leader_term = Gauge("lasthop_leader_term", "The term (fencing token) this instance leads with, 0 if none",
+                                 ["instance"], registry=r)
+        self.leader_since = Gauge("lasthop_leader_since_seconds",
+                                  "Unix time this instance became leader, 0 while it does not lead",
+                                  ["instance"], registry=r)
+
+    def set_leadership(self, instance: str, leading: bool, term: int | None, since: datetime | None) -> None:
+        """On promotion (True, its term, when) and demotion (False, None, None). Ordered so that a
+        scrape between the calls never sees lasthop_leader 1 beside another term's numbers."""
+        term_value = float(term) if leading and term is not None else 0.0
+        since_value = since.timestamp() if leading and since is not None else 0.0
+        if not leading:
+            self.leader.labels(instance).set(0.0)
+        self.leader_term.labels(instance).set(term_value)
+        self.leader_since.labels(instance).set(since_value)
+        if leading:
+            self.leader.labels(instance).set(1.0)
 
     def set_health(self, service: str, host: str, state: str) -> None:
         self.health.labels(service, host).set(HEALTH_VALUE.get(state, -1.0))

@@ -32,6 +32,8 @@ def status_text(view: StatusView, width: int = 80) -> str:
                                    subsequent_indent="  "))
     for note in view.notes:
         lines.extend(textwrap.wrap(note, width, initial_indent="! ", subsequent_indent="  "))
+    if (lead := view.leadership.words(lambda at: f"{at:%Y-%m-%d %H:%M:%S}Z")) is not None:
+        lines.extend(textwrap.wrap(lead, width, subsequent_indent="  "))
     return "\n".join(lines)
 
 

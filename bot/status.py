@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -11,6 +12,8 @@ from bot.drivers.errors import DriverError
 from bot.engine.live import LiveTable, find_drift, hops, serving_host
 from bot.engine.pipeline import Engine
 from bot.health.state import Health
+from bot.state.errors import StateError
+from bot.state.records import LeaderRecord
 
 
 @dataclass(frozen=True)
@@ -55,16 +58,63 @@ class HostMaintenance:
                 "until": self.until.isoformat() if self.until else None}
 
 
+@dataclass(frozen=True)
+class Leadership:
+    """Which `serve` instance leads, as the store records it. `record` None and no `error`: no
+    serve ever ran on this store, so there is nothing to say. `shared`: PostgreSQL, where a
+    follower takes over from a leader that is gone; SQLite has no followers."""
+
+    record: LeaderRecord | None = None
+    shared: bool = False
+    error: str = ""  # the store could not be read
+
+    def to_dict(self) -> dict[str, Any] | None:
+        r = self.record
+        if r is None:
+            return None
+        return {"instance": r.instance, "process": f"{r.node}:{r.pid}", "term": r.term,
+                "since": r.since.isoformat(), "leading": r.leading,
+                "until": r.until.isoformat() if r.until else None, "reason": r.reason}
+
+    def words(self, at: Callable[[datetime], str], name: Callable[[str], str] = str) -> str | None:
+        """One line, or None when there is nothing to say. `at` formats a time, `name` makes store
+        text safe for where it goes (chat escapes it); both differ between the terminal and chat."""
+        r = self.record
+        if self.error:
+            return f"leader: unknown ({name(self.error)})"
+        if r is None:
+            return None
+        if r.leading:
+            return f"leader: {name(r.instance)} ({name(r.node)}:{r.pid}) since {at(r.since)}, term {r.term}"
+        # Said plainly: who follows depends on the database, and SQLite runs one serve at most.
+        then = "a follower, if one runs, takes over within seconds" if self.shared else "lasthop serve is not running"
+        if r.until is not None:
+            why = f" ({name(r.reason)})" if r.reason else ""
+            return f"leader: none: {name(r.instance)} stood down at {at(r.until)}{why}; {then}"
+        ended = "session" if self.shared else "process"
+        return f"leader: none: {name(r.instance)}'s {ended} ended; {then}"
+
+
+def read_leadership(engine: Engine) -> Leadership:
+    """The store's leader record; a database error is said, not raised: status must still answer."""
+    try:
+        return Leadership(engine.store.leader(), engine.store.shared)
+    except StateError as e:
+        return Leadership(None, engine.store.shared, error=str(e) or type(e).__name__)
+
+
 @dataclass
 class StatusView:
     rows: list[ServiceRow]
     hosts: dict[str, dict[str, str]] = field(default_factory=dict)  # host -> service -> health
     notes: list[str] = field(default_factory=list)
     maintenance: dict[str, HostMaintenance] = field(default_factory=dict)  # host -> its window
+    leadership: Leadership = field(default_factory=Leadership)
 
     def to_dict(self) -> dict[str, Any]:
         return {"services": [r.to_dict() for r in self.rows], "hosts": self.hosts, "notes": self.notes,
-                "maintenance": {h: m.to_dict() for h, m in sorted(self.maintenance.items())}}
+                "maintenance": {h: m.to_dict() for h, m in sorted(self.maintenance.items())},
+                "leader": self.leadership.to_dict(), "leader_error": self.leadership.error}
 
 
 def collect_status(engine: Engine, *, only: str | None = None, loopback: bool = True) -> StatusView:
@@ -113,7 +163,7 @@ def collect_status(engine: Engine, *, only: str | None = None, loopback: bool = 
         h for s in services for h in s.hosts}
     maintenance = {host: HostMaintenance(host, m.by, m.reason, m.since, m.until)
                    for host, m in sorted(engine.store.maintenance().items()) if host in shown}
-    view = StatusView(rows, hosts, maintenance=maintenance)
+    view = StatusView(rows, hosts, maintenance=maintenance, leadership=read_leadership(engine))
     for change in engine.store.changes_in_flight(unsettled=True):
         said = "waiting for a person" if change.status == "needs_human" else f"still {change.status}"
         view.notes.append(f"change {change.id[:8]} on {change.router} is {said}")

@@ -358,6 +358,15 @@ def maintenance_line(m: HostMaintenance) -> str:
     return f":wrench: {m.host} is in maintenance {until}, by {who(m.by)}{why}"
 
 
+def leader_line(view: StatusView) -> str | None:
+    """Who leads, for chat: times in the reader's zone; a warning when nobody does."""
+    lead = view.leadership
+    words = lead.words(lambda at: when(at, "{time_secs}"), escape)
+    if words is None:
+        return None
+    return words if lead.record is not None and lead.record.leading else f":warning: {words}"
+
+
 def status_message(view: StatusView, *, detail: Sequence[str] = (), offer_post: bool = True,
                    head: str = "") -> Message:
     text = "\n".join(status_lines(view)) or "No services."
@@ -374,6 +383,8 @@ def status_message(view: StatusView, *, detail: Sequence[str] = (), offer_post: 
         parts.append(Note("\n".join(f":warning: {escape(n)}" for n in notes)))
     if view.maintenance:
         parts.append(Note("\n".join(maintenance_line(m) for m in view.maintenance.values())))
+    if (lead := leader_line(view)) is not None:
+        parts.append(Note(lead))
     if offer_post:
         parts.append(Buttons((Button("Post to channel", "post_status", "all"),)))
     fallback = "\n".join(([head] if head else []) + [text] + list(detail))

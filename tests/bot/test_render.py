@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
@@ -9,7 +10,8 @@ from bot import plain
 from bot.chat import Message
 from bot.engine.model import MoveRequest, Outcome, Plan, PlannedMove, RiskReason
 from bot.render import history_text, status_text
-from bot.status import ServiceRow, StatusView
+from bot.state.records import LeaderRecord
+from bot.status import Leadership, ServiceRow, StatusView
 from bot.views import outcome_message, plan_parts
 
 
@@ -28,6 +30,18 @@ def test_status_fits_80_columns_and_marks_problems() -> None:
     assert lines[3] == "  ! r1 198.51.100.64/27 has 2 next hops"
     assert lines[4].split()[3:6] == ["web3", "DOWN", "MISS"]
     assert lines[-1] == "! change 1234abcd on r1 is still applying"
+
+
+def test_status_ends_with_the_leader_in_utc_with_its_date() -> None:
+    since = datetime(2030, 1, 2, 5, 2, 11, tzinfo=UTC)
+    lead = LeaderRecord("lasthop-b", "vm", 1234, 7, since, None, "", True)
+    row = ServiceRow("www-a", "198.51.100.32/27", "r1", "web2", ("198.51.100.3",), "up", True)
+    lines = status_text(StatusView([row], leadership=Leadership(lead, shared=True))).splitlines()
+    assert lines[-1] == "leader: lasthop-b (vm:1234) since 2030-01-02 05:02:11Z, term 7"
+    gone = LeaderRecord("lasthop-a", "vm", 1234, 7, since, since, "lost its database session", False)
+    lines = status_text(StatusView([row], leadership=Leadership(gone, shared=True))).splitlines()
+    assert all(len(line) <= 80 for line in lines) and lines[-1].startswith("  ")  # wrapped, indented
+    assert len(status_text(StatusView([row])).splitlines()) == 2  # no record: no leader line
 
 
 def test_plan_and_outcome_text() -> None:

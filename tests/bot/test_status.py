@@ -1,22 +1,30 @@
-"""The status model: a host that cannot be read is "unknown, because ...", never "missing"; maintenance shows."""
+"""The status model: a host that cannot be read is "unknown, because ...", never "missing"; maintenance shows;
+so does which `serve` instance leads, and since when."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from datetime import timedelta
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from ipaddress import IPv4Address
 from pathlib import Path
 
+import pytest
 from support.fakes import inventory_from_text
 from support.lan import THREE_HOSTS
-from support.memory import MemoryHost, memory_rig
+from support.memory import MemoryHost, Rig, memory_rig
 
 from bot import plain
+from bot.chat import Note
 from bot.drivers.errors import HostKeyError
 from bot.drivers.host import VipCheck
+from bot.engine.pipeline import Engine
 from bot.render import status_text
-from bot.status import collect_status
+from bot.state import StateStore
+from bot.state.errors import StateError
+from bot.state.records import LeaderRecord
+from bot.status import Leadership, StatusView, collect_status
 from bot.views import status_message
 
 
@@ -94,3 +102,119 @@ def test_hosts_in_maintenance_show_with_end_and_reason(tmp_path: Path) -> None:
     chat = plain.render(status_message(view))
     assert f"web3 is in maintenance until {until:%H:%M}, by alice (CLI): kernel update" in chat
     assert "web2 is in maintenance until turned off, by @U0BOB" in chat
+
+
+# ------------------------------------------------------------------ leadership
+
+SINCE = datetime(2030, 1, 2, 5, 2, 11, tzinfo=UTC)
+LEADING = LeaderRecord(instance="lasthop-b", node="vm", pid=1234, term=7, since=SINCE, until=None, reason="",
+                       alive=True)
+
+
+def hhmmss(at: datetime) -> str:
+    return f"{at:%H:%M:%S}Z"
+
+
+def test_the_leader_is_named_with_its_process_start_and_term() -> None:
+    assert Leadership(LEADING, shared=True).words(hhmmss) == "leader: lasthop-b (vm:1234) since 05:02:11Z, term 7"
+
+
+def test_a_leader_that_stood_down_says_when_why_and_what_happens_next() -> None:
+    down = replace(LEADING, instance="lasthop-a", until=SINCE + timedelta(seconds=58),
+                   reason="lost its database session", alive=False)
+    assert Leadership(down, shared=True).words(hhmmss) == (
+        "leader: none: lasthop-a stood down at 05:03:09Z (lost its database session); "
+        "a follower, if one runs, takes over within seconds")
+    # SQLite runs one serve at most: nobody follows.
+    assert Leadership(replace(down, reason=""), shared=False).words(hhmmss) == (
+        "leader: none: lasthop-a stood down at 05:03:09Z; lasthop serve is not running")
+
+
+def test_a_leader_whose_session_ended_without_standing_down_is_no_leader() -> None:
+    gone = replace(LEADING, instance="lasthop-a", alive=False)
+    assert Leadership(gone, shared=True).words(hhmmss) == (
+        "leader: none: lasthop-a's session ended; a follower, if one runs, takes over within seconds")
+    assert Leadership(gone, shared=False).words(hhmmss) == (
+        "leader: none: lasthop-a's process ended; lasthop serve is not running")
+
+
+def test_no_record_says_nothing_and_an_error_says_unknown() -> None:
+    assert Leadership(None, shared=True).words(hhmmss) is None
+    assert Leadership().to_dict() is None
+    broken = Leadership(None, shared=True, error="state database error: connection refused")
+    assert broken.words(hhmmss) == "leader: unknown (state database error: connection refused)"
+
+
+def notes(view: StatusView) -> list[str]:
+    return [p.text for p in status_message(view, offer_post=False).parts if isinstance(p, Note)]
+
+
+def test_the_chat_escapes_what_the_store_holds_and_warns_when_nobody_leads() -> None:
+    odd = replace(LEADING, instance="<!channel>", until=SINCE, reason="a <b> & c", alive=False)
+    [line] = notes(StatusView([], leadership=Leadership(odd, shared=True)))
+    assert line.startswith(":warning: leader: none: &lt;!channel&gt; stood down at <!date^")
+    assert "(a &lt;b&gt; &amp; c)" in line
+    [line] = notes(StatusView([], leadership=Leadership(LEADING, shared=True)))
+    stamp = f"<!date^{int(SINCE.timestamp())}^{{time_secs}}|05:02:11 UTC>"  # the reader's zone; UTC without one
+    assert line == f"leader: lasthop-b (vm:1234) since {stamp}, term 7"
+    assert notes(StatusView([])) == []
+
+
+@pytest.fixture
+def store_rig(tmp_path: Path, state_db_url: str) -> Iterator[tuple[Rig, Engine, StateStore]]:
+    """The memory devices with a real store on each backend behind the engine."""
+    rig = memory_rig(inventory_from_text(tmp_path, THREE_HOSTS), tmp_path, ROUTES)
+    store = StateStore(state_db_url)
+    try:
+        yield rig, Engine(rig.inv, store, devices=rig.engine.devices, health=rig.health), store
+    finally:
+        store.close()
+        rig.close()
+
+
+def test_status_shows_the_leader_the_store_records_and_its_standing_down(
+        store_rig: tuple[Rig, Engine, StateStore]) -> None:
+    _, engine, store = store_rig
+    view = collect_status(engine, loopback=False)
+    assert view.to_dict()["leader"] is None and view.to_dict()["leader_error"] == ""
+    assert "leader" not in status_text(view)  # no serve ever ran: nothing to say
+
+    seat = store.seat()
+    try:
+        assert seat.acquire()
+        term = store.take_leadership("lasthop-a", seat)
+        view = collect_status(engine, loopback=False)
+        lead = view.leadership.record
+        assert lead is not None and lead.leading
+        [line] = [ln for ln in status_text(view).splitlines() if ln.startswith("leader")]
+        assert line == (f"leader: lasthop-a ({lead.node}:{lead.pid}) since {lead.since:%Y-%m-%d %H:%M:%S}Z, "
+                        f"term {term}")
+        data = json.loads(json.dumps(view.to_dict()))["leader"]
+        assert data == {"instance": "lasthop-a", "process": f"{lead.node}:{lead.pid}", "term": term,
+                        "since": lead.since.isoformat(), "leading": True, "until": None, "reason": ""}
+        chat = plain.render(status_message(view, offer_post=False))
+        assert f"leader: lasthop-a ({lead.node}:{lead.pid}) since " in chat and f"term {term}" in chat
+
+        store.stand_down(term, "lost its database session")
+        view = collect_status(engine, loopback=False)
+        text = " ".join(status_text(view).split())  # the line wraps at 80 columns
+        assert "leader: none: lasthop-a stood down at " in text and "(lost its database session)" in text
+        assert view.to_dict()["leader"]["leading"] is False
+        assert notes(view)[-1].startswith(":warning: leader: none: lasthop-a stood down at ")
+    finally:
+        seat.release()
+
+
+def test_a_store_that_cannot_say_who_leads_does_not_break_status(
+        store_rig: tuple[Rig, Engine, StateStore], monkeypatch: pytest.MonkeyPatch) -> None:
+    _, engine, store = store_rig
+
+    def unreachable() -> LeaderRecord | None:
+        raise StateError("state database error: connection refused")
+
+    monkeypatch.setattr(store, "leader", unreachable)
+    view = collect_status(engine, loopback=False)
+    assert [r.service for r in view.rows] == sorted(ROUTES)  # the rest of status is there
+    assert "leader: unknown (state database error: connection refused)" in status_text(view)
+    assert view.to_dict()["leader"] is None
+    assert view.to_dict()["leader_error"] == "state database error: connection refused"
