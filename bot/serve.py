@@ -316,6 +316,30 @@ class Daemon:
         self._published = {}
         self._ready = False
         self._started_at = self.clock()
+        self.auto = AutoPolicy(self.inv, clock=self.clock)
+        self._count_earlier_moves()
+
+    def _count_earlier_moves(self) -> None:
+        """The move cap counts the automatic moves earlier leaders made within its window, so a
+        takeover never grants a fresh allowance (the store's records, aged on this clock)."""
+        window = self.inv.policy.auto_failover.window
+        service_of = {str(svc.prefix): svc.name for svc in self.inv.services.values()}
+        try:
+            now_store, changes = self.store.now(), self.store.recent_changes(limit=500)
+        except StateError as e:
+            log.warning("cannot count earlier automatic moves: %s", e)
+            return
+        now = self.clock()
+        earlier: list[tuple[float, str]] = []
+        for change in changes:
+            age = (now_store - change.created_at).total_seconds()
+            if age > window:
+                break  # newest first: the rest are older still
+            if change.kind != "automatic" or change.status in ("failed", "refused"):
+                continue
+            earlier += [(now - age, name) for m in change.moves if (name := service_of.get(str(m.get("prefix"))))]
+        for at, name in sorted(earlier):
+            self.auto.record_move(name, at)
 
     def _unlead(self, reason: str, timeout: float = 60.0) -> None:
         """The term ended (lost, or stopping): stop checking and deciding; a move running is fenced

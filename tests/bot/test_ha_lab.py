@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.instances import SECRET, Cluster, Instance, fresh_database, ha_config, leader_now
+from support.instances import SECRET, Cluster, Instance, ha_config, leader_now
 from support.labtools import wait_for
+from support.pg import scratch_database
 from support.tcp_proxy import TcpProxy
 
 from bench._slack_standin import SlackStandIn, block_action_body, post, sign
@@ -88,7 +89,7 @@ def ha(lab: Lab, lab_home: None, tmp_path: Path) -> Iterator[Callable[..., HA]]:
     stack: list[Any] = []
 
     def make(*, auto: bool) -> HA:
-        db = fresh_database("lasthop_ha")
+        db = scratch_database("lasthop_ha")
         url = db.__enter__()
         stack.append(db)
         standin = SlackStandIn().start()

@@ -7,7 +7,6 @@ say who leads; the tests read them with a StateStore of their own.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
@@ -15,44 +14,16 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from bot.state import LeaderRecord, StateStore
 
 ROOT = Path(__file__).resolve().parents[2]
-PG_URL_FILE = Path(os.environ.get("LASTHOP_TEST_PG_URL_FILE", "/var/lib/lasthop/test-postgres.url"))
 SECRET = "test-signing-secret"
-
-
-@contextlib.contextmanager
-def fresh_database(name: str) -> Iterator[str]:
-    """A new PostgreSQL database for one test (dropped after), as a psycopg URL."""
-    found = os.environ.get("LASTHOP_TEST_PG_URL") or (PG_URL_FILE.read_text().strip() if PG_URL_FILE.exists() else "")
-    if not found:
-        reason = f"no PostgreSQL for the tests ({PG_URL_FILE} is missing; scripts/postgres.sh makes it)"
-        if os.environ.get("CI"):
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
-    admin_url = make_url(found)
-    db = f"{name}_{os.getpid()}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
-            conn.execute(text(f'CREATE DATABASE "{db}"'))
-        yield admin_url.set(database=db).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def free_port() -> int:
