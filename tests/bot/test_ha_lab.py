@@ -252,3 +252,25 @@ def test_a_leader_cut_off_from_the_database_stands_down_before_another_leads(ha:
         proxy.resume()
         time.sleep(2)
         assert h.leader() == "lasthop-b"  # back on the network, lasthop-a follows
+
+
+# ------------------------------------------------------------------ SQLite: one instance only
+
+
+def test_a_second_serve_on_one_sqlite_store_is_refused_in_one_line(lab: Lab, lab_home: None, tmp_path: Path) -> None:
+    config = ha_config(lab.inventory, tmp_path / "lasthop.yaml", alert_channel=ALERTS, channels=[OPS, ALERTS],
+                       operators=[ALICE], approvers=[BOB], auto=False)
+    db = tmp_path / "state" / "lasthop.db"
+    cluster = Cluster(tmp_path, {})
+    try:
+        first = cluster.start("lasthop-a", config, f"sqlite:///{db}")
+        wait_for(lambda: "instance lasthop-a leads" in first.output(), 60, "the first serve leading")
+        second = cluster.start("lasthop-b", config, f"sqlite:///{db}")
+        assert second.proc.wait(60) == 1
+        refusal = [line for line in second.output().splitlines() if "already uses" in line]
+        assert refusal == [f"lasthop serve: another lasthop serve (pid {first.proc.pid}) already uses the SQLite "
+                           f"state database {db}; SQLite is for one instance: stop it, or put every instance on "
+                           "PostgreSQL (state_url: postgresql://USER@HOST/DB)"]
+        assert "Traceback" not in second.output() and first.alive() and first.healthy()
+    finally:
+        cluster.stop()
