@@ -179,6 +179,9 @@ def test_a_hundred_clicks_on_one_approval_over_three_instances_run_it_once(ha: C
     h.wait_ready(next(i for i in instances if i.name == leader))
     wait_for(lambda: all(i.healthy() for i in instances), 60, "all three answering HTTP")
     asker = next(i for i in instances if i.name != leader)
+    led = leader_now(h.store)
+    assert led is not None
+    wait_for(lambda: set(h.store.published_health(led.term).values()) == {"up"}, 30, "the leader's health published")
     # A follower's status: the leader by name and term, and the leader's health view (web1 up, so risky).
     status_url = h.standin.new_response_url()
     body = h.standin.slash_command_body("/vip-status", "", user_id=BOB, channel_id=OPS, response_url=status_url)
