@@ -36,6 +36,8 @@ command -v unshare >/dev/null || need+=(util-linux)
 # curl for its check script.
 [ "$what" = test ] && [ ! -x /usr/sbin/keepalived ] && need+=(keepalived)
 [ "$what" = test ] && [ ! -x /usr/bin/curl ] && need+=(curl)
+# A transaction-mode pooler, which the tests put between lasthop and PostgreSQL to see it refused.
+[ "$what" = test ] && [ ! -x /usr/sbin/pgbouncer ] && need+=(pgbouncer)
 if [ ${#need[@]} -gt 0 ]; then
   root || { echo "install: ${need[*]} missing; run as root (sudo, or su -c) so apt can install them" >&2; exit 1; }
   say "apt-get install ${need[*]}"

@@ -148,38 +148,40 @@ def _read_pid(fd: int) -> int | None:
 
 
 class PgSeat:
-    """PostgreSQL: the advisory lock (LEADER_NAMESPACE, 1) on a session of its own."""
+    """PostgreSQL: the advisory lock (LEADER_NAMESPACE, 1) on a session of its own.
+
+    A follower keeps its session between tries (the pooler probe runs once per session, and a
+    try is one statement); the server's idle_session_timeout ends it if the follower goes quiet.
+    """
 
     def __init__(self, sessions: Engine) -> None:
         self._sessions = sessions  # NullPool, autocommit: each connection is one session
         self._conn: Connection | None = None
-        self.backend_pid: int | None = None
+        self._pid: int | None = None  # the server process of _conn
+        self.backend_pid: int | None = None  # set while we hold the lock
 
     def acquire(self) -> bool:
-        if self._conn is not None:
+        if self.backend_pid is not None:
             return True
-        conn = self._connect()
-        try:
-            pid = self._single_backend(conn)
-            won = bool(conn.execute(text("SELECT pg_try_advisory_lock(:ns, :key)"),
-                                    {"ns": LEADER_NAMESPACE, "key": LEADER_KEY}).scalar())
-        except BaseException:
-            _close(conn)
-            raise
+        for attempt in (1, 2):
+            conn = self._session()
+            try:
+                won = bool(conn.execute(text("SELECT pg_try_advisory_lock(:ns, :key)"),
+                                        {"ns": LEADER_NAMESPACE, "key": LEADER_KEY}).scalar())
+                break
+            except Exception as e:
+                self.release()  # ended by the server while we waited (idle), or broken: a new one
+                if attempt == 2:
+                    raise StateError(f"state database error: {_first_line(e)}") from e
         if not won:
-            _close(conn)  # a follower keeps no session open between tries: one connection each try
             return False
-        self._conn, self.backend_pid = conn, pid
-        try:
-            self.beat()  # the lock is on the backend we will keep talking to
-        except BaseException:
-            self.release()
-            raise
+        self.backend_pid = self._pid
+        self.beat()  # the lock is on the server process we will keep talking to
         return True
 
     def beat(self) -> None:
         conn = self._conn
-        if conn is None:
+        if conn is None or self.backend_pid is None:
             raise LeadershipLost("no leadership session")
         try:
             row = conn.execute(text(
@@ -191,30 +193,71 @@ class PgSeat:
             raise LeadershipLost(f"the leadership session failed: {_first_line(e)}") from e
         pid, held = int(row[0]), bool(row[1])
         if pid != self.backend_pid:
+            was = self.backend_pid
             self.release()
-            raise PoolerSuspected(f"the leadership session moved from server process {self.backend_pid} to {pid}")
+            raise PoolerSuspected(f"the leadership session moved from server process {was} to {pid}")
         if not held:
             self.release()
             raise LeadershipLost("the leadership lock is no longer held by this session")
 
     def release(self) -> None:
-        conn, self._conn, self.backend_pid = self._conn, None, None
+        conn, self._conn, self._pid, self.backend_pid = self._conn, None, None, None
         if conn is not None:
-            _close(conn)
+            _close(conn)  # ending the session drops the lock, whatever state it is in
 
-    def _connect(self) -> Connection:
+    def _session(self) -> Connection:
+        if self._conn is not None:
+            return self._conn
         try:
-            return self._sessions.connect()
+            conn = self._sessions.connect()
         except Exception as e:
             raise StateError(f"state database error: {_first_line(e)}") from e
+        try:
+            self._pid = self._not_pooled(conn)
+            # A statement, not a startup option: it holds through a session-mode pool too.
+            conn.execute(text(f"SET idle_session_timeout = {IDLE_SESSION_TIMEOUT_MS}"))
+        except PoolerSuspected:
+            _close(conn)
+            raise
+        except Exception as e:
+            _close(conn)
+            if "idle_session_timeout" in str(e):
+                raise StateError("leadership needs PostgreSQL 14 or newer (idle_session_timeout ends a "
+                                 "cut-off leader's session)") from e
+            raise StateError(f"state database error: {_first_line(e)}") from e
+        self._conn = conn
+        return conn
 
-    @staticmethod
-    def _single_backend(conn: Connection) -> int:
-        """Our server process, checked to stay the same across transactions (else: a pooler)."""
-        pids = {int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one()) for _ in range(_POOLER_PROBES)}
-        if len(pids) > 1:
-            raise PoolerSuspected(f"one connection's statements ran in {len(pids)} server processes")
-        return pids.pop()
+    def _not_pooled(self, conn: Connection) -> int:
+        """Our server process, after checking that no transaction-mode pooler hands it around: two
+        connections open at once never share a server process, and one never changes its own."""
+        try:
+            other = self._sessions.connect()
+        except Exception as e:
+            raise StateError(f"state database error: {_first_line(e)}") from e
+        try:
+            mine: set[int] = set()
+            for _ in range(_POOLER_PROBES):
+                pid, theirs = _backend(conn), _backend(other)
+                mine.add(pid)
+                if pid == theirs:
+                    raise PoolerSuspected(f"two connections were served by one server process ({pid})")
+            if len(mine) > 1:
+                raise PoolerSuspected(f"one connection's statements ran in {len(mine)} server processes")
+            announced = getattr(conn.connection.dbapi_connection, "info", None)
+            if announced is not None and getattr(announced, "backend_pid", pid) != pid:
+                # The process id the server announced at login is not the one running our statements:
+                # something in between answers for it (a pooler in session mode keeps locks; say so once).
+                log.warning("a proxy or pooler sits between lasthop and PostgreSQL (server process %s "
+                            "announced as %s); leadership needs it to keep one session per client", pid,
+                            announced.backend_pid)
+            return pid
+        finally:
+            _close(other)
+
+
+def _backend(conn: Connection) -> int:
+    return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
 
 
 def _close(conn: Connection) -> None:

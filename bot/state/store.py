@@ -56,7 +56,6 @@ from bot.state.errors import (
     StateError,
 )
 from bot.state.leadership import (
-    IDLE_SESSION_TIMEOUT_MS,
     LEADER_KEY,
     SEAT_KEEPALIVE,
     SEAT_STATEMENT_TIMEOUT_MS,
@@ -962,16 +961,15 @@ def _build_session_engine(url: URL) -> Engine:
 
 def _build_seat_engine(url: URL) -> Engine:
     """The leadership session's connections: one session each, as `_build_session_engine`, and quick to
-    notice a lost server (TCP) and to be ended by the server when it goes quiet (idle_session_timeout,
-    PostgreSQL 14 and newer)."""
+    notice a lost server (TCP); PgSeat sets idle_session_timeout on each, so the server ends it when
+    it goes quiet."""
     return create_engine(
         url,
         poolclass=NullPool,
         isolation_level="AUTOCOMMIT",
         connect_args={
             "connect_timeout": CONNECT_TIMEOUT_S,
-            "options": (f"-c statement_timeout={SEAT_STATEMENT_TIMEOUT_MS} "
-                        f"-c idle_session_timeout={IDLE_SESSION_TIMEOUT_MS}"),
+            "options": f"-c statement_timeout={SEAT_STATEMENT_TIMEOUT_MS}",  # idle_session_timeout: PgSeat SETs it
             "application_name": "lasthop leader",
             **SEAT_KEEPALIVE,
         },
