@@ -26,7 +26,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.state import StateError
+from bot.state import LeaderRecord, StateError
 from bot.state.errors import Fenced
 from bot.state.leadership import IDLE_SESSION_TIMEOUT_MS, PoolerSuspected, Seat, SeatTaken
 from bot.state.store import StateStore
@@ -36,6 +36,7 @@ log = logging.getLogger("lasthop.leader")
 HEARTBEAT_S = 0.5
 LEASE_S = 2.0
 POLL_S = 0.5
+STOPPING = "this instance is stopping"  # the reason a clean stop stands down with
 assert LEASE_S < IDLE_SESSION_TIMEOUT_MS / 1000, "the lease must end before the server can end the session"
 
 
@@ -90,6 +91,7 @@ class Election:
         self._beats = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lasthop-beat")
         self._threads: list[threading.Thread] = []
         self.last_error = ""  # why the last try or heartbeat failed, for status
+        self.previous: LeaderRecord | None = None  # the leader before our latest term
 
     # -- what everyone asks ----------------------------------------------------------------
     def leading(self) -> bool:
@@ -132,7 +134,7 @@ class Election:
         for t in self._threads[:1]:
             t.join(timeout)
         if self._term is not None:
-            self._demote("this instance is stopping", clean=True)
+            self._demote(STOPPING, clean=True)
         self._roles.put(None)
         for t in self._threads[1:]:
             t.join(timeout)
@@ -156,6 +158,8 @@ class Election:
             sent = self._clock()
             if not seat.acquire():
                 return
+            # Who led before, as the store had it: a new leader tells people when that one did not stand down.
+            self.previous = self.store.leader()
             term = self.store.take_leadership(self.instance, seat)
         except (SeatTaken, PoolerSuspected) as e:
             self._drop_seat()

@@ -46,7 +46,7 @@ from bot.health.scheduler import CheckJob
 from bot.health.state import Health
 from bot.incidents import IncidentTracker, IncidentUpdate
 from bot.inventory import CheckSpec, Inventory
-from bot.leader import HEARTBEAT_S, LEASE_S, POLL_S, Election
+from bot.leader import HEARTBEAT_S, LEASE_S, POLL_S, STOPPING, Election
 from bot.metrics import Metrics
 from bot.periodic import Periodic
 from bot.situation import Situation
@@ -301,6 +301,20 @@ class Daemon:
             self.metrics.set_leadership(self.instance, True, term, role.since if role else None)
             if term is not None:
                 log.info("%s leads (term %d): checks running", self.instance, term)
+                self._tell_takeover(term)
+
+    def _tell_takeover(self, term: int) -> None:
+        """Said in the channel when the last leader did not hand over cleanly (it died, or was cut off):
+        the on-call should know lasthop itself had a fault. A clean stop (a restart) is only logged."""
+        prev = self.election.previous if self.election is not None else None
+        if prev is None or (prev.until is not None and prev.reason == STOPPING):
+            return
+        if prev.until is None:
+            why = f"{prev.instance} stopped leading without standing down (its session ended)"
+        else:
+            why = f"{prev.instance} stood down: {prev.reason}"
+        self.announcer.info(f":twisted_rightwards_arrows: {escape(self.instance)} now leads lasthop (term {term}): "
+                            f"{escape(why)}. Checks, incidents and automatic moves go on from here.")
 
     def _new_term(self) -> None:
         """Everything a term of leadership builds, new: what an earlier term saw is not evidence now."""

@@ -163,6 +163,10 @@ def test_the_leader_killed_mid_move_is_replaced_and_the_move_finished_once_in_th
     changes = h.www_a_changes()
     assert [c.status for c in changes] == ["done"], changes
     assert len(incident_parents(h.standin)) == 1  # the same incident, the same thread
+    told = [m["text"] for m in h.standin.channel_messages(ALERTS) if "now leads lasthop" in m.get("text", "")]
+    assert told == [f":twisted_rightwards_arrows: {new} now leads lasthop (term 2): lasthop-a stopped leading "
+                    "without standing down (its session ended). Checks, incidents and automatic moves go on "
+                    "from here."]
     assert h.fib() == {WEB2} and h.lab.client_get(VIP_A) == "web2"
     assert h.leader() == new and b.alive() and c.alive()
     other = c if new == b.name else b
