@@ -58,8 +58,5 @@ class Metrics:
     def set_health(self, service: str, host: str, state: str) -> None:
         self.health.labels(service, host).set(HEALTH_VALUE.get(state, -1.0))
 
-    def set_leadership(self, instance: str, leading: bool, term: int | None, since: object) -> None:
-        """Placeholder until the leadership gauges land."""
-
     def render(self) -> bytes:
         return generate_latest(self.registry)
