@@ -1,4 +1,5 @@
-"""Fixtures the daemon's lab tests share: a `lasthop serve` daemon on the lab, told to a LogOut."""
+"""Fixtures tests under tests/bot share: a `lasthop serve` daemon on the lab, told to a LogOut, and the
+session's PostgreSQL database (defined in support/pg.py, registered here once)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from support.labtools import wait_for
+from support.pg import pg_database  # the one registration of the session database (see support/pg.py)
 
 from bot.inventory import Inventory
 from bot.notify import LogOut
 from bot.serve import Daemon, ServeSettings
 from bot.state import StateStore
+
+__all__ = ["pg_database", "run_daemon"]
 
 RunDaemon = Callable[..., tuple[Daemon, LogOut]]
 
