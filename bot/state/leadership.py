@@ -103,6 +103,7 @@ class FileSeat:
     backend_pid: int | None = None
 
     def __init__(self, database: str) -> None:
+        self.database = database
         self.path = Path(f"{database}.serve.lock")
         self._fd: int | None = None
 
@@ -118,7 +119,7 @@ class FileSeat:
             os.close(fd)
             who = f" (pid {holder})" if holder else ""
             raise SeatTaken(
-                f"another lasthop serve{who} already uses the SQLite state database {self.path.with_suffix('')}; "
+                f"another lasthop serve{who} already uses the SQLite state database {self.database}; "
                 "SQLite is for one instance: stop it, or put every instance on PostgreSQL "
                 "(state_url: postgresql://USER@HOST/DB)") from None
         except BaseException:
