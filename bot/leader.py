@@ -36,6 +36,8 @@ log = logging.getLogger("lasthop.leader")
 HEARTBEAT_S = 0.5
 LEASE_S = 2.0
 POLL_S = 0.5
+# How long a clean stop waits for its stand-down to be recorded.
+STAND_DOWN_WAIT_S = 5.0
 assert LEASE_S < IDLE_SESSION_TIMEOUT_MS / 1000, "the lease must end before the server can end the session"
 
 
@@ -201,11 +203,22 @@ class Election:
         log.warning("%s stands down as leader (term %d): %s", self.instance, term, reason)
         self.last_error = "" if clean else reason
         self._drop_seat()
+        # on_demote first, and the record off this thread: cut off from the database, stand_down()
+        # can hang (the store's own connections have no client-side timeout), and neither the role
+        # change nor the next election round may wait for it. A clean stop waits a little, so the
+        # record says it stood down.
+        self._roles.put(lambda: self._on_demote(reason))
+        recorder = threading.Thread(target=self._record_stand_down, args=(term, reason),
+                                    name="lasthop-stand-down", daemon=True)
+        recorder.start()
+        if clean:
+            recorder.join(STAND_DOWN_WAIT_S)
+
+    def _record_stand_down(self, term: int, reason: str) -> None:
         try:
             self.store.stand_down(term, reason)
         except StateError as e:  # cut off from the database: the next leader's term says it anyway
             log.info("could not record standing down: %s", e)
-        self._roles.put(lambda: self._on_demote(reason))
 
     def _drop_seat(self) -> None:
         seat, self._seat = self._seat, None
