@@ -152,9 +152,11 @@ class Election:
     def _try_lead(self) -> None:
         seat = self._seat or self.store.seat()
         self._seat = seat
+        # Before the try, not after: the lease must not outrun the server's idle clock, which starts
+        # when the server answered the seat's last statement, before its answer reached us.
+        sent = self._clock()
         try:
             won = seat.acquire()
-            sent = self._clock()
             if not won:
                 return
             term = self.store.take_leadership(self.instance, seat)
