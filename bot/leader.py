@@ -204,7 +204,7 @@ class Election:
             return
         log.warning("%s stands down as leader (term %d): %s", self.instance, term, reason)
         self.last_error = "" if clean else reason
-        self._drop_seat()
+        self._drop_seat(now=clean)
         # on_demote first, and the record off this thread: cut off from the database, stand_down()
         # can hang (the store's own connections have no client-side timeout), and neither the role
         # change nor the next election round may wait for it. A clean stop waits a little, so the
@@ -222,9 +222,15 @@ class Election:
         except StateError as e:  # cut off from the database: the next leader's term says it anyway
             log.info("could not record standing down: %s", e)
 
-    def _drop_seat(self) -> None:
+    def _drop_seat(self, *, now: bool = False) -> None:
         seat, self._seat = self._seat, None
-        if seat is not None:
+        if seat is None:
+            return
+        if now:
+            # stop(): the election thread has ended, so no heartbeat uses the seat; let go here, as
+            # stop() then shuts the beat pool down, cancelling a release still queued there.
+            seat.release()
+        else:
             # In the beat pool: a seat whose connection is stuck must not stick this thread too.
             self._beats.submit(seat.release)
 

@@ -168,6 +168,25 @@ def test_stop_stands_down_and_the_other_takes_over(elect: Elect) -> None:
     assert record is not None and (record.instance, record.term, record.until) == ("b", term + 1, None)
 
 
+def test_stop_lets_go_of_the_seat_before_it_returns(elect: Elect, admin: Engine) -> None:
+    """Even with the beat pool busy (a heartbeat stuck on a dead socket, say): stop() must not leave
+    the lock to the server's idle timeout, or the next leader waits seconds for nothing."""
+    a, _ = elect("a")
+    wait_for(a.leading, WAIT, "a to lead")
+    pid = seat_pid(a)
+    busy = threading.Event()
+    for _ in range(2):  # both workers of the pool
+        a._beats.submit(busy.wait, 10)
+    try:
+        a.stop(timeout=10)
+        with admin.connect() as conn:
+            held = conn.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = :pid"),
+                                {"pid": pid}).scalar()
+        assert held == 0
+    finally:
+        busy.set()
+
+
 def test_stop_records_until_when_nobody_takes_over(elect: Elect) -> None:
     a, _ = elect("a")
     wait_for(a.leading, WAIT, "a to lead")
