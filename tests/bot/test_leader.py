@@ -107,8 +107,19 @@ def watch_both(a: Election, b: Election) -> tuple[threading.Event, list[str]]:
 
 
 def test_exactly_one_leads(elect: Elect) -> None:
-    a, ea = elect("a")
-    b, eb = elect("b")
+    a, ea = elect("a", start=False)
+    b, eb = elect("b", start=False)
+    barrier = threading.Barrier(2)
+
+    def start(election: Election) -> None:
+        barrier.wait()  # both try for the seat at the same moment
+        election.start()
+
+    starters = [threading.Thread(target=start, args=(e,)) for e in (a, b)]
+    for t in starters:
+        t.start()
+    for t in starters:
+        t.join(WAIT)
     stop, both = watch_both(a, b)
     winner, events = wait_for(lambda: (a, ea) if a.leading() else (b, eb) if b.leading() else None, WAIT,
                               "a leader")
