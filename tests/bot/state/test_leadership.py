@@ -382,6 +382,10 @@ def test_published_health_is_the_given_terms_only(open_store: Callable[..., Stat
     assert b.published_health(2) == {("web", "h1"): "down"}
     assert a.published_health(1) == {("web", "h2"): "down", ("dns", "h1"): "up"}  # its web/h1 was replaced
     assert a.published_health(3) == {}
+    # A stale leader that has not heard yet does not overwrite what the newer term published.
+    a.publish_health(1, {("web", "h1"): "up", ("dns", "h1"): "down"})
+    assert b.published_health(2) == {("web", "h1"): "down"}
+    assert a.published_health(1) == {("web", "h2"): "down", ("dns", "h1"): "down"}
     b.publish_health(2, {})  # nothing to say: nothing changes
     assert b.published_health(2) == {("web", "h1"): "down"}
 
