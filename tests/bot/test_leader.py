@@ -273,3 +273,21 @@ def test_on_sqlite_one_election_leads_and_a_second_is_refused(tmp_path: Path) ->
         assert [r for r, _ in events.demoted] == ["this instance is stopping"]
         record = two.leader()
         assert record is not None and record.until is not None and not record.alive
+
+
+def test_stop_returns_when_cut_off_from_the_database(elect: Elect, pg_url: str) -> None:
+    """A leader told to stop while its link is silent still stops (its record waits for the link)."""
+    direct = make_url(pg_url)
+    proxy = TcpProxy((direct.host or "127.0.0.1", direct.port or 5432)).start()
+    try:
+        via = direct.set(host="127.0.0.1", port=proxy.address[1]).render_as_string(hide_password=False)
+        a, ea = elect("a", via)
+        wait_for(a.leading, WAIT, "a to lead")
+        proxy.stall()
+        stopper = threading.Thread(target=a.stop, kwargs={"timeout": 10}, daemon=True)
+        stopper.start()
+        stopper.join(60)
+        assert not stopper.is_alive(), "stop() hung on the silent link"
+        assert not a.leading() and len(ea.demoted) == 1
+    finally:
+        proxy.stop()
