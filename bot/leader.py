@@ -72,6 +72,10 @@ class Election:
     ) -> None:
         if not 0 < heartbeat < lease:
             raise ValueError(f"the heartbeat ({heartbeat} s) must be shorter than the lease ({lease} s)")
+        if store.shared and lease >= IDLE_SESSION_TIMEOUT_MS / 1000:
+            # Else the server could end a quiet leader's session, and another could lead, while its lease runs.
+            raise ValueError(f"the lease ({lease} s) must be shorter than the leader session's idle timeout "
+                             f"({IDLE_SESSION_TIMEOUT_MS / 1000:g} s)")
         self.store = store
         self.instance = instance
         self._on_promote = on_promote

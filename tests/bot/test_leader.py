@@ -291,3 +291,15 @@ def test_stop_returns_when_cut_off_from_the_database(elect: Elect, pg_url: str) 
         assert not a.leading() and len(ea.demoted) == 1
     finally:
         proxy.stop()
+
+
+def test_a_lease_as_long_as_the_idle_timeout_is_refused(pg_url: str, tmp_path: Path) -> None:
+    idle = IDLE_SESSION_TIMEOUT_MS / 1000
+    with StateStore(pg_url) as store:
+        with pytest.raises(ValueError, match="idle timeout"):
+            Election(store, "a", on_promote=print, on_demote=print, heartbeat=0.5, lease=idle)
+        Election(store, "a", on_promote=print, on_demote=print, heartbeat=0.5, lease=idle - 0.5)
+    with pytest.raises(ValueError, match="shorter than the lease"):
+        Election(store, "a", on_promote=print, on_demote=print, heartbeat=1.0, lease=1.0)
+    with StateStore(f"sqlite:///{tmp_path}/lasthop.db") as solo:  # no server to end the session: any lease
+        Election(solo, "a", on_promote=print, on_demote=print, heartbeat=0.5, lease=2 * idle)
