@@ -24,7 +24,7 @@ from support.tcp_proxy import TcpProxy
 from bot.leader import Election, NotLeader
 from bot.state import LeaderRecord, StateError, StateStore
 from bot.state.errors import Fenced
-from bot.state.leadership import IDLE_SESSION_TIMEOUT_MS, PgSeat, SeatTaken
+from bot.state.leadership import IDLE_SESSION_TIMEOUT_MS, PgSeat, PoolerSuspected, SeatTaken
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -303,3 +303,16 @@ def test_a_lease_as_long_as_the_idle_timeout_is_refused(pg_url: str, tmp_path: P
         Election(store, "a", on_promote=print, on_demote=print, heartbeat=1.0, lease=1.0)
     with StateStore(f"sqlite:///{tmp_path}/lasthop.db") as solo:  # no server to end the session: any lease
         Election(solo, "a", on_promote=print, on_demote=print, heartbeat=0.5, lease=2 * idle)
+
+
+def test_behind_a_transaction_pooler_nobody_leads_and_the_error_says_why(
+        elect: Elect, monkeypatch: pytest.MonkeyPatch) -> None:
+    def moved(_conn: object) -> int:
+        raise PoolerSuspected("one connection's statements ran in 2 server processes")
+
+    monkeypatch.setattr(PgSeat, "_single_backend", staticmethod(moved))
+    a, ea = elect("a")
+    time.sleep(3 * POLL)  # a few tries
+    assert not a.leading() and ea.promoted == []
+    assert "pool_mode=transaction" in a.last_error
+    assert a.store.leader() is None

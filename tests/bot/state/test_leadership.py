@@ -72,10 +72,14 @@ def terminate(admin: Engine, backend_pid: int | None) -> None:
 
 
 def lock_holders(admin: Engine) -> set[int]:
+    """Who holds the leader lock in the test database (advisory locks are per database: other test
+    runs on the same server hold theirs)."""
     with admin.connect() as conn:
         rows = conn.execute(text(
             "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = :ns AND objid = :key "
-            "AND objsubid = 2 AND granted"), {"ns": LEADER_NAMESPACE, "key": LEADER_KEY}).all()
+            "AND objsubid = 2 AND granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"),
+            {"ns": LEADER_NAMESPACE, "key": LEADER_KEY}).all()
     return {int(r[0]) for r in rows}
 
 
