@@ -37,6 +37,8 @@ HEARTBEAT_S = 0.5
 LEASE_S = 2.0
 POLL_S = 0.5
 STOPPING = "this instance is stopping"  # the reason a clean stop stands down with
+# How long a clean stop waits for its stand-down to be recorded.
+STAND_DOWN_WAIT_S = 5.0
 assert LEASE_S < IDLE_SESSION_TIMEOUT_MS / 1000, "the lease must end before the server can end the session"
 
 
@@ -71,6 +73,10 @@ class Election:
     ) -> None:
         if not 0 < heartbeat < lease:
             raise ValueError(f"the heartbeat ({heartbeat} s) must be shorter than the lease ({lease} s)")
+        if store.shared and lease >= IDLE_SESSION_TIMEOUT_MS / 1000:
+            # Else the server could end a quiet leader's session, and another could lead, while its lease runs.
+            raise ValueError(f"the lease ({lease} s) must be shorter than the leader session's idle timeout "
+                             f"({IDLE_SESSION_TIMEOUT_MS / 1000:g} s)")
         self.store = store
         self.instance = instance
         self._on_promote = on_promote
@@ -154,8 +160,10 @@ class Election:
     def _try_lead(self, *, first: bool = False) -> None:
         seat = self._seat or self.store.seat()
         self._seat = seat
+        # Before the try, not after: the lease must not outrun the server's idle clock, which starts
+        # when the server answered the seat's last statement, before its answer reached us.
+        sent = self._clock()
         try:
-            sent = self._clock()
             if not seat.acquire():
                 return
             # Who led before, as the store had it: a new leader tells people when that one did not stand down.
@@ -206,16 +214,33 @@ class Election:
         log.log(logging.INFO if clean else logging.WARNING, "%s stands down as leader (term %d): %s",
                 self.instance, term, reason)
         self.last_error = "" if clean else reason
-        self._drop_seat()
+        self._drop_seat(now=clean)
+        # on_demote first, and the record off this thread: cut off from the database, stand_down()
+        # can hang (until the store connections' TCP timeouts give up), and neither the role
+        # change nor the next election round may wait for it. A clean stop waits a little, so the
+        # record says it stood down.
+        self._roles.put(lambda: self._on_demote(reason))
+        recorder = threading.Thread(target=self._record_stand_down, args=(term, reason),
+                                    name="lasthop-stand-down", daemon=True)
+        recorder.start()
+        if clean:
+            recorder.join(STAND_DOWN_WAIT_S)
+
+    def _record_stand_down(self, term: int, reason: str) -> None:
         try:
             self.store.stand_down(term, reason)
         except StateError as e:  # cut off from the database: the next leader's term says it anyway
             log.info("could not record standing down: %s", e)
-        self._roles.put(lambda: self._on_demote(reason))
 
-    def _drop_seat(self) -> None:
+    def _drop_seat(self, *, now: bool = False) -> None:
         seat, self._seat = self._seat, None
-        if seat is not None:
+        if seat is None:
+            return
+        if now:
+            # stop(): the election thread has ended, so no heartbeat uses the seat; let go here, as
+            # stop() then shuts the beat pool down, cancelling a release still queued there.
+            seat.release()
+        else:
             # In the beat pool: a seat whose connection is stuck must not stick this thread too.
             self._beats.submit(seat.release)
 

@@ -766,10 +766,13 @@ class StateStore:
         h = t.health
         with self._tx() as conn:
             insert = self._insert(h)
+            # Never over a newer term's row: a stale leader that has not heard it lost would
+            # otherwise erase what the new leader published.
             conn.execute(insert.on_conflict_do_update(
                 index_elements=[h.c.service, h.c.host],
                 set_={"state": insert.excluded.state, "term": insert.excluded.term,
-                      "updated_at": insert.excluded.updated_at}), rows)
+                      "updated_at": insert.excluded.updated_at},
+                where=h.c.term <= insert.excluded.term), rows)
 
     def published_health(self, term: int) -> dict[tuple[str, str], str]:
         """What leader `term` published; other terms' rows are stale and left out."""

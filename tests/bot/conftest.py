@@ -1,5 +1,6 @@
-"""Fixtures tests/bot shares: a `lasthop serve` daemon on the lab, told to a LogOut; a state database
-on each backend (`state_db_url`) for tests that need a real store outside tests/bot/state."""
+"""Fixtures tests under tests/bot share: a `lasthop serve` daemon on the lab, told to a LogOut; the
+session's PostgreSQL database (defined in support/pg.py, registered here once); a state database on
+each backend (`state_db_url`) for tests that need a real store outside tests/bot/state."""
 
 from __future__ import annotations
 
@@ -9,12 +10,17 @@ from pathlib import Path
 
 import pytest
 from support.labtools import wait_for
-from support.pg import empty_public_schema, scratch_database
+from support.pg import (
+    empty_public_schema,
+    pg_database,
+)
 
 from bot.inventory import Inventory
 from bot.notify import LogOut
 from bot.serve import Daemon, ServeSettings
 from bot.state import StateStore
+
+__all__ = ["pg_database", "run_daemon"]
 
 RunDaemon = Callable[..., tuple[Daemon, LogOut]]
 
@@ -39,20 +45,13 @@ def run_daemon(lab_inv: Inventory) -> Iterator[RunDaemon]:
         d.stop()
 
 
-@pytest.fixture(scope="session")
-def bot_pg_database() -> Iterator[str]:
-    """A PostgreSQL database for this session; not tests/bot/state's, so neither drops the other's."""
-    with scratch_database("lasthop_test_bot") as url:
-        yield url
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def state_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty state database on each backend, emptied again after the test."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/state.db"
         return
-    url: str = request.getfixturevalue("bot_pg_database")
+    url: str = request.getfixturevalue("pg_database")
     empty_public_schema(url)
     yield url
     empty_public_schema(url)

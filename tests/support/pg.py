@@ -78,3 +78,12 @@ def empty_public_schema(url: str) -> None:
             conn.execute(text("CREATE SCHEMA public"))
     finally:
         engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """URL of a database made for this test session, dropped when it ends. Registered once, in
+    tests/bot/conftest.py: imported into two conftest files it would be two fixtures, each making
+    (and dropping) the same database."""
+    with scratch_database("lasthop_test") as url:
+        yield url

@@ -3,10 +3,11 @@
     proxy = TcpProxy(("127.0.0.1", 2222)).start()   # listens on proxy.address
     proxy.set_delay(0.2)       # each chunk waits 200 ms before it is passed on
     proxy.stall()              # nothing more is passed on (TCP stays up: a silent link)
+    proxy.blackhole()          # the same, by the name the failover tests use for a database cut
     proxy.stall(after=4096)    # ... once another 4096 bytes have gone through, either way
     proxy.resume()             # back to forwarding
     proxy.cut()                # close both sides of every connection now
-    proxy.stop()
+    proxy.stop()               # or proxy.close()
 
 Stalled data is not dropped: at most one chunk per direction is read and held, the
 rest is not read at all, so the senders see a link that went quiet. Every thread is
@@ -74,6 +75,10 @@ class TcpProxy:
         for t in list(self._threads):
             t.join(timeout=5 * TICK + self._delay)
 
+    def close(self) -> None:
+        """stop(), by the name a socket-like object has."""
+        self.stop()
+
     def __enter__(self) -> TcpProxy:
         return self.start()
 
@@ -93,6 +98,10 @@ class TcpProxy:
                 self._flowing.clear()
             else:
                 self._budget = after
+
+    def blackhole(self) -> None:
+        """Stop forwarding both ways at once, closing nothing: a link that went silent (a cut cable)."""
+        self.stall()
 
     def resume(self) -> None:
         with self._lock:

@@ -89,6 +89,20 @@ def test_a_stall_keeps_the_link_up_but_silent_until_resumed(echo: tuple[str, int
         assert s.recv(100) == b"held"
 
 
+def test_a_blackhole_is_silent_both_ways_and_close_ends_it(echo: tuple[str, int]) -> None:
+    proxy = TcpProxy(echo).start()
+    with connect(proxy) as s:
+        proxy.blackhole()
+        s.sendall(b"lost")
+        s.settimeout(0.3)
+        with pytest.raises(TimeoutError):
+            s.recv(100)  # no answer, and no close either
+        proxy.close()
+        s.settimeout(5)
+        assert s.recv(100) == b""  # closed now
+    assert not [t for t in proxy._threads if t.is_alive()]
+
+
 def test_a_stall_after_n_bytes_lets_exactly_those_through(echo: tuple[str, int]) -> None:
     with TcpProxy(echo) as proxy, connect(proxy) as s:
         proxy.stall(after=4)  # 4 bytes to the echo server, then nothing, not even the echo back
