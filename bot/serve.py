@@ -218,6 +218,13 @@ class Daemon:
     # -- IncidentDesk, for the workflow -------------------------------------------------------
     def acknowledge(self, incident_id: int, by: str) -> tuple[IncidentUpdate | None, str]:
         self._catch_up()
+        if self.store.shared and self.leading():
+            # A follower's acknowledgement is in the store, not in this leader's tracker: the store
+            # says who is on it, or a second person would be told they are, and both recorded.
+            record = self.store.get_incident(incident_id)
+            view = iv.view_of(record) if record is not None else None
+            if view is not None and view.open and view.acked_by:
+                return None, view.acked_by
         return self.incidents.acknowledge(incident_id, by)
 
     def _catch_up(self) -> None:
