@@ -13,6 +13,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from support.daemon import Chat, Checks, serve_inventory
 from support.labtools import wait_for
 from support.memory import Rig, memory_rig
@@ -29,11 +30,13 @@ from bot.state import ChangeRecord, StateStore
 ROUTES = {"www-a": "web1", "www-b": "web2", "www-d": "web1"}
 CHECK = "{interval: 200ms, timeout: 100ms, fast_interval: 100ms}"
 WAIT = 30.0  # seconds: generous, a loaded machine must never fail a test by being slow
+# The drift read (settings().drift_interval) also learns where routes point; it comes long after WAIT,
+# so a test that sees the leader learn of a route within WAIT sees the path it meant to.
 
 
 def settings() -> ServeSettings:
     return ServeSettings(heartbeat=0.2, lease=0.8, poll=0.1, publish_interval=0.2, maintenance_poll=0.2,
-                         startup_grace=3.0, remind_after=0, reconcile_interval=5.0, drift_interval=60.0,
+                         startup_grace=3.0, remind_after=0, reconcile_interval=5.0, drift_interval=120.0,
                          loopback_interval=60.0)
 
 
@@ -196,6 +199,44 @@ def test_auto_off_on_a_follower_holds_the_leader_back_silently(tmp_path: Path, c
     assert not any("automatic" in s.text for s in c.chats["lasthop-a"].sent)
 
 
+def test_auto_on_from_a_follower_moves_a_service_whose_host_is_down_already(
+        tmp_path: Path, cluster: MakeCluster) -> None:
+    c = cluster(inventory(tmp_path, auto=()))
+    a = c.start("lasthop-a")
+    b = c.start("lasthop-b")
+    wait_for(lambda: complete(a), WAIT, "lasthop-a's complete health view")
+    c.down("web1")
+    wait_for(lambda: a.machines[("www-a", "web1")].state is Health.DOWN, WAIT, "web1 DOWN on the leader")
+    # The leader has decided on that DOWN (re-checked the others, held: auto is off) before the switch.
+    seen = c.asked("lasthop-a")
+    wait_for(lambda: c.asked("lasthop-a") > seen + 20, WAIT, "more checks by the leader")
+    wait_for(lambda: "www-a" not in a._confirming, WAIT, "the leader's decision on web1's DOWN")
+    assert c.automatic() == []
+    # No transition comes again while web1 stays down: the switch itself must make the leader look.
+    assert b.set_auto(True, "www-a", by="slack:U0ALICE", source="slack") == ["www-a"]
+    wait_for(lambda: [x.status for x in c.automatic()] == ["done"], WAIT, "the leader's automatic move of www-a")
+    assert c.rig.serving("www-a") == {"web3"}
+    assert c.rig.serving("www-d") == {"web1"}  # still off for www-d
+
+
+def test_the_leader_learns_where_a_follower_moved_a_service_on_a_store_with_no_change_before(
+        tmp_path: Path, cluster: MakeCluster) -> None:
+    c = cluster(inventory(tmp_path, auto=()))
+    a = c.start("lasthop-a")
+    b = c.start("lasthop-b")
+    wait_for(lambda: complete(a), WAIT, "lasthop-a's complete health view")
+    assert c.store.last_change_at() is None  # a fresh store: nothing ever moved
+    c.down("web1")
+    wait_for(lambda: a.snapshot().get(("www-a", "web1")) is Health.DOWN, WAIT, "web1 DOWN on the leader")
+    wait_for(lambda: b.snapshot().get(("www-a", "web1")) is Health.DOWN, WAIT, "web1 DOWN on the follower")
+    # Someone's chat command answered by the follower: a manual move, made by b's engine.
+    outcome = b.engine.run(MoveRequest(kind="service", target="www-a", actor="slack:U0ALICE", source="slack",
+                                       to_host="web3"))
+    assert outcome.status == "done", outcome.lines
+    assert c.rig.serving("www-a") == {"web3"} and b.serving()["www-a"] == "web3"
+    wait_for(lambda: a.serving().get("www-a") == "web3", WAIT, "the leader learning www-a is on web3")
+
+
 # -- takeover -------------------------------------------------------------------------------------
 
 def test_the_follower_takes_over_with_a_higher_term_and_health_rebuilt_from_unknown(
@@ -229,6 +270,35 @@ def test_the_follower_takes_over_with_a_higher_term_and_health_rebuilt_from_unkn
     seen = c.asked("lasthop-b")
     wait_for(lambda: c.asked("lasthop-b") > seen + 40, WAIT, "more checks by the new leader")
     assert c.asked("lasthop-a") == stopped
+
+
+def test_a_leader_that_lost_its_session_stops_checking_follows_and_leads_again_afresh(
+        tmp_path: Path, cluster: MakeCluster) -> None:
+    c = cluster(inventory(tmp_path))
+    a = c.start("lasthop-a")
+    b = c.start("lasthop-b")
+    wait_for(lambda: complete(a), WAIT, "lasthop-a's complete health view")
+    assert a.election is not None and a.election._seat is not None
+    # The server ends a's leadership session (as a failover of the database, or an admin, would).
+    pid = a.election._seat.backend_pid
+    with c.store._engine.connect() as conn:
+        assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar() is True
+    wait_for(lambda: b.leading(), WAIT, "lasthop-b leading")
+    wait_for(lambda: not a._running, WAIT, "lasthop-a's term torn down")
+    assert not a.leading()
+    second = c.store.leader()
+    assert second is not None and second.instance == "lasthop-b" and second.term == 2
+    stopped = c.asked("lasthop-a")
+    seen = c.asked("lasthop-b")
+    wait_for(lambda: c.asked("lasthop-b") > seen + 40, WAIT, "more checks by the new leader")
+    assert c.asked("lasthop-a") == stopped  # lost, not stopped: its scheduler ended all the same
+    # a stood again all along: b stops, and a leads a third term, its health rebuilt and checked again.
+    b.stop()
+    wait_for(lambda: a.leading(), WAIT, "lasthop-a leading again")
+    third = c.store.leader()
+    assert third is not None and third.instance == "lasthop-a" and third.term == 3
+    wait_for(lambda: complete(a), WAIT, "lasthop-a's complete health view in its new term")
+    assert c.asked("lasthop-a") > stopped
 
 
 def test_the_move_cap_counts_the_earlier_leader_s_automatic_move(tmp_path: Path, cluster: MakeCluster) -> None:
