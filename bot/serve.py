@@ -211,10 +211,15 @@ class Daemon:
             return dict(self._serving)
 
     def flapping(self) -> set[str]:
+        # A follower sees no transitions: which hosts flap is in the leader's incident events.
+        self._catch_up()
         return self.incidents.flapping()
 
     def situation(self) -> Situation:
-        return Situation(self.snapshot(), self.serving(), frozenset(self._maintenance), frozenset(self.flapping()))
+        # A follower's maintenance set is never refreshed (the leader's pass does that): the store's.
+        following = self.store.shared and not self.leading()
+        maintenance = set(self.store.maintenance()) if following else self._maintenance
+        return Situation(self.snapshot(), self.serving(), frozenset(maintenance), frozenset(self.flapping()))
 
     # -- IncidentDesk, for the workflow -------------------------------------------------------
     def acknowledge(self, incident_id: int, by: str) -> tuple[IncidentUpdate | None, str]:
