@@ -20,6 +20,7 @@ from support.memory import Rig, memory_rig
 from support.pg import empty_public_schema
 
 from bot import incident_view as iv
+from bot.chat import MessageRef
 from bot.engine.devices import Devices
 from bot.engine.model import MoveRequest
 from bot.health.state import Health
@@ -329,14 +330,43 @@ def test_a_follower_acknowledges_the_leader_s_incident_once_and_the_leader_knows
     b = c.start("lasthop-b")
     wait_for(lambda: complete(a), WAIT, "lasthop-a's complete health view")
     c.down("web1")
-    [record] = wait_for(lambda: c.store.open_incidents(), WAIT, "the leader's incident for web1")
+    [record] = wait_for(lambda: [r for r in c.store.open_incidents() if r.thread_ts], WAIT,
+                        "the leader's incident for web1, posted")
     update, already = b.acknowledge(record.id, "U0ALICE")
     assert update is not None and already == ""
+    # Said by the follower (as its workflow does) in the thread the leader started: no second page.
+    b.announce(update)
+    thread = MessageRef(record.channel, record.thread_ts)
+    said = c.chats["lasthop-b"]
+    assert said.parents() == []
+    assert [s.thread for s in said.sent if s.kind == "post"] == [thread]
+    assert "U0ALICE is on it" in said.thread_lines()[0]
+    assert "acknowledged by" in said.last_version(thread).text
     assert b.acknowledge(record.id, "U0BOB") == (None, "U0ALICE")
     assert a.acknowledge(record.id, "U0BOB") == (None, "U0ALICE")
     stored = c.store.get_incident(record.id)
     assert stored is not None and iv.view_of(stored).acked_by == "U0ALICE"
     assert [e.data.get("by") for e in stored.events if e.kind == iv.ACK] == ["U0ALICE"]
+
+
+def test_a_follower_knows_the_hosts_flapping_and_in_maintenance(tmp_path: Path, cluster: MakeCluster) -> None:
+    inv = serve_inventory(tmp_path, check=CHECK, extra="  flapping: {changes: 2, window: 1h}\n")
+    c = cluster(inv)
+    a = c.start("lasthop-a")
+    b = c.start("lasthop-b")
+    wait_for(lambda: complete(a), WAIT, "lasthop-a's complete health view")
+    c.down("web2")
+    wait_for(lambda: a.machines[("www-b", "web2")].state is Health.DOWN, WAIT, "web2 DOWN on the leader")
+    c.heal("web2")
+    wait_for(lambda: a.flapping() == {"web2"}, WAIT, "the leader finding web2 flapping")
+    # The follower's risk rules (a chat move to web2) and its incident messages ask it the same.
+    assert b.flapping() == {"web2"}
+    assert b.situation().flapping == frozenset({"web2"})
+    # Maintenance set by a command any instance answered: the leader's pass takes it, and the
+    # follower's incident messages render from the same set.
+    c.store.set_maintenance("web3", by="slack:U0ALICE", reason="disk swap")
+    wait_for(lambda: a.situation().maintenance == {"web3"}, WAIT, "the leader taking web3's maintenance")
+    assert b.situation().maintenance == {"web3"}
 
 
 # -- the fence ------------------------------------------------------------------------------------
