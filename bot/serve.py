@@ -207,8 +207,18 @@ class Daemon:
         return self._check(self.inv.hosts[host].address, self.inv.services[service].check, self.inv.probe.source)
 
     def serving(self) -> dict[str, str | None]:
+        if self.store.shared and not self.leading():
+            self._follow_routes()
         with self._serving_lock:
             return dict(self._serving)
+
+    def _follow_routes(self) -> None:
+        """A follower's routes, read again when a change moved (the leader's moves are not its own)."""
+        moved = self._change_mark()
+        if moved is UNREAD or moved == self._last_change_at:
+            return
+        self._last_change_at = moved  # first: the refresh re-renders messages, which ask serving()
+        self._refresh_serving()
 
     def flapping(self) -> set[str]:
         # A follower sees no transitions: which hosts flap is in the leader's incident events.
