@@ -238,6 +238,20 @@ def test_the_leader_learns_where_a_follower_moved_a_service_on_a_store_with_no_c
     wait_for(lambda: a.serving().get("www-a") == "web3", WAIT, "the leader learning www-a is on web3")
 
 
+def test_a_follower_learns_where_the_leader_moved_a_service(tmp_path: Path, cluster: MakeCluster) -> None:
+    c = cluster(inventory(tmp_path))
+    a = c.start("lasthop-a")
+    b = c.start("lasthop-b")
+    wait_for(lambda: complete(a), WAIT, "lasthop-a's complete health view")
+    assert b.serving()["www-a"] == "web1"
+    c.down("web1")
+    wait_for(lambda: [x.status for x in c.automatic()] == ["done"], WAIT, "the leader's automatic move of www-a")
+    assert a.serving()["www-a"] == "web3"
+    # What the follower's incident messages and status say is routed where.
+    wait_for(lambda: b.serving().get("www-a") == "web3", WAIT, "the follower learning www-a is on web3")
+    assert b.situation().serving["www-a"] == "web3"
+
+
 # -- takeover -------------------------------------------------------------------------------------
 
 def test_the_follower_takes_over_with_a_higher_term_and_health_rebuilt_from_unknown(
