@@ -287,6 +287,26 @@ def test_the_follower_takes_over_with_a_higher_term_and_health_rebuilt_from_unkn
     assert c.asked("lasthop-a") == stopped
 
 
+def test_of_three_one_takes_over_and_the_other_keeps_following(tmp_path: Path, cluster: MakeCluster) -> None:
+    c = cluster(inventory(tmp_path))
+    a = c.start("lasthop-a")
+    c.start("lasthop-b")
+    c.start("lasthop-c")
+    wait_for(lambda: complete(a), WAIT, "lasthop-a's complete health view")
+    a.stop()
+    name = wait_for(lambda: next((n for n in ("lasthop-b", "lasthop-c") if c.daemons[n].leading()), None), WAIT,
+                    "a new leader among lasthop-b and lasthop-c")
+    other = "lasthop-c" if name == "lasthop-b" else "lasthop-b"
+    new = c.daemons[name]
+    wait_for(lambda: complete(new), WAIT, f"{name}'s complete health view")
+    record = c.store.leader()
+    assert record is not None and record.instance == name and record.term == 2
+    seen = c.asked(name)
+    wait_for(lambda: c.asked(name) > seen + 40, WAIT, "more checks by the new leader")
+    assert not c.daemons[other].leading() and c.asked(other) == 0
+    wait_for(lambda: follower_sees(c.daemons[other], Health.UP), WAIT, f"{other} seeing {name}'s UP")
+
+
 def test_a_leader_that_lost_its_session_stops_checking_follows_and_leads_again_afresh(
         tmp_path: Path, cluster: MakeCluster) -> None:
     c = cluster(inventory(tmp_path))
@@ -398,7 +418,7 @@ def test_an_automatic_move_on_a_demoted_daemon_fails_in_the_store_and_leaves_the
     c.down("web1")
     wait_for(lambda: a.snapshot().get(("www-a", "web1")) is Health.DOWN, WAIT, "lasthop-a seeing web1 DOWN")
     router = c.rig.routers["r1"]
-    before, applies = router.hops("198.51.100.32/27"), router.applies
+    before, applies, sent = router.hops("198.51.100.32/27"), router.applies, len(router.commands)
     outcome = a.engine.run(MoveRequest(kind="service", target="www-a", actor="lasthop", source="auto",
                                        to_host="web3", reason="a decision made while it still led"))
     assert outcome.status == "refused", outcome.lines
@@ -407,4 +427,5 @@ def test_an_automatic_move_on_a_demoted_daemon_fails_in_the_store_and_leaves_the
     assert "no longer leads" in change.error
     assert any("no longer leads" in line for line in outcome.lines)
     assert router.hops("198.51.100.32/27") == before and router.applies == applies
+    assert len(router.commands) == sent  # not one line sent to the router
     assert c.rig.serving("www-a") == {"web1"}
