@@ -64,6 +64,7 @@ BUSY = "\x00busy"  # a drift read while lasthop itself was changing the router: 
 CheckFn = Callable[[IPv4Address, CheckSpec, IPv4Address | None], CheckResult]
 
 AUTO_SETTING = "auto_failover"  # the shared switch: {"on": [services with automatic failover on]}
+UNREAD = object()  # when the last change moved, not read yet (None: no change ever)
 
 
 @dataclass
@@ -173,7 +174,7 @@ class Daemon:
         self._role_lock = threading.Lock()
         self._published: dict[tuple[str, str], str] = {}  # what this leader last published
         self._leader_view: tuple[float, dict[tuple[str, str], Health]] = (float("-inf"), {})
-        self._last_change_at: object = None
+        self._last_change_at: object = UNREAD
         # Called once (on the writer thread) when every target has a known state: a front end
         # can say "ready" then, since a failure seen before that finds the other hosts unknown.
         self.on_ready: Callable[[], None] | None = None
@@ -206,18 +207,40 @@ class Daemon:
         return self._check(self.inv.hosts[host].address, self.inv.services[service].check, self.inv.probe.source)
 
     def serving(self) -> dict[str, str | None]:
+        if self.store.shared and not self.leading():
+            self._follow_routes()
         with self._serving_lock:
             return dict(self._serving)
 
+    def _follow_routes(self) -> None:
+        """A follower's routes, read again when a change moved (the leader's moves are not its own)."""
+        moved = self._change_mark()
+        if moved is UNREAD or moved == self._last_change_at:
+            return
+        self._last_change_at = moved  # first: the refresh re-renders messages, which ask serving()
+        self._refresh_serving()
+
     def flapping(self) -> set[str]:
+        # A follower sees no transitions: which hosts flap is in the leader's incident events.
+        self._catch_up()
         return self.incidents.flapping()
 
     def situation(self) -> Situation:
-        return Situation(self.snapshot(), self.serving(), frozenset(self._maintenance), frozenset(self.flapping()))
+        # A follower's maintenance set is never refreshed (the leader's pass does that): the store's.
+        following = self.store.shared and not self.leading()
+        maintenance = set(self.store.maintenance()) if following else self._maintenance
+        return Situation(self.snapshot(), self.serving(), frozenset(maintenance), frozenset(self.flapping()))
 
     # -- IncidentDesk, for the workflow -------------------------------------------------------
     def acknowledge(self, incident_id: int, by: str) -> tuple[IncidentUpdate | None, str]:
         self._catch_up()
+        if self.store.shared and self.leading():
+            # A follower's acknowledgement is in the store, not in this leader's tracker: the store
+            # says who is on it, or a second person would be told they are, and both recorded.
+            record = self.store.get_incident(incident_id)
+            view = iv.view_of(record) if record is not None else None
+            if view is not None and view.open and view.acked_by:
+                return None, view.acked_by
         return self.incidents.acknowledge(incident_id, by)
 
     def _catch_up(self) -> None:
@@ -380,6 +403,9 @@ class Daemon:
         self.incidents.rebuild()
         self.announcer.load()
         self.reconcile()
+        # Read before the routes: a move another instance makes from here on is seen by the next
+        # maintenance pass, the first move on a store that never had one too (None, then a time).
+        self._last_change_at = self._change_mark()
         self._refresh_serving(baseline=True)
         self._refresh_maintenance()
 
@@ -434,6 +460,15 @@ class Daemon:
             self.store.publish_health(term, changed)
             self._published.update(changed)
 
+    def _change_mark(self) -> object:
+        if not self.store.shared:
+            return None
+        try:
+            return self.store.last_change_at()
+        except StateError as e:
+            log.warning("cannot read when the last change moved: %s", e)
+            return UNREAD
+
     def _load_auto(self) -> None:
         """Automatic failover on or off as the store has it: a switch flipped on any instance holds."""
         if not self.store.shared:
@@ -444,7 +479,13 @@ class Daemon:
             log.warning("cannot read the automatic failover switch: %s", e)
             return
         if isinstance(value, dict) and isinstance(value.get("on"), list):
+            before = set(self.auto.auto_on())
             self.auto.set_on([str(name) for name in value["on"]])
+            added = [name for name in self.auto.auto_on() if name not in before]
+            if added and self._running and self._acting():
+                # Switched on by another instance: a service whose host is down already sees no
+                # transition again, so the leader looks now, as set_auto does on the leader itself.
+                self.scheduler.call_soon(functools.partial(self._consider_now, added))
 
     # -- checks (the scheduler's loop, or its pool: I/O only) ------------------------------------------
     def _probe(self, job: CheckJob) -> Probe | None:
@@ -784,7 +825,7 @@ class Daemon:
         self._load_auto()
         if moved != self._last_change_at:
             # Another instance moved something (a click it answered): where routes point now.
-            if self._last_change_at is not None:
+            if self._last_change_at is not UNREAD:
                 self._refresh_serving()
             self._last_change_at = moved
         self.scheduler.call_soon(functools.partial(self._tick, hosts))
