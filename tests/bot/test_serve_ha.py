@@ -96,11 +96,11 @@ MakeCluster = Callable[[Inventory], Cluster]
 
 
 @pytest.fixture
-def pg_url(bot_pg_database: str) -> Iterator[str]:
+def pg_url(pg_database: str) -> Iterator[str]:
     """The session's PostgreSQL database, empty for this test."""
-    empty_public_schema(bot_pg_database)
-    yield bot_pg_database
-    empty_public_schema(bot_pg_database)
+    empty_public_schema(pg_database)
+    yield pg_database
+    empty_public_schema(pg_database)
 
 
 @pytest.fixture
