@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import datetime
@@ -24,6 +25,8 @@ from bot.views import Phrasing, incident_message, thread_line
 
 log = logging.getLogger("lasthop.announce")
 
+THREAD_WAIT_S = 10.0  # how long a follower waits for the leader's parent message to reach the store
+
 
 class Announcer:
     def __init__(
@@ -36,7 +39,10 @@ class Announcer:
         situation: Callable[[], Situation] = Situation,
         phrasing: Phrasing | None = None,
         now: Callable[[], datetime] = utcnow,
+        opens_threads: Callable[[], bool] = lambda: True,
     ) -> None:
+        """`opens_threads`: whether this process posts an incident's parent when it has none yet (the
+        leader does); otherwise it waits for the leader's parent to reach the store."""
         self.inv = inv
         self.store = store
         self.out = out
@@ -44,6 +50,7 @@ class Announcer:
         self.situation = situation
         self.phrasing = phrasing or Phrasing(inv.slack.commands)
         self.now = now
+        self.opens_threads = opens_threads
         self._parents: dict[int, Future[MessageRef]] = {}
         self._alarms: dict[str, Future[MessageRef]] = {}
         self._lock = threading.Lock()
@@ -103,6 +110,10 @@ class Announcer:
         record = self.store.get_incident(incident_id)
         if record is not None and record.thread_ts:
             parent = _done(MessageRef(record.channel, record.thread_ts))
+        elif record is not None and not self.opens_threads():
+            # A follower's line (a click it answered) while the leader's parent is still on its way:
+            # a second parent would page people twice and take over the thread. Wait for the leader's.
+            return self._leaders_parent(incident_id)
         elif record is not None:
             message = self.message(incident_id) or Message.of(record.title)
             parent = self.out.post(self.channel, message)
@@ -112,6 +123,30 @@ class Announcer:
         with self._lock:
             self._parents.setdefault(incident_id, parent)
             return self._parents[incident_id]
+
+    def _leaders_parent(self, incident_id: int) -> Future[MessageRef]:
+        """The parent the leader posts, once the store has it (polled, at most THREAD_WAIT_S); after
+        that the line goes to the channel, never into a parent of this process's own."""
+        found: Future[MessageRef] = Future()
+
+        def wait() -> None:
+            deadline = time.monotonic() + THREAD_WAIT_S
+            while True:
+                try:
+                    record = self.store.get_incident(incident_id)
+                except Exception as e:  # the database is away: the line goes to the channel
+                    found.set_exception(LookupError(f"incident {incident_id}: {type(e).__name__}"))
+                    return
+                if record is not None and record.thread_ts:
+                    found.set_result(MessageRef(record.channel, record.thread_ts))
+                    return
+                if time.monotonic() >= deadline:
+                    found.set_exception(LookupError(f"incident {incident_id} has no thread yet"))
+                    return
+                time.sleep(0.2)
+
+        threading.Thread(target=wait, name=f"lasthop-thread-{incident_id}", daemon=True).start()
+        return found
 
     def _remember(self, incident_id: int, posted: Future[MessageRef]) -> None:
         try:

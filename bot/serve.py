@@ -131,7 +131,8 @@ class Daemon:
         self.incidents = IncidentTracker(store, inv, flap_threshold=flapping.changes, flap_window=flapping.window,
                                          clock=clock)
         self.announcer = Announcer(inv, store, out, channel, situation=self.situation,
-                                   phrasing=phrasing or Phrasing(inv.slack.commands))
+                                   phrasing=phrasing or Phrasing(inv.slack.commands),
+                                   opens_threads=lambda: not self.store.shared or self.leading())
         self.auto = AutoPolicy(inv, clock=clock)
         self.scheduler = self._new_scheduler()
         self._serving: dict[str, str | None] = {}

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +19,7 @@ from bot.health.machine import Transition
 from bot.health.state import Health
 from bot.incidents import IncidentTracker, IncidentUpdate
 from bot.inventory import Inventory
+from bot.notify import LogOut
 from bot.situation import Situation
 from bot.state import StateStore, utcnow
 
@@ -194,3 +198,31 @@ def test_info_goes_to_the_incident_thread_or_the_channel(
     tell.info("lasthop started")
     assert chat.posts()[-2:] == [(chat.posts()[-2][0], parent, "automatic failover is off for www-a"),
                                  (chat.posts()[-1][0], None, "lasthop started")]
+
+
+def test_a_follower_waits_for_the_leaders_parent_and_never_posts_one_of_its_own(
+    inv: Inventory, store: StateStore, tracker: IncidentTracker, world: World
+) -> None:
+    update = change(tracker, world, "www-a", "web1", Health.DOWN)  # opened; the leader's parent not posted yet
+    chat = Chat()
+    follower = Announcer(inv, store, chat, CHANNEL, situation=world, now=utcnow, opens_threads=lambda: False)
+    said = threading.Thread(target=follower.info, args=("acknowledged by bob", update.incident_id))
+    said.start()
+    time.sleep(0.3)  # the line waits meanwhile (joined below, bounded)
+    store.set_incident_thread(update.incident_id, channel=CHANNEL, ts="1700000000.000100")  # the leader's post
+    said.join(15)
+    ((_, thread, text),) = chat.posts()
+    assert (thread, text) == (MessageRef(CHANNEL, "1700000000.000100"), "acknowledged by bob")
+
+
+def test_a_follower_whose_leader_never_posts_a_parent_says_it_in_the_channel(
+    inv: Inventory, store: StateStore, tracker: IncidentTracker, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bot.announce.THREAD_WAIT_S", 0.3)
+    update = change(tracker, world, "www-a", "web1", Health.DOWN)
+    out = LogOut(io.StringIO())  # as Slack's poster does: a thread that never came means the channel
+    follower = Announcer(inv, store, out, CHANNEL, situation=world, now=utcnow, opens_threads=lambda: False)
+    follower.info("acknowledged by bob", update.incident_id)
+    assert [(kind, text, parent) for kind, _, text, parent in out.sent] == [("post", "acknowledged by bob", None)]
+    record = store.get_incident(update.incident_id)
+    assert record is not None and not record.thread_ts  # the leader's parent, when it comes, is the only one
