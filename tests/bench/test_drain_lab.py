@@ -80,7 +80,9 @@ def test_tiny_run_writes_a_well_formed_record(tiny: tuple[rs.Result, Path, dict[
         assert d["router_config"] >= 2 * (d["n"] + 2)  # two blocks (add, remove), each entered and left
         assert d["host_commands"] >= d["n"]  # each target's loopback read before its move
         assert d["change_total"] <= d["execute"] <= d["total"]
-    assert drains[1]["router_round_trips"] > drains[0]["router_round_trips"]
+    # Each extra prefix is more configuration lines; all round trips together need not grow, as the
+    # FIB wait polls as often as zebra takes (one read fewer can offset a line more).
+    assert drains[1]["router_config"] > drains[0]["router_config"]
     assert "multiple_prefixes" in drains[1]["risks"]  # accepted, as --accept-risk does
     assert result.details["cold"]["router_logins"] == 1
     per = result.details["per_prefix"]
