@@ -150,6 +150,9 @@ def test_the_first_started_leads_and_only_its_scheduler_checks(tmp_path: Path, c
     wait_for(lambda: c.asked("lasthop-a") > seen + 20, WAIT, "more checks by the leader")
     assert c.asked("lasthop-b") == 0
     assert not b._running and b._term is None
+    # One APScheduler, on the leader: its timed jobs are there, and the follower has none running.
+    assert {"maintenance", "reconcile", "publish"} <= set(a.periodic.names())
+    assert b.periodic.names() == [] and not b.periodic._scheduler.running
 
 
 def test_a_follower_shows_the_leader_s_health_and_unknown_when_nobody_leads(
