@@ -249,7 +249,7 @@ class Cluster:
         self.store: StateStore | None = None
         target = (str(pg.host), int(pg.port or 5432))
         for name in NAMES:
-            proxy = TcpProxy(target).start()
+            proxy = TcpProxy(target, max_connections=64).start()
             host, port = proxy.address
             via = pg.set(host=host, port=port).render_as_string(hide_password=False)
             self.instances[name] = Instance(name, proxy, via, directory / f"{name}.log")
