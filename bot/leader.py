@@ -17,6 +17,7 @@ routers) never delays a heartbeat, and a demotion always follows the promotion i
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
@@ -181,7 +182,7 @@ class Election:
             return
         since = self._since_of(term)
         with self._guard:
-            self._term, self._since, self._lease_until = term, since, sent + self.lease
+            self._term, self._since, self._lease_until = term, since, self._until(sent)
         self.last_error = ""
         log.info("%s leads now (term %d)", self.instance, term)
         self._roles.put(lambda: self._on_promote(term))
@@ -191,7 +192,8 @@ class Election:
         assert seat is not None
         future: Future[None] = self._beats.submit(seat.beat)
         try:
-            future.result(timeout=max(0.0, self._lease_until - self._clock()))
+            left = self._lease_until - self._clock()
+            future.result(timeout=max(0.0, left) if math.isfinite(left) else None)
         except FutureTimeout:
             self._seat = None  # abandoned: its stuck call fails on its own (tcp_user_timeout) and closes it
             self._demote(f"no heartbeat answer from the database within the {self.lease:g} s lease")
@@ -204,7 +206,12 @@ class Election:
             return
         with self._guard:
             if self._term is not None:
-                self._lease_until = sent + self.lease
+                self._lease_until = self._until(sent)
+
+    def _until(self, sent: float) -> float:
+        # SQLite's seat is a lock this process holds until it exits: nobody else can lead meanwhile,
+        # so a late heartbeat (a busy machine) must not end the term and rebuild everything.
+        return sent + self.lease if self.store.shared else math.inf
 
     def _demote(self, reason: str, *, clean: bool = False) -> None:
         with self._guard:

@@ -316,3 +316,21 @@ def test_behind_a_transaction_pooler_nobody_leads_and_the_error_says_why(
         a.start()  # what no retry mends stops serve at once, with this one line
     assert not a.leading() and ea.promoted == []
     assert a.store.leader() is None
+
+
+def test_on_sqlite_a_late_heartbeat_never_ends_the_term(tmp_path: Path) -> None:
+    """SQLite's seat is this process's file lock: only its exit lets another lead, so no lease runs out."""
+    clock = [0.0]
+    store = StateStore(f"sqlite:///{tmp_path}/state.db")
+    events = Events()
+    election = Election(store, "solo", on_promote=events.promote, on_demote=events.demote,
+                        heartbeat=HEARTBEAT, lease=LEASE, poll=POLL, clock=lambda: clock[0])
+    try:
+        election.start()
+        wait_for(lambda: events.promoted, 10, "the only instance leading")
+        clock[0] += 3600.0  # an hour without a heartbeat: a machine too busy to run this thread
+        assert election.leading() and election.term() == events.promoted[0][0]
+        assert events.demoted == []
+    finally:
+        election.stop(timeout=10)
+        store.close()
