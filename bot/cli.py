@@ -589,7 +589,7 @@ def _console_session(engine: object, store: object, *, user: str, lab: LabHooks 
     from bot.console import CHANNEL, Console, ConsoleOut, auto_text
     from bot.engine.pipeline import Engine
     from bot.serve import Daemon
-    from bot.state import StateStore
+    from bot.state import StateError, StateStore
     from bot.views import Phrasing
     from bot.workflow import Workflow
 
@@ -597,7 +597,11 @@ def _console_session(engine: object, store: object, *, user: str, lab: LabHooks 
     inv = engine.inv
     out = ConsoleOut()
     phrasing = Phrasing(inv.slack.commands)
-    daemon = Daemon(inv, store, out, channel=CHANNEL, phrasing=phrasing)
+    # On a shared store the console is one more instance: it checks and moves only if it is elected,
+    # so that it never acts beside a serve that leads.
+    instance = f"console-{re.sub(r'[^A-Za-z0-9._-]', '_', user)[:24]}@{socket.gethostname()}:{os.getpid()}"
+    daemon = Daemon(inv, store, out, channel=CHANNEL, phrasing=phrasing,
+                    instance=instance if store.shared else None)
     if auto is not None:
         daemon.auto.set_auto(auto)  # how this run starts, not a person's change: said below, not audited
     workflow = Workflow(inv, daemon.engine, store, out=out, alert_channel=CHANNEL, incidents=daemon,
@@ -609,7 +613,17 @@ def _console_session(engine: object, store: object, *, user: str, lab: LabHooks 
     if guide:
         out.say(guide)
     daemon.on_ready = lambda: out.say("lasthop: every host has been checked: ready")
-    daemon.start()
+    try:
+        daemon.start()
+    except StateError as e:  # a pooler in the way of the shared store: nothing was started
+        print(f"lasthop console: {e}", file=sys.stderr)
+        daemon.stop()
+        return FAILED
+    if not daemon.leading():
+        lead = store.leader()
+        who = lead.instance if lead is not None and lead.leading else "another instance"
+        out.say(f"lasthop: {who} leads and runs the checks; this console follows: commands and buttons "
+                "work here, and alerts come from the leader")
     try:
         if script and script != "-":
             with open(script, encoding="utf-8") as f:

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.instances import SECRET, Cluster, Instance, ha_config, leader_now
-from support.labtools import wait_for
+from support.instances import SECRET, STATE_URL_ENV, Cluster, Instance, ha_config, leader_now
+from support.labtools import lasthop, wait_for
 from support.pg import scratch_database
 from support.tcp_proxy import TcpProxy
 
@@ -290,3 +290,23 @@ def test_a_second_serve_on_one_sqlite_store_is_refused_in_one_line(lab: Lab, lab
         assert "Traceback" not in second.output() and first.alive() and first.healthy()
     finally:
         cluster.stop()
+
+
+# ------------------------------------------------------------------ the console on a shared store
+
+
+def test_the_console_on_a_shared_store_follows_the_serve_that_leads(ha: Callable[..., HA]) -> None:
+    h = ha(auto=True)
+    a = h.start("lasthop-a")
+    h.wait_leader(("lasthop-a",), "lasthop-a leading")
+    h.wait_ready(a)
+    script = h.tmp / "console.txt"
+    script.write_text("/lasthop status\n")
+    shown = lasthop("console", "--config", str(h.config), "--script", str(script), "--user", "bob",
+                    env={STATE_URL_ENV: h.url})
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert "lasthop-a leads and runs the checks; this console follows" in shown.stdout
+    assert "leader: lasthop-a (" in shown.stdout and "Traceback" not in shown.stdout + shown.stderr
+    # It never stood for leader in earnest: lasthop-a led throughout, in its first term.
+    record = leader_now(h.store)
+    assert record is not None and (record.instance, record.term) == ("lasthop-a", 1)
