@@ -38,6 +38,7 @@ HEARTBEAT_S = 0.5
 LEASE_S = 2.0
 POLL_S = 0.5
 STOPPING = "this instance is stopping"  # the reason a clean stop stands down with
+RESIGN_POLLS = 10  # after resign(), polls to wait before standing again: another instance's turn first
 # How long a clean stop waits for its stand-down to be recorded.
 STAND_DOWN_WAIT_S = 5.0
 assert LEASE_S < IDLE_SESSION_TIMEOUT_MS / 1000, "the lease must end before the server can end the session"
@@ -99,6 +100,7 @@ class Election:
         self._threads: list[threading.Thread] = []
         self.last_error = ""  # why the last try or heartbeat failed, for status
         self.previous: LeaderRecord | None = None  # the leader before our latest term
+        self._resigning: str | None = None  # resign()'s reason, for the election thread
 
     # -- what everyone asks ----------------------------------------------------------------
     def leading(self) -> bool:
@@ -124,6 +126,14 @@ class Election:
         with self._guard:
             leading = self._term is not None and self._clock() < self._lease_until
             return Role(leading, self._term if leading else None, self._since if leading else None)
+
+    def resign(self, reason: str) -> None:
+        """Stand down soon (from any thread): at once for leading() and fence(); the election thread
+        lets go of the seat on its next round and waits RESIGN_POLLS polls before standing again."""
+        with self._guard:
+            if self._term is None:
+                return
+            self._resigning, self._lease_until = reason, 0.0
 
     # -- life cycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -153,6 +163,11 @@ class Election:
             if self._term is None:
                 self._try_lead()
                 self._stop.wait(self.poll if self._term is None else self.heartbeat)
+            elif self._resigning is not None:
+                with self._guard:
+                    reason, self._resigning = self._resigning, None
+                self._demote(reason)
+                self._stop.wait(RESIGN_POLLS * self.poll)  # another instance's turn first
             else:
                 sent = self._clock()
                 self._beat(sent)
@@ -205,7 +220,7 @@ class Election:
             self._demote(f"heartbeat failed: {type(e).__name__}")
             return
         with self._guard:
-            if self._term is not None:
+            if self._term is not None and self._resigning is None:
                 self._lease_until = self._until(sent)
 
     def _until(self, sent: float) -> float:
@@ -244,8 +259,8 @@ class Election:
         if seat is None:
             return
         if now:
-            # stop(): the election thread has ended, so no heartbeat uses the seat; let go here, as
-            # stop() then shuts the beat pool down, cancelling a release still queued there.
+            # stop(): the election thread has ended, so no heartbeat uses the seat; let go here, not
+            # in the pool that stop() shuts down next.
             seat.release()
         else:
             # In the beat pool: a seat whose connection is stuck must not stick this thread too.

@@ -300,32 +300,45 @@ class Daemon:
         with self._role_lock:
             if self._running:
                 return
-            self._term = term
-            if term is not None:
-                self._new_term()
-            self._load_auto()
-            self._prepare()
-            for job, first_delay in self._jobs():
-                self.scheduler.add(job, first_delay=first_delay)
-            self.scheduler.start()
-            # What start-up built (inventory, machines, metrics, modules) lives as long as the process:
-            # kept out of the collector's view, a full collection scans only what came after, instead
-            # of stalling the check loop for 50-120 ms at 10,000 targets (bench checks: lateness p99).
-            gc.freeze()
-            t = threading.Thread(target=self._mover, name="lasthop-mover", daemon=True)
-            t.start()
-            self._threads.append(t)
-            self.periodic.every("maintenance", self.settings.maintenance_poll, self._maintenance_pass)
-            self.periodic.every("reconcile", self.settings.reconcile_interval, self.reconcile)
-            if term is not None and self.store.shared:
-                self.periodic.every("publish", self.settings.publish_interval, self._publish, first_delay=0.0)
-            self.periodic.start()
-            self._running = True
+            try:
+                self._begin_term(term)
+            except Exception as e:
+                if self.election is None:
+                    raise
+                # A leader that runs nothing would hold the seat and leave everyone unwatched: stop
+                # what started and stand down, so that another instance (or this one, later) leads.
+                log.exception("%s could not start leading (term %s)", self.instance, term)
+                self._stop_parts("could not start leading", 60.0)
+                self.election.resign(f"could not start leading: {type(e).__name__}: {e}")
+                return
             role = self.election.role() if self.election is not None else None
             self.metrics.set_leadership(self.instance, True, term, role.since if role else None)
             if term is not None:
                 log.info("%s leads (term %d): checks running", self.instance, term)
                 self._tell_takeover(term)
+
+    def _begin_term(self, term: int | None) -> None:
+        self._term = term
+        self._running = True  # from here on, _stop_parts undoes whatever has started
+        if term is not None:
+            self._new_term()
+        self._load_auto()
+        self._prepare()
+        for job, first_delay in self._jobs():
+            self.scheduler.add(job, first_delay=first_delay)
+        self.scheduler.start()
+        # What start-up built (inventory, machines, metrics, modules) lives as long as the process:
+        # kept out of the collector's view, a full collection scans only what came after, instead
+        # of stalling the check loop for 50-120 ms at 10,000 targets (bench checks: lateness p99).
+        gc.freeze()
+        t = threading.Thread(target=self._mover, name="lasthop-mover", daemon=True)
+        t.start()
+        self._threads.append(t)
+        self.periodic.every("maintenance", self.settings.maintenance_poll, self._maintenance_pass)
+        self.periodic.every("reconcile", self.settings.reconcile_interval, self.reconcile)
+        if term is not None and self.store.shared:
+            self.periodic.every("publish", self.settings.publish_interval, self._publish, first_delay=0.0)
+        self.periodic.start()
 
     def _tell_takeover(self, term: int) -> None:
         """Said in the channel when the last leader did not hand over cleanly (it died, or was cut off):
@@ -383,18 +396,21 @@ class Daemon:
         """The term ended (lost, or stopping): stop checking and deciding; a move running is fenced
         off by the store before it can touch a router, or finishes what it started."""
         with self._role_lock:
-            if not self._running:
-                return
-            self._running = False
-            self.scheduler.stop()
-            self.periodic.stop(timeout)  # a reconcile pass talking to a router ends first
-            self._moves.put(None)
-            for t in self._threads:
-                t.join(timeout)
-            self.metrics.set_leadership(self.instance, False, None, None)
-            if self._term is not None:
-                log.info("%s no longer leads (term %d): %s", self.instance, self._term, reason)
-            self._term = None
+            self._stop_parts(reason, timeout)
+
+    def _stop_parts(self, reason: str, timeout: float) -> None:
+        if not self._running:
+            return
+        self._running = False
+        self.scheduler.stop()
+        self.periodic.stop(timeout)  # a reconcile pass talking to a router ends first
+        self._moves.put(None)
+        for t in self._threads:
+            t.join(timeout)
+        self.metrics.set_leadership(self.instance, False, None, None)
+        if self._term is not None:
+            log.info("%s no longer leads (term %d): %s", self.instance, self._term, reason)
+        self._term = None
 
     def _prepare(self) -> None:
         """What start() does before any thread runs: settle the past, then read where routes point now.

@@ -26,7 +26,7 @@ from bot.engine.model import MoveRequest
 from bot.health.state import Health
 from bot.inventory import Inventory
 from bot.serve import VIP, Daemon, ServeSettings
-from bot.state import ChangeRecord, StateStore
+from bot.state import ChangeRecord, StateError, StateStore
 
 ROUTES = {"www-a": "web1", "www-b": "web2", "www-d": "web1"}
 CHECK = "{interval: 200ms, timeout: 100ms, fast_interval: 100ms}"
@@ -432,3 +432,22 @@ def test_an_automatic_move_on_a_demoted_daemon_fails_in_the_store_and_leaves_the
     assert router.hops("198.51.100.32/27") == before and router.applies == applies
     assert len(router.commands) == sent  # not one line sent to the router
     assert c.rig.serving("www-a") == {"web1"}
+
+
+def test_a_leader_that_cannot_start_its_term_stands_down_for_another(tmp_path: Path, cluster: MakeCluster) -> None:
+    c = cluster(inventory(tmp_path))
+    a = c.make("lasthop-a")
+
+    def broken() -> None:
+        raise StateError("state database error: the test's broken rebuild")
+
+    a._prepare = broken  # type: ignore[method-assign]  # its term begins and cannot get going
+    a.start()
+    wait_for(lambda: (r := c.store.leader()) is not None and r.until is not None, WAIT, "lasthop-a standing down")
+    record = c.store.leader()
+    assert record is not None and record.instance == "lasthop-a" and "could not start leading" in record.reason
+    assert not a.leading() and not a._running and c.asked("lasthop-a") == 0
+    b = c.start("lasthop-b")  # a healthy instance gets the seat, and leads with checks running
+    wait_for(lambda: complete(b), WAIT, "lasthop-b's complete health view")
+    leader = c.store.leader()
+    assert leader is not None and leader.leading and leader.instance == "lasthop-b" and leader.term > record.term
