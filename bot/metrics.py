@@ -55,6 +55,13 @@ class Metrics:
         if leading:
             self.leader.labels(instance).set(1.0)
 
+    def forget_leaders_view(self) -> None:
+        """A term ended: health, drift and open incidents are the leader's to report, and a follower's
+        last values would be stale beside the new leader's. Its series go until it leads again."""
+        self.health.clear()
+        self.drift.clear()
+        self.incidents_open.set(0)
+
     def set_health(self, service: str, host: str, state: str) -> None:
         self.health.labels(service, host).set(HEALTH_VALUE.get(state, -1.0))
 

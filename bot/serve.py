@@ -408,6 +408,7 @@ class Daemon:
         for t in self._threads:
             t.join(timeout)
         self.metrics.set_leadership(self.instance, False, None, None)
+        self.metrics.forget_leaders_view()
         if self._term is not None:
             log.info("%s no longer leads (term %d): %s", self.instance, self._term, reason)
         self._term = None

@@ -64,3 +64,15 @@ def test_a_follower_never_reports_a_term_even_if_given_one(scrape: tuple[Metrics
     metrics.set_leadership("lasthop-b", False, 7, SINCE)  # demoted from term 7: the term is no longer ours
     assert leader_samples(get()) == {"lasthop_leader": 0.0, "lasthop_leader_term": 0.0,
                                      "lasthop_leader_since_seconds": 0.0}
+
+
+def test_a_term_s_end_drops_the_leader_s_health_drift_and_incident_series(scrape: tuple[Metrics, Scrape]) -> None:
+    metrics, get = scrape
+    metrics.set_health("www-a", "web1", "down")
+    metrics.drift.labels("www-a").set(1)
+    metrics.incidents_open.set(2)
+    assert get()[("lasthop_health", (("host", "web1"), ("service", "www-a")))] == 0.0
+    metrics.forget_leaders_view()
+    after = get()
+    assert not [k for k in after if k[0] in ("lasthop_health", "lasthop_drift")]
+    assert after[("lasthop_incidents_open", ())] == 0.0
