@@ -21,6 +21,8 @@ import pytest
 from support.instances import SECRET, STATE_URL_ENV, Cluster, Instance, ha_config, leader_now
 from support.labtools import lasthop, wait_for
 from support.pg import scratch_database
+from support.slack_reading import buttons, incident_parents
+from support.slack_reading import thread_text as read_thread
 from support.tcp_proxy import TcpProxy
 
 from bench._slack_standin import SlackStandIn, block_action_body, post, sign
@@ -113,21 +115,8 @@ def ha(lab: Lab, lab_home: None, tmp_path: Path) -> Iterator[Callable[..., HA]]:
     lab.heal("web1")
 
 
-def buttons(message: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
-    found = {}
-    for block in (message or {}).get("blocks", []):
-        for e in block.get("elements", []) if block.get("type") == "actions" else []:
-            found[e["action_id"].split(".")[1]] = e
-    return found
-
-
-def incident_parents(standin: SlackStandIn) -> list[dict[str, Any]]:
-    return [m for m in standin.channel_messages(ALERTS)
-            if any(s in m.get("text", "") for s in ("OPEN", "MITIGATED", "RESOLVED", "NOT SERVING"))]
-
-
 def thread_text(standin: SlackStandIn, ts: str) -> str:
-    return "\n".join(m.get("text", "") for m in standin.thread(ALERTS, ts))
+    return read_thread(standin, ALERTS, ts)
 
 
 # ------------------------------------------------------------------ SIGKILL of the leader mid-move
@@ -153,7 +142,7 @@ def test_the_leader_killed_mid_move_is_replaced_and_the_move_finished_once_in_th
     # The new leader settles the half-done change against the router: finished, verified, once.
     wait_for(lambda: h.fib() == {WEB2}, 60, "www-a on web2 alone in r1's FIB")
     wait_for(lambda: [c.status for c in h.www_a_changes()] == ["done"], 60, "the one change settled done")
-    (parent,) = wait_for(lambda: incident_parents(h.standin), 30, "the incident's parent")
+    (parent,) = wait_for(lambda: incident_parents(h.standin, ALERTS), 30, "the incident's parent")
     wait_for(lambda: "lasthop finished a change left half done" in thread_text(h.standin, parent["ts"]), 60,
              "the settlement told in the incident's own thread")
     # Health rebuilt on the new leader: web1 still down, www-a already on web2: no second move.
@@ -162,7 +151,7 @@ def test_the_leader_killed_mid_move_is_replaced_and_the_move_finished_once_in_th
     time.sleep(3)  # a few check rounds in which a wrong leader would move again
     changes = h.www_a_changes()
     assert [c.status for c in changes] == ["done"], changes
-    assert len(incident_parents(h.standin)) == 1  # the same incident, the same thread
+    assert len(incident_parents(h.standin, ALERTS)) == 1  # the same incident, the same thread
     told = [m["text"] for m in h.standin.channel_messages(ALERTS) if "now leads lasthop" in m.get("text", "")]
     assert told == [f":twisted_rightwards_arrows: {new} now leads lasthop (term 2): lasthop-a stopped leading "
                     "without standing down (its session ended). Checks, incidents and automatic moves go on "

@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 from support.labtools import comm, namespace_pids, wait_for
+from support.slack_reading import buttons, incident_parents
+from support.slack_reading import thread_text as read_thread
 from support.slack_standin import (
     SlackStandIn,
     block_action_body,
@@ -154,23 +156,13 @@ def texts(responses: list[dict[str, Any]]) -> str:
     return "\n".join(str(r.get("text", "")) for r in responses)
 
 
-def buttons(message: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
-    """A message's buttons by action (lh.<action>.<n> -> <action>)."""
-    found = {}
-    for block in (message or {}).get("blocks", []):
-        for e in block.get("elements", []) if block.get("type") == "actions" else []:
-            found[e["action_id"].split(".")[1]] = e
-    return found
-
-
 def parents(standin: SlackStandIn) -> list[dict[str, Any]]:
-    """Incident parents in the alert channel: top-level messages with alert buttons or an incident state."""
-    return [m for m in standin.channel_messages(ALERTS)
-            if any(s in m.get("text", "") for s in ("OPEN", "MITIGATED", "RESOLVED", "NOT SERVING"))]
+    """Incident parents in the alert channel: top-level messages with an incident state."""
+    return incident_parents(standin, ALERTS)
 
 
 def thread_text(standin: SlackStandIn, ts: str) -> str:
-    return "\n".join(m.get("text", "") for m in standin.thread(ALERTS, ts))
+    return read_thread(standin, ALERTS, ts)
 
 
 # ------------------------------------------------------------------ the 5 AM flow
