@@ -45,6 +45,14 @@ def run_daemon(lab_inv: Inventory) -> Iterator[RunDaemon]:
         d.stop()
 
 
+@pytest.fixture
+def pg_url(pg_database: str) -> Iterator[str]:
+    """The session's PostgreSQL database, empty for this test."""
+    empty_public_schema(pg_database)
+    yield pg_database
+    empty_public_schema(pg_database)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def state_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty state database on each backend, emptied again after the test."""

@@ -18,7 +18,6 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from support.labtools import wait_for
-from support.pg import empty_public_schema
 from support.tcp_proxy import TcpProxy
 
 from bot.leader import Election, NotLeader
@@ -45,13 +44,6 @@ class Events:
 
     def demote(self, reason: str) -> None:
         self.demoted.append((reason, time.monotonic()))
-
-
-@pytest.fixture
-def pg_url(pg_database: str) -> Iterator[str]:
-    empty_public_schema(pg_database)
-    yield pg_database
-    empty_public_schema(pg_database)
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from sqlalchemy import text
 from support.daemon import Chat, Checks, serve_inventory
 from support.labtools import wait_for
 from support.memory import Rig, memory_rig
-from support.pg import empty_public_schema
 
 from bot import incident_view as iv
 from bot.chat import MessageRef
@@ -93,14 +92,6 @@ class Cluster:
 
 
 MakeCluster = Callable[[Inventory], Cluster]
-
-
-@pytest.fixture
-def pg_url(pg_database: str) -> Iterator[str]:
-    """The session's PostgreSQL database, empty for this test."""
-    empty_public_schema(pg_database)
-    yield pg_database
-    empty_public_schema(pg_database)
 
 
 @pytest.fixture
