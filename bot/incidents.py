@@ -201,10 +201,14 @@ class IncidentTracker:
                 return None, ""
             if incident.acked_by:
                 return None, incident.acked_by
-            incident.acked_by = by
             data = {"by": by}
-            event = self._store.add_incident_event(incident.id, event_text(self._inv, iv.ACK, "", data),
-                                                   kind=iv.ACK, data=data)
+            # Once in the store, not only here: another instance may take the other person's tap.
+            event, first = self._store.add_incident_event_once(
+                incident.id, event_text(self._inv, iv.ACK, "", data), kind=iv.ACK, data=data)
+            if event is None:
+                incident.acked_by = str(first.data.get("by", "")) if first is not None else ""
+                return None, incident.acked_by
+            incident.acked_by = by
             return IncidentUpdate("updated", incident.id, incident.key, incident.title, event), ""
 
     def record_move(self, outcome: Outcome, kind: str) -> list[IncidentUpdate]:

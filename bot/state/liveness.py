@@ -15,8 +15,9 @@ Anything we cannot tell (another node, another pid namespace, a row from an olde
 an identity, a /proc we cannot read) counts as alive: the TTL lease decides then, as before.
 
 Advisory lock key space (two-int form, which never overlaps the one-bigint form used for schema
-creation): classid LOCK_NAMESPACE for router locks, LEADER_NAMESPACE reserved for the leadership
-lock (issue 13). The objid of a router lock is random per acquisition, not derived from the router:
+creation): classid LOCK_NAMESPACE for router locks, LEADER_NAMESPACE for the leadership lock
+(bot/state/leadership.py), EVENT_NAMESPACE (transaction-level, keyed by incident id) for incident
+events written once. The objid of a router lock is random per acquisition, not derived from the router:
 after a TTL takeover the old holder's session may still hold its key, and a per-router key would
 then make the new, live holder look dead the moment the old session ended.
 """
@@ -35,7 +36,8 @@ from typing import Any, Protocol
 from sqlalchemy import Connection, Engine, RowMapping, func, select
 
 LOCK_NAMESPACE = 0x4C48_4C4B  # "LHLK": router-lock holder sessions
-LEADER_NAMESPACE = 0x4C48_4C44  # "LHLD": reserved for the leadership lock (issue 13)
+LEADER_NAMESPACE = 0x4C48_4C44  # "LHLD": the leadership lock
+EVENT_NAMESPACE = 0x4C48_4556  # "LHEV": an incident event written once (an acknowledgement)
 _KEY_TRIES = 3
 
 _BOOT_ID = "/proc/sys/kernel/random/boot_id"

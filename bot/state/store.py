@@ -65,6 +65,7 @@ from bot.state.leadership import (
     SoloSeat,
 )
 from bot.state.liveness import (
+    EVENT_NAMESPACE,
     LEADER_NAMESPACE,
     Liveness,
     ProcessIdentity,
@@ -625,6 +626,30 @@ class StateStore:
             if conn.execute(stmt).first() is None:
                 raise NotFound("incident", str(incident_id))
         return IncidentEvent(at, kind, member, _redact_json(dict(data or {})), redact(text))
+
+    def add_incident_event_once(
+        self, incident_id: int, text: str, *, kind: str, data: Mapping[str, Any] | None = None,
+    ) -> tuple[IncidentEvent | None, IncidentEvent | None]:
+        """Append an event of `kind` unless the incident has one already (an acknowledgement is made
+        once, whichever instance two people tap at once): (the new event, None) or (None, the first).
+        One transaction, serialised per incident: an advisory lock on PostgreSQL, the write lock on
+        SQLite."""
+        e = t.incident_events.c
+        first = (select(e.at, e.kind, e.member, e.data, e.text)
+                 .where(e.incident_id == incident_id, e.kind == kind).order_by(e.at, e.id).limit(1))
+        at = self._now()
+        clean = _redact_json(dict(data or {}))
+        with self._tx() as conn:
+            if not self._sqlite:
+                conn.execute(select(func.pg_advisory_xact_lock(EVENT_NAMESPACE, int(incident_id))))
+            found = conn.execute(first).first()
+            if found is not None:
+                return None, IncidentEvent(found[0], str(found[1]), str(found[2]), dict(found[3] or {}), str(found[4]))
+            if conn.execute(select(t.incidents.c.id).where(t.incidents.c.id == incident_id)).first() is None:
+                raise NotFound("incident", str(incident_id))
+            conn.execute(t.incident_events.insert().values(
+                incident_id=incident_id, at=at, kind=kind, member="", data=clean, text=redact(text)))
+        return IncidentEvent(at, kind, "", clean, redact(text)), None
 
     def get_incident(self, incident_id: int) -> IncidentRecord | None:
         with self._tx(write=False) as conn:

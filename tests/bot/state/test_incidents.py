@@ -96,3 +96,24 @@ def test_events_keep_their_data_and_a_secret_in_them_is_redacted(store: StateSto
     assert (stored.kind, stored.member, stored.data["failing"]) == ("down", "host:web1", ["www-a"])
     assert "s3cret" not in str(stored.data) and stored == event
     assert store.get_incident(999999) is None
+
+
+def test_an_event_once_is_written_once_however_many_instances_race_for_it(
+    open_store: Callable[..., StateStore], race: Callable[[int, Callable[[int], Any]], list[Any]],
+) -> None:
+    """Two people tap Acknowledge at once, on two instances: one acknowledgement, and both told whose."""
+    stores = [open_store() for _ in range(4)]  # one per instance: separate connections, separate pools
+    incident = stores[0].open_incident(key="host:web1", title="web1 is down")
+    results = race(8, lambda i: stores[i % 4].add_incident_event_once(
+        incident.id, f"acknowledged by u{i}", kind="ack", data={"by": f"u{i}"}))
+    written = [r[0] for r in results if r[0] is not None]
+    assert len(written) == 1, results
+    winner = written[0].data["by"]
+    assert all(r[1] is not None and r[1].data["by"] == winner for r in results if r[0] is None)
+    record = stores[0].get_incident(incident.id)
+    assert record is not None and [e.data["by"] for e in record.events if e.kind == "ack"] == [winner]
+
+
+def test_an_event_once_for_an_unknown_incident_is_not_found(store: StateStore) -> None:
+    with pytest.raises(NotFound):
+        store.add_incident_event_once(404, "acknowledged by u1", kind="ack", data={"by": "u1"})
