@@ -104,13 +104,16 @@ class Election:
 
     # -- what everyone asks ----------------------------------------------------------------
     def leading(self) -> bool:
-        with self._guard:
-            return self._term is not None and self._clock() < self._lease_until
+        return self.term() is not None
 
     def term(self) -> int | None:
         """Our term while we lead (the fencing token), else None."""
         with self._guard:
-            return self._term if self._term is not None and self._clock() < self._lease_until else None
+            return self._live_term()
+
+    def _live_term(self) -> int | None:
+        # Under _guard: the term, unless none or its lease has run out.
+        return self._term if self._term is not None and self._clock() < self._lease_until else None
 
     def fence(self) -> int:
         """Our term, checked locally (lease) and by the store (the term still leads); NotLeader or Fenced."""
@@ -124,8 +127,8 @@ class Election:
 
     def role(self) -> Role:
         with self._guard:
-            leading = self._term is not None and self._clock() < self._lease_until
-            return Role(leading, self._term if leading else None, self._since if leading else None)
+            term = self._live_term()
+            return Role(term is not None, term, self._since if term is not None else None)
 
     def resign(self, reason: str) -> None:
         """Stand down soon (from any thread): at once for leading() and fence(); the election thread

@@ -279,12 +279,8 @@ class Daemon:
         self.election.start()  # SeatTaken here: a SQLite store another serve already runs on
 
     def leading(self) -> bool:
-        """Whether this instance runs the checks and automatic moves now (alone: always)."""
-        return self.election is None or self.election.leading()
-
-    def _acting(self) -> bool:
-        """Whether the leader's parts may act: alone always, else only while the lease holds. Read
-        on every result and job, so a leader cut off stops at its lease's end, whatever its threads do."""
+        """Whether this instance runs the checks and automatic moves now (alone: always). Read on
+        every result and job, so a leader cut off stops at its lease's end, whatever its threads do."""
         return self.election is None or self.election.leading()
 
     def _follow(self) -> None:
@@ -470,7 +466,7 @@ class Daemon:
     def _publish(self) -> None:
         """The leader's health view into the store, for the others' status and risk rules: changes only."""
         term = self._term
-        if term is None or not self._acting():
+        if term is None or not self.leading():
             return
         now = {k: m.state.value for k, m in self.machines.items() if k[1] != VIP}
         changed = {k: v for k, v in now.items() if self._published.get(k) != v}
@@ -500,7 +496,7 @@ class Daemon:
             before = set(self.auto.auto_on())
             self.auto.set_on([str(name) for name in value["on"]])
             added = [name for name in self.auto.auto_on() if name not in before]
-            if added and self._running and self._acting():
+            if added and self._running and self.leading():
                 # Switched on by another instance: a service whose host is down already sees no
                 # transition again, so the leader looks now, as set_auto does on the leader itself.
                 self.scheduler.call_soon(functools.partial(self._consider_now, added))
@@ -584,7 +580,7 @@ class Daemon:
 
     # -- results (the single writer thread) -------------------------------------------------------------
     def _on_result(self, job: CheckJob, ok: bool, detail: str, lateness: float) -> None:
-        if not self._acting():
+        if not self.leading():
             return  # the term ended a moment ago: this scheduler stops soon, and its results are not news
         a, b = job.key
         if a in (LOOPBACK, DRIFT):
@@ -762,7 +758,7 @@ class Daemon:
         """One queued automatic move, on the mover thread (or a test's, one at a time like it)."""
         changed = True  # a move that crashed may have changed something: it keeps its count
         try:
-            if not self._acting():
+            if not self.leading():
                 changed = False
                 log.info("automatic move of %s dropped: this instance no longer leads", req.target)
                 return
@@ -832,7 +828,7 @@ class Daemon:
         A periodic job (APScheduler): the database is read here; the state changes run on the
         writer thread like every other one.
         """
-        if not self._acting():
+        if not self.leading():
             return
         try:
             hosts = set(self.store.maintenance())
@@ -854,7 +850,7 @@ class Daemon:
 
         At start, then a periodic job every `reconcile_interval`, never on the writer thread: it
         may talk to routers."""
-        if not self._acting():
+        if not self.leading():
             return
         try:
             settlements = self.engine.reconcile()
