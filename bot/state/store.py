@@ -971,7 +971,9 @@ def _build_engine(url: URL) -> tuple[Engine, bool]:
     return engine, memory
 
 
-def _build_session_engine(url: URL) -> Engine:
+def _build_session_engine(url: URL, *, statement_timeout: str = STATEMENT_TIMEOUT,
+                          application_name: str = "lasthop router lock",
+                          keepalive: Mapping[str, int] = SESSION_KEEPALIVE) -> Engine:
     """PostgreSQL connections that each stay one session: never pooled, so closing one ends it
     (and its advisory locks); autocommit, so an idle one holds no transaction open."""
     return create_engine(
@@ -980,28 +982,18 @@ def _build_session_engine(url: URL) -> Engine:
         isolation_level="AUTOCOMMIT",
         connect_args={
             "connect_timeout": CONNECT_TIMEOUT_S,
-            "options": f"-c statement_timeout={STATEMENT_TIMEOUT}",
-            "application_name": "lasthop router lock",
-            **SESSION_KEEPALIVE,
+            "options": f"-c statement_timeout={statement_timeout}",
+            "application_name": application_name,
+            **keepalive,
         },
     )
 
 
 def _build_seat_engine(url: URL) -> Engine:
-    """The leadership session's connections: one session each, as `_build_session_engine`, and quick to
-    notice a lost server (TCP); PgSeat sets idle_session_timeout on each, so the server ends it when
-    it goes quiet."""
-    return create_engine(
-        url,
-        poolclass=NullPool,
-        isolation_level="AUTOCOMMIT",
-        connect_args={
-            "connect_timeout": CONNECT_TIMEOUT_S,
-            "options": f"-c statement_timeout={SEAT_STATEMENT_TIMEOUT_MS}",  # idle_session_timeout: PgSeat SETs it
-            "application_name": "lasthop leader",
-            **SEAT_KEEPALIVE,
-        },
-    )
+    """The leadership session's connections: sessions as above, quick to notice a lost server (TCP);
+    PgSeat SETs idle_session_timeout on each, so the server ends one that goes quiet."""
+    return _build_session_engine(url, statement_timeout=f"{SEAT_STATEMENT_TIMEOUT_MS}ms",
+                                 application_name="lasthop leader", keepalive=SEAT_KEEPALIVE)
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -77,6 +77,13 @@ def elect(pg_url: str) -> Iterator[Elect]:
         store.close()
 
 
+def proxied(pg_url: str) -> tuple[TcpProxy, str]:
+    """A started TCP proxy in front of the test's PostgreSQL, and the store URL that goes through it."""
+    direct = make_url(pg_url)
+    proxy = TcpProxy((direct.host or "127.0.0.1", direct.port or 5432)).start()
+    return proxy, direct.set(host="127.0.0.1", port=proxy.address[1]).render_as_string(hide_password=False)
+
+
 def seat_pid(election: Election) -> int:
     seat = election._seat
     assert isinstance(seat, PgSeat) and seat.backend_pid is not None
@@ -203,10 +210,8 @@ def test_stop_records_until_when_nobody_takes_over(elect: Elect) -> None:
 def test_a_leader_cut_off_stands_down_before_another_leads(elect: Elect, pg_url: str) -> None:
     """The DB cut: a's packets stop both ways, no socket closes. a's heartbeat hangs; its lease ends
     and it demotes; only when the server ends a's idle session (later) can b win."""
-    direct = make_url(pg_url)
-    proxy = TcpProxy((direct.host or "127.0.0.1", direct.port or 5432)).start()
+    proxy, via = proxied(pg_url)
     try:
-        via = direct.set(host="127.0.0.1", port=proxy.address[1]).render_as_string(hide_password=False)
         a, ea = elect("a", via)
         wait_for(a.leading, WAIT, "a to lead")
         b, eb = elect("b")
@@ -269,10 +274,8 @@ def test_on_sqlite_one_election_leads_and_a_second_is_refused(tmp_path: Path) ->
 
 def test_stop_returns_when_cut_off_from_the_database(elect: Elect, pg_url: str) -> None:
     """A leader told to stop while its link is silent still stops (its record waits for the link)."""
-    direct = make_url(pg_url)
-    proxy = TcpProxy((direct.host or "127.0.0.1", direct.port or 5432)).start()
+    proxy, via = proxied(pg_url)
     try:
-        via = direct.set(host="127.0.0.1", port=proxy.address[1]).render_as_string(hide_password=False)
         a, ea = elect("a", via)
         wait_for(a.leading, WAIT, "a to lead")
         proxy.blackhole()
